@@ -1,0 +1,400 @@
+"""PowerCommEnv: event-driven admission and routing of service requests (DESIGN §3–§4).
+
+Each ``step`` decides one arriving request. Before the next request is shown, simulated time
+advances through the event queue: departures release capacity, grid faults open emergency
+windows with request bursts, fiber cuts interrupt flows (1+1 flows switch to their backup,
+the others come back as restoration requests), and repairs return links to service.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import networkx as nx
+import numpy as np
+
+from pcnalloc.config import EnvConfig, build
+from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
+from pcnalloc.envs.observation import ObservationBuilder, make_space
+from pcnalloc.envs.state import NetworkState
+from pcnalloc.errors import ActionError, ConfigError
+from pcnalloc.network.builder import cached_network
+from pcnalloc.network.model import CommNetwork
+from pcnalloc.network.paths import PathCache
+from pcnalloc.traffic.catalog import Catalog, load_catalog
+from pcnalloc.traffic.generator import KIND_BURST, KIND_NEW, KIND_RESTORATION, Request, TrafficModel
+
+ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = range(7)
+OUTCOMES = ("accepted", "rejected", "blocked", "refused")
+"""accepted; rejected although a valid action existed; blocked (no valid action existed);
+refused (the policy sent a masked action — nothing is changed)."""
+
+
+class PowerCommEnv(gym.Env):
+    """Gymnasium environment ``pcnalloc/PowerComm-v0``.
+
+    Args:
+        config: an :class:`EnvConfig`, a nested mapping of overrides, or None for defaults.
+        observation: ``full`` (graph + history + request + candidates + mask + compact) or
+            ``compact`` (no graph/history: what heuristics and edge students read; faster).
+        network: a prebuilt network to reuse (must match ``config.network``).
+        catalog: a preloaded catalog to reuse.
+
+    Action: ``Discrete(K·L + 1)``; a = k·L + l picks candidate path k with grant slot l; the
+    last action rejects. Masked actions are refused without touching state.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(
+        self,
+        config: EnvConfig | dict[str, Any] | None = None,
+        *,
+        observation: str = "full",
+        network: CommNetwork | None = None,
+        catalog: Catalog | None = None,
+    ) -> None:
+        if config is None:
+            config = EnvConfig()
+        elif isinstance(config, dict):
+            config = build(EnvConfig, config, "environment config")
+        if observation not in ("full", "compact"):
+            raise ConfigError(f"unknown observation mode {observation!r}; accepted: full, compact")
+        self.cfg: EnvConfig = config
+        self.net = network or cached_network(config.network.case, config.network)
+        self.catalog = catalog or load_catalog(
+            config.traffic.catalog, max_levels=config.grant_levels
+        )
+        self.traffic = TrafficModel(self.net, self.catalog, config.traffic)
+        self.paths = PathCache(self.net, config.network.path_cache)
+        self.state = NetworkState(self.net)
+        self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
+        self.observation_mode = observation
+        self.action_space = gym.spaces.Discrete(config.n_actions)
+        self.observation_space = make_space(
+            self.net.n_sites, self.net.n_links, self.catalog, config, observation
+        )
+        self.reject_action = config.n_actions - 1
+        self._near_cache: dict[int, np.ndarray] = {}
+        self._req: Request | None = None
+        self._ev: Evaluation | None = None
+        self._cs = None
+        self.emergency_R = np.zeros(self.net.n_regions, dtype=np.int64)
+
+    # ------------------------------------------------------------------ events
+    def _push(self, t: float, kind: int, payload: Any = None) -> None:
+        self._seq += 1
+        heapq.heappush(self._events, (t, self._seq, kind, payload))
+
+    def _exp(self, mean: float) -> float:
+        return float(self.np_random.exponential(mean))
+
+    def _schedule_process(self, kind: int, per_hour: float) -> None:
+        if per_hour > 0:
+            self._push(self.now + self._exp(3600.0 / per_hour), kind)
+
+    def _near(self, link: int) -> np.ndarray:
+        if link not in self._near_cache:
+            hops = self.cfg.traffic.events.burst_hops
+            sites: set[int] = set()
+            for end in self.net.link_ends[link]:
+                sites |= set(
+                    nx.single_source_shortest_path_length(self.net.graph, int(end), cutoff=hops)
+                )
+            sites -= set(self.net.control_centers)
+            self._near_cache[link] = np.array(sorted(sites), dtype=np.int64)
+        return self._near_cache[link]
+
+    def _new_request(
+        self,
+        t: float,
+        cls: int,
+        kind: int,
+        near: np.ndarray | None = None,
+        holding: float | None = None,
+        ends: tuple[int, int] | None = None,
+    ) -> None:
+        src, dst = ends if ends is not None else self.traffic.endpoints(self.np_random, cls, near)
+        h = holding if holding is not None else self.traffic.holding(self.np_random, cls)
+        self._pending.append(
+            Request(
+                id=self._n_requests, time_s=t, cls=cls, src=src, dst=dst, holding_s=h, kind=kind
+            )
+        )
+        self._n_requests += 1
+
+    def _handle(self, t: float, kind: int, payload: Any) -> None:
+        ev_cfg = self.cfg.traffic.events
+        if kind == ARRIVAL:
+            self._new_request(t, payload, KIND_NEW)
+            nt, nc = self.traffic.next_arrival(self.np_random, t)
+            self._push(nt, ARRIVAL, nc)
+        elif kind == DEPART:
+            self.state.release(payload)
+        elif kind == FAULT:
+            link = int(self.np_random.integers(self.net.n_links))
+            regions = np.unique(self.net.site_region[self.net.link_ends[link]])
+            self.emergency_R[regions] += 1
+            self.counters["faults"] += 1
+            end = t + ev_cfg.emergency_minutes * 60.0
+            self._push(end, EMERG_END, regions)
+            if ev_cfg.burst_rate_per_s > 0 and self.traffic.burst_p is not None:
+                self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, (link, end))
+            self._schedule_process(FAULT, ev_cfg.faults_per_hour)
+        elif kind == EMERG_END:
+            self.emergency_R[payload] -= 1
+        elif kind == BURST:
+            link, end = payload
+            if t < end:
+                cls = self.traffic.burst_class(self.np_random)
+                if cls is not None:
+                    self._new_request(t, cls, KIND_BURST, near=self._near(link))
+                self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, payload)
+        elif kind == CUT:
+            alive = np.flatnonzero(~self.state.failed_E1[:-1])
+            if alive.size:
+                self._cut(int(alive[self.np_random.integers(alive.size)]), t)
+            self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
+        elif kind == REPAIR:
+            self.state.failed_E1[payload] = False
+
+    def _cut(self, link: int, t: float) -> None:
+        st = self.state
+        st.failed_E1[link] = True
+        self.counters["fiber_cuts"] += 1
+        self._push(t + self._exp(self.cfg.traffic.events.repair_minutes * 60.0), REPAIR, link)
+        for f in sorted(st.flows_on(link), key=lambda f: f.id):
+            if f.backup_links.size:
+                prim_ok = not st.failed_E1[f.links].any()
+                back_ok = not st.failed_E1[f.backup_links].any()
+                if prim_ok or back_ok:
+                    # 1+1: the receiver selects the surviving copy; nothing is re-signalled.
+                    self.counters["protection_switchovers"] += 1
+                    continue
+            st.release(f.id)
+            self.counters["interrupted"] += 1
+            remaining = f.end_s - t
+            if remaining > 0:
+                self._new_request(
+                    t, f.cls, KIND_RESTORATION, holding=remaining, ends=(f.src, f.dst)
+                )
+
+    def _advance(self) -> None:
+        """Run events until a request is pending; set the current request and evaluation."""
+        while not self._pending:
+            t, _, kind, payload = heapq.heappop(self._events)
+            self.now = t
+            self._handle(t, kind, payload)
+        self._req = self._pending.popleft()
+        self.now = max(self.now, self._req.time_s)
+        self._evaluate_current()
+
+    def _evaluate_current(self) -> None:
+        req = self._req
+        assert req is not None
+        self._cs = self.paths.candidates(
+            req.src,
+            req.dst,
+            self.cfg.k_paths,
+            protected=bool(self.catalog.protected_C[req.cls]),
+            failed_E1=self.state.failed_E1,
+            failed_key=self.state.failed_key,
+        )
+        self._ev = evaluate(self.state, self._cs, req, self.catalog, self.cfg)
+
+    # ------------------------------------------------------------------ warm start
+    def _warm_start(self) -> None:
+        """Stationary M/G/∞ population: Poisson(λ·h) flows per class with exponential residual
+        holding, placed shortest-feasible-path first at full grant (not counted in metrics)."""
+        counts = self.np_random.poisson(
+            self.traffic.mean_concurrent_flows() * self.traffic.profile(self.now)
+        )
+        order = np.repeat(np.arange(self.catalog.n_classes), counts)
+        self.np_random.shuffle(order)
+        for c in order:
+            src, dst = self.traffic.endpoints(self.np_random, int(c))
+            self._req = Request(
+                id=-1,
+                time_s=self.now,
+                cls=int(c),
+                src=src,
+                dst=dst,
+                holding_s=self.traffic.holding(self.np_random, int(c)),
+            )
+            self._evaluate_current()
+            ev = self._ev
+            assert ev is not None
+            valid = np.flatnonzero(ev.mask_A[:-1] & ~ev.needs_preempt_A[:-1])
+            if valid.size:
+                self._admit(int(valid[0]), counted=False)
+        self._req = None
+
+    # ------------------------------------------------------------------ gym API
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.state.reset()
+        self.obs_builder.history.reset()
+        self.emergency_R[:] = 0
+        self._events: list = []
+        self._seq = 0
+        self._pending: deque[Request] = deque()
+        self._n_requests = 0
+        self._steps = 0
+        self.counters = {
+            k: 0
+            for k in (
+                "faults",
+                "fiber_cuts",
+                "protection_switchovers",
+                "interrupted",
+                "preempted",
+                "refused",
+            )
+        }
+        self.now = self.cfg.traffic.start_hour * 3600.0
+        if self.cfg.traffic.warm_start:
+            self._warm_start()
+        t, c = self.traffic.next_arrival(self.np_random, self.now)
+        self._push(t, ARRIVAL, c)
+        ev_cfg = self.cfg.traffic.events
+        self._schedule_process(FAULT, ev_cfg.faults_per_hour)
+        self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
+        self._advance()
+        return self._observe(), {"request": self._req, "time_s": self.now}
+
+    def _observe(self) -> dict:
+        assert self._req is not None and self._ev is not None
+        return self.obs_builder.build(self._req, self._ev, self.emergency_R)
+
+    def _admit(self, action: int, *, counted: bool) -> tuple[list, float]:
+        req, ev, cs = self._req, self._ev, self._cs
+        assert req is not None and ev is not None and cs is not None
+        c = req.cls
+        K, L = self.cfg.k_paths, self.cfg.grant_levels
+        k = action // L
+        E = self.net.n_links
+        links = cs.links_KH[k][cs.links_KH[k] < E]
+        backup = (
+            cs.backup_links_KB[k][cs.backup_links_KB[k] < E] if cs.has_backup_K[k] else links[:0]
+        )
+        s = int(self.catalog.slice_C[c])
+        prio = int(self.catalog.priority_C[c])
+        kbps = int(ev.kbps_A[action])
+        preempted: list = []
+        if ev.needs_preempt_A[action]:
+            plan = self.state.preemption_plan(np.concatenate([links, backup]), s, prio, kbps)
+            assert plan is not None, "mask allowed a pre-emption that cannot free enough"
+            for fid in plan:
+                f = self.state.release(fid)
+                if f is not None:
+                    preempted.append(f)
+                    self._new_request(
+                        self.now,
+                        f.cls,
+                        KIND_RESTORATION,
+                        holding=max(f.end_s - self.now, 1.0),
+                        ends=(f.src, f.dst),
+                    )
+            self.counters["preempted"] += len(preempted)
+        value = float(self.catalog.value_C[c] * ev.grant_A[action])
+        flow = self.state.admit(
+            cls=c,
+            slice_=s,
+            priority=prio,
+            kbps=kbps,
+            links=links,
+            backup_links=backup,
+            end_s=self.now + req.holding_s,
+            src=req.src,
+            dst=req.dst,
+            value=value,
+            counted=counted,
+        )
+        self._push(flow.end_s, DEPART, flow.id)
+        del K
+        return preempted, float(ev.latency_ms_K[k])
+
+    def step(self, action):
+        try:
+            a = int(action)
+        except (TypeError, ValueError):
+            raise ActionError(action, self.cfg.n_actions) from None
+        if a != action or not 0 <= a < self.cfg.n_actions:
+            raise ActionError(action, self.cfg.n_actions)
+        req, ev = self._req, self._ev
+        assert req is not None and ev is not None, "call reset() before step()"
+        rw = self.cfg.reward
+        c = req.cls
+        value = float(self.catalog.value_C[c])
+        bound = float(self.catalog.max_latency_ms_C[c])
+        info: dict[str, Any] = {
+            "cls": c,
+            "kind": req.kind,
+            "value": value,
+            "src": req.src,
+            "dst": req.dst,
+            "valid_existed": ev.any_valid,
+            "holding_s": req.holding_s,
+            "grant": 0.0,
+            "kbps": 0,
+            "hops": 0,
+            "latency_ms": 0.0,
+            "bound_ms": bound,
+            "preempted_value": 0.0,
+            "preempted": 0,
+            "time_s": self.now,
+        }
+        if a == self.reject_action:
+            outcome = "rejected" if ev.any_valid else "blocked"
+            reward = -rw.block_penalty * value if ev.any_valid else 0.0
+        elif not ev.mask_A[a]:
+            outcome = "refused"
+            self.counters["refused"] += 1
+            info["violated"] = [HARD_RULES[i] for i in np.flatnonzero(ev.hard_AR[a])]
+            reward = -rw.invalid_penalty * value
+        else:
+            outcome = "accepted"
+            k = a // self.cfg.grant_levels
+            preempted, latency = self._admit(a, counted=True)
+            g = float(ev.grant_A[a])
+            hops = int(ev.hops_K[k])
+            pre_val = float(sum(f.value for f in preempted))
+            info.update(
+                grant=g,
+                kbps=int(ev.kbps_A[a]),
+                hops=hops,
+                latency_ms=latency,
+                preempted_value=pre_val,
+                preempted=len(preempted),
+            )
+            reward = (
+                value * g
+                - rw.w_res * (ev.kbps_A[a] / 1000.0) * hops
+                - rw.w_bal * max(0.0, float(ev.util_after_A[a]) - rw.balance_knee)
+                - rw.w_lat * latency / bound
+                - rw.preempt_penalty * pre_val
+            )
+        info["outcome"] = outcome
+        self.obs_builder.history.push(req, info["grant"], outcome == "accepted")
+        self._steps += 1
+        truncated = self._steps >= self.cfg.episode_requests
+        self._advance()
+        return self._observe(), float(reward), False, truncated, info
+
+    # ------------------------------------------------------------------ helpers for policies
+    @property
+    def current_request(self) -> Request:
+        assert self._req is not None
+        return self._req
+
+    @property
+    def current_evaluation(self) -> Evaluation:
+        assert self._ev is not None
+        return self._ev
+
+    def action_masks(self) -> np.ndarray:
+        """Boolean mask of valid actions (sb3-contrib's MaskablePPO convention)."""
+        return self.current_evaluation.mask_A.astype(bool)

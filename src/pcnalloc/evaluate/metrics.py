@@ -1,0 +1,144 @@
+"""The one metrics schema every policy reports (DESIGN §10)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from pcnalloc.config import SLICES
+from pcnalloc.envs.power_comm import OUTCOMES, PowerCommEnv
+
+METRIC_KEYS = (
+    "requests",
+    "outcomes",
+    "weighted_value_ratio",
+    "blocking_probability",
+    "blocking_priority_le1",
+    "blocking_per_class",
+    "carried_utilisation_per_slice",
+    "mbps_hops_per_carried_mbps",
+    "max_link_utilisation",
+    "p95_link_utilisation",
+    "jain_fairness_link_utilisation",
+    "mean_latency_over_bound",
+    "executed_hard_violations",
+    "intercepted",
+    "preempted_flows",
+    "preempted_value",
+    "interrupted_flows",
+    "protection_switchovers",
+    "faults",
+    "fiber_cuts",
+    "model_bytes",
+    "total_reward",
+)
+
+
+class MetricsRecorder:
+    """Accumulates per-decision ``info`` dicts and periodic utilisation samples.
+
+    Args:
+        env: the (unwrapped) environment being played.
+        sample_every: decisions between utilisation samples (deterministic).
+    """
+
+    def __init__(self, env: PowerCommEnv, sample_every: int = 10) -> None:
+        cat = env.catalog
+        self.env = env
+        self.sample_every = sample_every
+        C = cat.n_classes
+        self.names = cat.names
+        self.crit = cat.priority_C <= 1
+        self.offered_C = np.zeros(C, dtype=np.int64)
+        self.accepted_C = np.zeros(C, dtype=np.int64)
+        self.outcomes = dict.fromkeys(OUTCOMES, 0)
+        self.value_offered = 0.0
+        self.value_carried = 0.0
+        self.value_preempted = 0.0
+        self.mbps = 0.0
+        self.mbps_hops = 0.0
+        self.lat_ratio: list[float] = []
+        self.violations = 0
+        self.preempted = 0
+        self.reward = 0.0
+        self.samples: list[tuple[float, float, float, np.ndarray]] = []
+        self.n = 0
+
+    def record(self, info: dict[str, Any], reward: float) -> None:
+        c = info["cls"]
+        self.n += 1
+        self.offered_C[c] += 1
+        self.outcomes[info["outcome"]] += 1
+        self.value_offered += info["value"]
+        self.reward += reward
+        if info["outcome"] == "accepted":
+            self.accepted_C[c] += 1
+            self.value_carried += info["value"] * info["grant"]
+            mb = info["kbps"] / 1000.0
+            self.mbps += mb
+            self.mbps_hops += mb * info["hops"]
+            self.lat_ratio.append(info["latency_ms"] / info["bound_ms"])
+            # Independent re-check of what was executed: the latency bound and the pools.
+            if info["latency_ms"] > info["bound_ms"] + 1e-9:
+                self.violations += 1
+            self.value_preempted += info["preempted_value"]
+            self.preempted += info["preempted"]
+        if self.n % self.sample_every == 0:
+            self.sample()
+
+    def sample(self) -> None:
+        st = self.env.state
+        if (st.used_ES1 > st.cap_ES1).any() or (st.used_ES1 < 0).any():
+            self.violations += 1
+        u_ES = st.utilisation_ES()
+        u_E = u_ES.max(axis=1)
+        sq = float((u_E**2).sum())
+        jain = float(u_E.sum() ** 2 / (u_E.size * sq)) if sq > 0 else 1.0
+        carried = st.used_ES1[:-1].sum(axis=0) / st.cap_ES1[:-1].sum(axis=0)
+        self.samples.append((float(u_E.max()), float(np.percentile(u_E, 95)), jain, carried))
+
+    def result(self, model_bytes: int = 0) -> dict[str, Any]:
+        if not self.samples:
+            self.sample()
+        off = np.maximum(self.offered_C, 1)
+        block_C = 1.0 - self.accepted_C / off
+        crit_off = int(self.offered_C[self.crit].sum())
+        crit_acc = int(self.accepted_C[self.crit].sum())
+        s = np.array([x[:3] for x in self.samples])
+        carried = np.mean([x[3] for x in self.samples], axis=0)
+        c = self.env.counters
+        r = lambda x: round(float(x), 6)  # noqa: E731 - rounding keeps JSON stable and short
+        return {
+            "requests": self.n,
+            "outcomes": dict(self.outcomes),
+            "weighted_value_ratio": r(
+                (self.value_carried - self.value_preempted) / max(self.value_offered, 1e-12)
+            ),
+            "blocking_probability": r(1.0 - self.outcomes["accepted"] / max(self.n, 1)),
+            "blocking_priority_le1": r(1.0 - crit_acc / crit_off) if crit_off else 0.0,
+            "blocking_per_class": {
+                n: r(b) for n, b, o in zip(self.names, block_C, self.offered_C, strict=True) if o
+            },
+            "offered_per_class": {
+                n: int(o) for n, o in zip(self.names, self.offered_C, strict=True) if o
+            },
+            "carried_utilisation_per_slice": {
+                k: r(v) for k, v in zip(SLICES, carried, strict=True)
+            },
+            "mbps_hops_per_carried_mbps": r(self.mbps_hops / self.mbps) if self.mbps else 0.0,
+            "max_link_utilisation": r(s[:, 0].mean()),
+            "p95_link_utilisation": r(s[:, 1].mean()),
+            "jain_fairness_link_utilisation": r(s[:, 2].mean()),
+            "mean_latency_over_bound": r(np.mean(self.lat_ratio)) if self.lat_ratio else 0.0,
+            "executed_hard_violations": self.violations,
+            "intercepted": int(c["refused"]),
+            "preempted_flows": self.preempted,
+            "preempted_value": r(self.value_preempted),
+            "interrupted_flows": int(c["interrupted"]),
+            "protection_switchovers": int(c["protection_switchovers"]),
+            "faults": int(c["faults"]),
+            "fiber_cuts": int(c["fiber_cuts"]),
+            "model_bytes": int(model_bytes),
+            "total_reward": r(self.reward),
+        }
