@@ -1,0 +1,126 @@
+"""Streaming reader of trajectory libraries, with a guard against a mismatched env config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from pcnalloc.config import EnvConfig
+from pcnalloc.library.schema import (
+    CASE,
+    COLUMNS,
+    VECTOR_COLUMNS,
+    LibraryError,
+    LibrarySpec,
+    column_shapes,
+    decode_metadata,
+)
+
+Batch = dict[str, Any]
+"""Column name → numpy array with leading row axis B (``case`` is a list of str); shapes in
+:func:`pcnalloc.library.schema.column_shapes` (``soft`` is (B, A, Q))."""
+
+
+def library_files(path: str | Path) -> list[Path]:
+    """The Parquet files of a library: ``path`` itself, or ``part-*.parquet`` in a folder."""
+    p = Path(path)
+    if p.is_file():
+        return [p]
+    if p.is_dir():
+        files = sorted(p.glob("*.parquet"))
+        if files:
+            return files
+        raise LibraryError(f"library folder {str(p)!r} holds no .parquet files")
+    raise LibraryError(f"library {str(p)!r} does not exist")
+
+
+def _to_numpy(arr: pa.Array | pa.ChunkedArray, name: str, shapes: dict) -> Any:
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    n = len(arr)
+    if name == CASE:
+        return arr.to_pylist()
+    if name in VECTOR_COLUMNS:
+        flat = arr.flatten().to_numpy(zero_copy_only=False)
+        return flat.reshape(n, *shapes[name])
+    return arr.to_numpy(zero_copy_only=False)
+
+
+class LibraryReader:
+    """Read a library folder (or one file) in streamed batches.
+
+    Args:
+        path: library folder or ``.parquet`` file.
+        expect: the spec (or an EnvConfig to derive it from) the caller was built for; a
+            library with different K, L, compact width, state width, soft/hard labels or
+            catalog raises :class:`LibraryError` naming every differing field.
+
+    Attributes:
+        files: the Parquet files read.
+        metadata: decoded metadata of the first file (env config, teacher sha256, seeds…).
+        spec: the library's row layout.
+    """
+
+    def __init__(self, path: str | Path, *, expect: LibrarySpec | EnvConfig | None = None) -> None:
+        self.files = library_files(path)
+        metas = [decode_metadata(pq.read_schema(f).metadata, str(f)) for f in self.files]
+        self.metadata: dict[str, Any] = metas[0]
+        self.spec = LibrarySpec.from_json(metas[0]["spec"])
+        for f, m in zip(self.files[1:], metas[1:], strict=True):
+            other = LibrarySpec.from_json(m["spec"])
+            if other != self.spec:
+                raise LibraryError(
+                    f"library file {f} disagrees with {self.files[0]}: "
+                    + "; ".join(other.mismatches(self.spec))
+                )
+        self.file_metadata = metas
+        if expect is not None:
+            want = LibrarySpec.from_env_config(expect) if isinstance(expect, EnvConfig) else expect
+            if want.state_dim != self.spec.state_dim and isinstance(expect, EnvConfig):
+                want = LibrarySpec(**{**want.__dict__, "state_dim": self.spec.state_dim})
+            bad = self.spec.mismatches(want)
+            if bad:
+                raise LibraryError(
+                    f"library {path} was built for another env config: " + "; ".join(bad)
+                )
+        self._shapes = column_shapes(self.spec)
+        self._dataset = ds.dataset([str(f) for f in self.files], format="parquet")
+
+    @property
+    def num_rows(self) -> int:
+        return int(self._dataset.count_rows())
+
+    def iter_batches(
+        self, batch_size: int = 4096, columns: Sequence[str] | None = None
+    ) -> Iterator[Batch]:
+        """Yield batches of at most ``batch_size`` rows in file order, never loading it all."""
+        cols = list(columns) if columns is not None else list(COLUMNS)
+        unknown = [c for c in cols if c not in COLUMNS]
+        if unknown:
+            raise LibraryError(f"unknown library columns {unknown}; accepted: {list(COLUMNS)}")
+        for rb in self._dataset.to_batches(columns=cols, batch_size=batch_size):
+            if rb.num_rows == 0:
+                continue
+            yield {c: _to_numpy(rb.column(c), c, self._shapes) for c in cols}
+
+    def read_all(self, columns: Sequence[str] | None = None) -> Batch:
+        """Every row at once (small libraries and tests only)."""
+        parts = list(self.iter_batches(1 << 20, columns))
+        if not parts:
+            return {}
+        out: Batch = {}
+        for c in parts[0]:
+            if c == CASE:
+                out[c] = [x for p in parts for x in p[c]]
+            else:
+                out[c] = np.concatenate([p[c] for p in parts])
+        return out
+
+
+__all__ = ["Batch", "LibraryReader", "library_files"]
