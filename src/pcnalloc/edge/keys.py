@@ -1,0 +1,124 @@
+"""Ed25519 key helpers shared by the audit log and artifact signing (``cryptography``).
+
+Private keys are PEM PKCS#8 files created with mode 0600 and never overwritten; public keys
+are PEM SubjectPublicKeyInfo files. A key id is the first 16 hex digits of the SHA-256 of the
+raw 32-byte public key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from pcnalloc.errors import PcnallocError
+
+PRIVATE_SUFFIX = ".key"
+PUBLIC_SUFFIX = ".pub"
+
+
+class KeyFileError(PcnallocError):
+    """A missing, unreadable or wrong-type key file."""
+
+
+def generate_keypair() -> tuple[Ed25519PrivateKey, Ed25519PublicKey]:
+    """A fresh Ed25519 key pair (from the OS's cryptographic random source)."""
+    priv = Ed25519PrivateKey.generate()
+    return priv, priv.public_key()
+
+
+def public_bytes(pub: Ed25519PublicKey) -> bytes:
+    """The raw 32-byte public key."""
+    return pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(pub: Ed25519PublicKey) -> str:
+    """Short fingerprint of a public key (16 hex digits)."""
+    return hashlib.sha256(public_bytes(pub)).hexdigest()[:16]
+
+
+def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Path]:
+    """Generate a key pair and write ``name.key`` (mode 0600) and ``name.pub`` in ``out_dir``.
+
+    Raises:
+        KeyFileError: if either file exists already (keys are never overwritten).
+    """
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    priv_path, pub_path = d / f"{name}{PRIVATE_SUFFIX}", d / f"{name}{PUBLIC_SUFFIX}"
+    for p in (priv_path, pub_path):
+        if p.exists():
+            raise KeyFileError(f"key file {str(p)!r} exists; choose another --out or name")
+    priv, pub = generate_keypair()
+    pem = priv.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(pem)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(priv_path, 0o600)  # the umask may have narrowed it further, never widened
+    pub_path.write_bytes(public_pem(pub))
+    return priv_path, pub_path
+
+
+def public_pem(pub: Ed25519PublicKey) -> bytes:
+    return pub.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_private_key(path: str | Path) -> Ed25519PrivateKey:
+    """Read a PEM Ed25519 private key.
+
+    Raises:
+        KeyFileError: missing file, not PEM, or not an Ed25519 key.
+    """
+    data = _read(path)
+    try:
+        key = serialization.load_pem_private_key(data, password=None)
+    except (ValueError, TypeError) as err:
+        raise KeyFileError(f"{str(path)!r} is not an unencrypted PEM private key: {err}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{str(path)!r} holds a {type(key).__name__}; accepted: Ed25519")
+    return key
+
+
+def load_public_key(path_or_pem: str | Path | bytes) -> Ed25519PublicKey:
+    """Read a PEM Ed25519 public key from a file (or PEM bytes)."""
+    data = path_or_pem if isinstance(path_or_pem, bytes) else _read(path_or_pem)
+    try:
+        key = serialization.load_pem_public_key(data)
+    except (ValueError, TypeError) as err:
+        raise KeyFileError(f"not a PEM public key ({path_or_pem!r:.60}): {err}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise KeyFileError(f"public key is a {type(key).__name__}; accepted: Ed25519")
+    return key
+
+
+def sign(priv: Ed25519PrivateKey, data: bytes) -> bytes:
+    """Ed25519 signature (64 bytes) over ``data``."""
+    return priv.sign(data)
+
+
+def verify_signature(pub: Ed25519PublicKey, data: bytes, signature: bytes) -> bool:
+    """True iff ``signature`` is ``pub``'s signature over ``data``."""
+    try:
+        pub.verify(signature, data)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _read(path: str | Path) -> bytes:
+    p = Path(path)
+    if not p.is_file():
+        raise KeyFileError(f"key file {str(p)!r} does not exist")
+    return p.read_bytes()
