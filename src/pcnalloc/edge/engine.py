@@ -259,7 +259,7 @@ class RuleEngine:
         except KeyError as err:
             raise RuleError(
                 f"field {err.args[0]!r} missing from the evaluation; provided: "
-                f"{choices(sorted(fields), 40)}"
+                f"{', '.join(sorted(fields))}"
             ) from None
         forbidden = np.logical_or.reduce(buf, axis=0)
         forbidden[-1] = False  # path rules never judge the reject action

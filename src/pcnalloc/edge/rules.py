@@ -391,7 +391,7 @@ def _predicate(node: Any, where: str, fields: dict[str, str], params: dict | Non
     _keys(node, ("field", "op", "value"), where)
     f = node.get("field")
     if f not in fields:
-        raise RuleError(f"{where}: unknown field {f!r}; accepted: {choices(sorted(fields), 40)}")
+        raise RuleError(f"{where}: unknown field {f!r}; accepted: {', '.join(sorted(fields))}")
     ftype = fields[f]
     op = node.get("op")
     if op not in OPS_BY_TYPE[ftype]:
