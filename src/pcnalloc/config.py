@@ -44,8 +44,12 @@ class NetworkConfig(_Frozen):
     util_cap: float = Field(0.99, gt=0, lt=1, description="utilisation cap in the queueing term")
     sites_per_region: int = Field(20, ge=2, description="target region size for Louvain regions")
     region_seed: int = Field(0, description="seed of the Louvain community detection")
-    path_cache: int = Field(
-        8, ge=1, le=64, description="shortest paths cached per site pair (≥ k_paths)"
+    path_cache: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="shortest paths cached per site pair (None = k_paths; more paths keep "
+        "alternatives ready after fiber cuts, fewer build faster)",
     )
 
     @field_validator("slice_shares")
@@ -136,7 +140,8 @@ class EnvConfig(_Frozen):
 
     @model_validator(mode="after")
     def _cache_covers_k(self) -> EnvConfig:
-        if self.network.path_cache < self.k_paths:
+        pc = self.network.path_cache
+        if pc is None or pc < self.k_paths:
             object.__setattr__(
                 self, "network", self.network.model_copy(update={"path_cache": self.k_paths})
             )

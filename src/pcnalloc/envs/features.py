@@ -1,15 +1,18 @@
 """Per-request candidate evaluation: hard-violation flags, action mask, soft costs, features.
 
-Everything here is numpy over the K candidate slots and L grant levels of one request; the
-per-link state is gathered through the padded path arrays (sentinel link E), so no Python
-loop runs over links or actions.
+The hot path of every decision. One compiled kernel (numba) walks the K candidate routes'
+padded link arrays (sentinel link E ends a route) and fills every per-action output for the
+K·L + 1 actions in a single pass, so a decision costs microseconds, not a hundred numpy calls.
+The raw per-action quantities that rules test (:attr:`Evaluation.fields`) are derived lazily.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.envs.state import NetworkState
@@ -74,12 +77,18 @@ ZONE_RT_NRT = 2  # zone indices < 2 (I, II) are held to the trust rule
 class Evaluation:
     """Everything the environment and policies need about one request's actions.
 
-    Shapes: K slots, A = K·L + 1 actions (last = reject), R hard rules, Q soft costs,
-    F candidate features.
+    Shapes: K slots, L grant levels, A = K·L + 1 actions (last = reject), R hard rules,
+    Q soft costs, F candidate features.
     """
 
     latency_ms_K: np.ndarray
     hops_K: np.ndarray
+    residual_kbps_K: np.ndarray
+    residual_pre_kbps_K: np.ndarray
+    min_trust_K: np.ndarray
+    route_ok_K: np.ndarray
+    has_backup_K: np.ndarray
+    bound_ms: float
     grant_A: np.ndarray
     kbps_A: np.ndarray
     hard_AR: np.ndarray
@@ -88,18 +97,203 @@ class Evaluation:
     soft_AQ: np.ndarray
     util_after_A: np.ndarray
     feats_AF: np.ndarray
-    fields: dict[str, np.ndarray]
-    """Raw per-action quantities, each shape (A,), named for rule predicates (see FIELDS)."""
 
     @property
     def any_valid(self) -> bool:
         return bool(self.mask_A[:-1].any())
 
+    @cached_property
+    def fields(self) -> dict[str, np.ndarray]:
+        """Raw per-action quantities, each shape (A,), named in :data:`FIELDS`."""
+        L = (self.grant_A.shape[0] - 1) // self.latency_ms_K.shape[0]
+        A = self.grant_A.shape[0]
+        kb = self.kbps_A
+        resid = _per_action(self.residual_kbps_K, L, 0)
+        resid_pre = _per_action(self.residual_pre_kbps_K, L, 0)
+        is_reject = np.arange(A) == A - 1
+        return {
+            "is_reject": is_reject,
+            "present": _per_action(self.route_ok_K, L, False),
+            "grant": self.grant_A,
+            "kbps": kb,
+            "latency_ms": _per_action(self.latency_ms_K, L, 0.0),
+            "latency_over_bound": _per_action(self.latency_ms_K / self.bound_ms, L, 0.0),
+            "residual_kbps": resid,
+            "residual_with_preemption_kbps": resid_pre,
+            "fits": (resid >= kb) | is_reject,
+            "fits_with_preemption": (resid_pre >= kb) | is_reject,
+            "needs_preemption": self.needs_preempt_A,
+            "has_backup": _per_action(self.has_backup_K, L, False),
+            "min_trust": _per_action(self.min_trust_K, L, 1.0),
+            "util_after": self.util_after_A,
+            "hops": _per_action(self.hops_K, L, 0),
+        }
 
-def queue_ms_E1(state: NetworkState, s: int, q0_ms: float, util_cap: float) -> np.ndarray:
-    """Queueing delay per link for slice ``s``: q0·u/(1−u), u capped (sentinel → 0)."""
-    u = np.minimum(state.used_ES1[:, s] / state.cap_ES1[:, s], util_cap)
-    return q0_ms * u / (1.0 - u)
+
+def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
+    """Repeat a per-slot array over grant levels and append the reject action's value."""
+    return np.append(np.repeat(x_K, L), reject_value)
+
+
+@njit(cache=True, nogil=True)
+def _kernel(
+    cap_ES,
+    used_ES,
+    used_ESP,
+    failed_E,
+    trust_N,
+    present_K,
+    links_KH,
+    nodes_KN,
+    prop_K,
+    hops_K,
+    has_b_K,
+    blinks_KB,
+    bnodes_KN,
+    bprop_K,
+    s,
+    prio,
+    bound,
+    bw_kbps,
+    grant_L,
+    protected,
+    needs_trust,
+    trust_thr,
+    q0,
+    ucap,
+    knee,
+    preempt,
+    sentinel,
+    lat_K,
+    resid_K,
+    rpre_K,
+    trust_K,
+    tot_hops_K,
+    ok_K,
+    hard_AR,
+    mask_A,
+    soft_AQ,
+    feats_AF,
+    grant_A,
+    kbps_A,
+    needs_A,
+    util_A,
+):  # pragma: no cover - compiled
+    K = links_KH.shape[0]
+    L = grant_L.shape[0]
+    big = np.int64(1) << 60
+    n_prio = used_ESP.shape[2]
+    for k in range(K):
+        lat_p = prop_K[k]
+        lat_b = bprop_K[k]
+        resid = big
+        rpre = big
+        capmin = big
+        umax_p = 0.0
+        umax_b = 0.0
+        failed = False
+        nb = 0
+        for part in range(2):
+            arr = links_KH if part == 0 else blinks_KB
+            if part == 1 and not has_b_K[k]:
+                break
+            for h in range(arr.shape[1]):
+                e = arr[k, h]
+                if e == sentinel:
+                    break
+                c = cap_ES[e, s]
+                u = used_ES[e, s]
+                frac = u / c
+                uq = min(frac, ucap)
+                if part == 0:
+                    lat_p += q0 * uq / (1.0 - uq)
+                    umax_p = max(umax_p, frac)
+                else:
+                    lat_b += q0 * uq / (1.0 - uq)
+                    umax_b = max(umax_b, frac)
+                    nb += 1
+                if failed_E[e]:
+                    failed = True
+                    free = 0
+                    free_pre = 0
+                else:
+                    free = c - u
+                    free_pre = free
+                    if preempt:
+                        for p in range(prio + 1, n_prio):
+                            free_pre += used_ESP[e, s, p]
+                resid = min(resid, free)
+                rpre = min(rpre, free_pre)
+                capmin = min(capmin, c)
+        trust = 1.0
+        for h in range(nodes_KN.shape[1]):
+            trust = min(trust, trust_N[nodes_KN[k, h]])
+        if has_b_K[k]:
+            for h in range(bnodes_KN.shape[1]):
+                trust = min(trust, trust_N[bnodes_KN[k, h]])
+        latency = max(lat_p, lat_b) if has_b_K[k] else lat_p
+        ok = present_K[k] and not failed
+        lat_K[k] = latency
+        resid_K[k] = resid
+        rpre_K[k] = rpre
+        trust_K[k] = trust
+        tot_hops_K[k] = hops_K[k] + nb
+        ok_K[k] = ok
+        capf = max(float(capmin), 1.0)
+        for l in range(L):  # noqa: E741 - l is the grant slot throughout the design
+            a = k * L + l
+            g = grant_L[l]
+            kb = np.int64(np.round(bw_kbps * g))
+            fits = resid >= kb
+            fits_pre = rpre >= kb
+            hard_AR[a, 0] = not ok
+            hard_AR[a, 1] = g <= 0.0
+            hard_AR[a, 2] = not fits_pre
+            hard_AR[a, 3] = latency > bound
+            hard_AR[a, 4] = protected and not has_b_K[k]
+            hard_AR[a, 5] = needs_trust and trust < trust_thr
+            valid = True
+            for r in range(hard_AR.shape[1]):
+                if hard_AR[a, r]:
+                    valid = False
+            mask_A[a] = 1 if valid else 0
+            needs = (not fits) and fits_pre
+            ua = max(umax_p + kb / capf, umax_b)
+            grant_A[a] = g
+            kbps_A[a] = kb
+            needs_A[a] = needs
+            util_A[a] = ua
+            soft_AQ[a, 0] = max(0.0, ua - knee)
+            soft_AQ[a, 1] = max(0.0, latency / bound - 0.8)
+            soft_AQ[a, 2] = (1.0 - g) if g > 0.0 else 0.0
+            soft_AQ[a, 3] = 1.0 if needs else 0.0
+            for f in range(feats_AF.shape[1]):
+                feats_AF[a, f] = 0.0
+            if ok:
+                feats_AF[a, 0] = min(latency / bound, 5.0)
+                feats_AF[a, 1] = tot_hops_K[k] / 10.0
+                feats_AF[a, 2] = min(max((resid - kb) / capf, -1.0), 1.0)
+                feats_AF[a, 3] = min(ua, 1.5)
+                feats_AF[a, 4] = trust
+                feats_AF[a, 5] = 1.0 if has_b_K[k] else 0.0
+                feats_AF[a, 6] = g
+                feats_AF[a, 7] = 1.0 if needs else 0.0
+                feats_AF[a, 8] = 1.0 if valid else 0.0
+                feats_AF[a, 10] = min(kb / capf, 1.0)
+    a = K * L
+    for r in range(hard_AR.shape[1]):
+        hard_AR[a, r] = False
+    mask_A[a] = 1
+    grant_A[a] = 0.0
+    kbps_A[a] = 0
+    needs_A[a] = False
+    util_A[a] = 0.0
+    for q in range(soft_AQ.shape[1]):
+        soft_AQ[a, q] = 0.0
+    for f in range(feats_AF.shape[1]):
+        feats_AF[a, f] = 0.0
+    feats_AF[a, 8] = 1.0
+    feats_AF[a, 9] = 1.0
 
 
 def evaluate(
@@ -107,125 +301,82 @@ def evaluate(
 ) -> Evaluation:
     """Evaluate every (path, grant) action of ``req`` on the current ``state``."""
     c = req.cls
-    s = int(catalog.slice_C[c])
     K, L = cfg.k_paths, cfg.grant_levels
-    ncfg = cfg.network
-    prio = int(catalog.priority_C[c])
-    bound = float(catalog.max_latency_ms_C[c])
-
-    cap = state.cap_ES1[:, s]
-    used = state.used_ES1[:, s]
-    failed = state.failed_E1
-    q = queue_ms_E1(state, s, ncfg.queue_q0_ms, ncfg.util_cap)
-    # Route-level quantities over primary (H) and backup (B) hops.
-    lp, lb = cs.links_KH, cs.backup_links_KB
-    lat_p = cs.prop_ms_K + q[lp].sum(axis=1)
-    lat_b = cs.backup_prop_ms_K + q[lb].sum(axis=1)
-    latency = np.where(cs.has_backup_K, np.maximum(lat_p, lat_b), lat_p)
-    free = np.where(failed, 0, cap - used)
-    resid = np.minimum(free[lp].min(axis=1), free[lb].min(axis=1))
-    lower = state.used_ESP1[:, s, prio + 1 :].sum(axis=1) if cfg.preemption else 0 * used
-    free_pre = free + np.where(failed, 0, lower)
-    resid_pre = np.minimum(free_pre[lp].min(axis=1), free_pre[lb].min(axis=1))
-    # Bottleneck pool capacity and the utilisation of the busiest link after the grant.
-    cap_min = np.minimum(cap[lp].min(axis=1), cap[lb].min(axis=1)).astype(float)
-    used_max_p = (used[lp] / cap[lp]).max(axis=1)
-    used_max_b = (used[lb] / cap[lb]).max(axis=1)
-    route_failed = failed[lp].any(axis=1) | failed[lb].any(axis=1)
-    trust = np.minimum(
-        state.trust_N1[cs.nodes_KN].min(axis=1), state.trust_N1[cs.backup_nodes_KN].min(axis=1)
-    )
-    hops = cs.hops_K + np.where(cs.has_backup_K, (lb < state.cap_ES1.shape[0] - 1).sum(axis=1), 0)
-
-    grant_L = catalog.grant_CL[c, :L]
-    kbps_L = np.round(catalog.bandwidth_kbps_C[c] * grant_L).astype(np.int64)
-    # Broadcast slots × grant levels → actions (k-major: a = k·L + l).
-    kb = np.broadcast_to(kbps_L, (K, L))
-    fits = resid[:, None] >= kb
-    fits_pre = resid_pre[:, None] >= kb
-    present = (cs.present_K & ~route_failed)[:, None]
-    hard = np.zeros((K, L, len(HARD_RULES)), dtype=bool)
-    hard[..., 0] = ~present
-    hard[..., 1] = (grant_L <= 0)[None, :]
-    hard[..., 2] = ~fits_pre
-    hard[..., 3] = (latency > bound)[:, None]
-    hard[..., 4] = (bool(catalog.protected_C[c]) & ~cs.has_backup_K)[:, None]
-    hard[..., 5] = ((catalog.zone_C[c] < ZONE_RT_NRT) & (trust < cfg.trust_threshold))[:, None]
-    needs_pre = (~fits & fits_pre)[..., None][..., 0]
-
-    util_after = (used_max_p[:, None]) + kb / np.maximum(cap_min[:, None], 1.0)
-    util_after = np.maximum(util_after, used_max_b[:, None])
-    soft = np.zeros((K, L, len(SOFT_COSTS)))
-    soft[..., 0] = np.maximum(0.0, util_after - cfg.reward.balance_knee)
-    soft[..., 1] = np.maximum(0.0, latency / bound - 0.8)[:, None]
-    soft[..., 2] = (1.0 - grant_L)[None, :] * (grant_L > 0)[None, :]
-    soft[..., 3] = needs_pre.astype(float)
-
     A = K * L + 1
-    hard_AR = np.zeros((A, len(HARD_RULES)), dtype=bool)
-    hard_AR[:-1] = hard.reshape(K * L, -1)
-    mask = np.ones(A, dtype=np.int8)
-    mask[:-1] = ~hard_AR[:-1].any(axis=1)
-    soft_AQ = np.zeros((A, len(SOFT_COSTS)))
-    soft_AQ[:-1] = soft.reshape(K * L, -1)
-
-    feats = np.zeros((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
-    f = feats[:-1].reshape(K, L, -1)
-    f[..., 0] = np.minimum(latency / bound, 5.0)[:, None]
-    f[..., 1] = (hops / 10.0)[:, None]
-    f[..., 2] = np.clip((resid[:, None] - kb) / np.maximum(cap_min[:, None], 1.0), -1.0, 1.0)
-    f[..., 3] = np.minimum(util_after, 1.5)
-    f[..., 4] = trust[:, None]
-    f[..., 5] = cs.has_backup_K[:, None]
-    f[..., 6] = grant_L[None, :]
-    f[..., 7] = needs_pre
-    f[..., 8] = mask[:-1].reshape(K, L)
-    f[..., 10] = np.minimum(kb / np.maximum(cap_min[:, None], 1.0), 1.0)
-    f[~present[:, 0]] = 0.0
-    feats[:-1] = f.reshape(K * L, -1)
-    feats[-1, 8] = 1.0
-    feats[-1, 9] = 1.0
-
-    grant_A = np.zeros(A)
-    grant_A[:-1] = np.broadcast_to(grant_L, (K, L)).ravel()
-    kbps_A = np.zeros(A, dtype=np.int64)
-    kbps_A[:-1] = kb.ravel()
-    needs_A = np.zeros(A, dtype=bool)
-    needs_A[:-1] = needs_pre.ravel()
-    ua = np.zeros(A)
-    ua[:-1] = util_after.ravel()
-    fields = {
-        "is_reject": np.arange(A) == A - 1,
-        "present": _per_action(present[:, 0], L, False),
-        "grant": grant_A,
-        "kbps": kbps_A,
-        "latency_ms": _per_action(latency, L, 0.0),
-        "latency_over_bound": _per_action(latency / bound, L, 0.0),
-        "residual_kbps": _per_action(resid, L, 0),
-        "residual_with_preemption_kbps": _per_action(resid_pre, L, 0),
-        "fits": np.append(fits.ravel(), True),
-        "fits_with_preemption": np.append(fits_pre.ravel(), True),
-        "needs_preemption": needs_A,
-        "has_backup": _per_action(cs.has_backup_K, L, False),
-        "min_trust": _per_action(trust, L, 1.0),
-        "util_after": ua,
-        "hops": _per_action(hops, L, 0),
-    }
-    return Evaluation(
-        latency_ms_K=latency,
-        hops_K=hops,
-        grant_A=grant_A,
-        kbps_A=kbps_A,
-        hard_AR=hard_AR,
-        mask_A=mask,
-        needs_preempt_A=needs_A,
-        soft_AQ=soft_AQ,
-        util_after_A=ua,
-        feats_AF=feats,
-        fields=fields,
+    ncfg = cfg.network
+    bound = float(catalog.max_latency_ms_C[c])
+    lat_K = np.empty(K)
+    resid_K = np.empty(K, dtype=np.int64)
+    rpre_K = np.empty(K, dtype=np.int64)
+    trust_K = np.empty(K)
+    hops_K = np.empty(K, dtype=np.int64)
+    ok_K = np.empty(K, dtype=np.bool_)
+    hard = np.empty((A, len(HARD_RULES)), dtype=np.bool_)
+    mask = np.empty(A, dtype=np.int8)
+    soft = np.empty((A, len(SOFT_COSTS)))
+    feats = np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
+    grant = np.empty(A)
+    kbps = np.empty(A, dtype=np.int64)
+    needs = np.empty(A, dtype=np.bool_)
+    util = np.empty(A)
+    _kernel(
+        state.cap_ES1,
+        state.used_ES1,
+        state.used_ESP1,
+        state.failed_E1,
+        state.trust_N1,
+        cs.present_K,
+        cs.links_KH,
+        cs.nodes_KN,
+        cs.prop_ms_K,
+        cs.hops_K,
+        cs.has_backup_K,
+        cs.backup_links_KB,
+        cs.backup_nodes_KN,
+        cs.backup_prop_ms_K,
+        int(catalog.slice_C[c]),
+        int(catalog.priority_C[c]),
+        bound,
+        float(catalog.bandwidth_kbps_C[c]),
+        catalog.grant_CL[c, :L],
+        bool(catalog.protected_C[c]),
+        bool(catalog.zone_C[c] < ZONE_RT_NRT),
+        float(cfg.trust_threshold),
+        ncfg.queue_q0_ms,
+        ncfg.util_cap,
+        cfg.reward.balance_knee,
+        bool(cfg.preemption),
+        state.cap_ES1.shape[0] - 1,
+        lat_K,
+        resid_K,
+        rpre_K,
+        trust_K,
+        hops_K,
+        ok_K,
+        hard,
+        mask,
+        soft,
+        feats,
+        grant,
+        kbps,
+        needs,
+        util,
     )
-
-
-def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
-    """Repeat a per-slot array over grant levels and append the reject action's value."""
-    return np.append(np.repeat(x_K, L), reject_value)
+    return Evaluation(
+        latency_ms_K=lat_K,
+        hops_K=hops_K,
+        residual_kbps_K=resid_K,
+        residual_pre_kbps_K=rpre_K,
+        min_trust_K=trust_K,
+        route_ok_K=ok_K,
+        has_backup_K=cs.has_backup_K,
+        bound_ms=bound,
+        grant_A=grant,
+        kbps_A=kbps,
+        hard_AR=hard,
+        mask_A=mask,
+        needs_preempt_A=needs,
+        soft_AQ=soft,
+        util_after_A=util,
+        feats_AF=feats,
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+from numba import njit
 
 from pcnalloc.config import SLICES, EnvConfig
 from pcnalloc.envs.features import CANDIDATE_FEATURES, Evaluation
@@ -95,49 +96,81 @@ def make_space(
 
 
 class History:
-    """Ring buffer of the last W requests and their outcomes, shape (W, C + 7)."""
+    """Ring buffer of the last W requests and their outcomes, shape (W, C + 7), oldest first.
+
+    Per-row summary values are stored at push time so :meth:`stats` is one reduction.
+    """
 
     def __init__(self, w: int, catalog: Catalog) -> None:
         self.w = w
         self.catalog = catalog
-        self.rows = np.zeros((w, history_dim(catalog)), dtype=np.float32)
+        self._rows = np.zeros((w, history_dim(catalog)), dtype=np.float32)
+        self._stats = np.zeros((w, len(HISTORY_STATS)), dtype=np.float32)
+        C = catalog.n_classes
+        self._static = np.zeros((C, history_dim(catalog)), dtype=np.float32)
+        self._static[np.arange(C), np.arange(C)] = 1.0
+        self._static[:, C] = np.log10(catalog.bandwidth_kbps_C / 1000.0) / 2.0
+        self._static[:, C + 1] = np.log10(catalog.max_latency_ms_C) / 3.0
+        self._static[:, C + 6] = 1.0  # row present
+        self._crit = (catalog.priority_C <= 1).astype(np.float32)
         self.n = 0
+        self._head = 0
         self.last_t: float | None = None
 
     def reset(self) -> None:
-        self.rows[:] = 0.0
+        self._rows[:] = 0.0
+        self._stats[:] = 0.0
         self.n = 0
+        self._head = 0
         self.last_t = None
 
+    @property
+    def rows(self) -> np.ndarray:
+        """The W rows, oldest first (zero rows before the first W requests)."""
+        return np.roll(self._rows, -self._head, axis=0)
+
     def push(self, req: Request, grant: float, accepted: bool) -> None:
-        cat = self.catalog
-        C = cat.n_classes
-        row = np.zeros(self.rows.shape[1], dtype=np.float32)
-        row[req.cls] = 1.0
-        row[C] = np.log10(cat.bandwidth_kbps_C[req.cls] / 1000.0) / 2.0
-        row[C + 1] = np.log10(cat.max_latency_ms_C[req.cls]) / 3.0
-        row[C + 2] = grant if accepted else 0.0
-        row[C + 3] = 0.0 if accepted else 1.0
+        C = self.catalog.n_classes
+        row = self._rows[self._head]
+        row[:] = self._static[req.cls]
         gap = 0.0 if self.last_t is None else max(req.time_s - self.last_t, 0.0)
-        row[C + 4] = np.log10(gap + 1e-3) / 3.0
+        log_gap = np.log10(gap + 1e-3) / 3.0
+        g = grant if accepted else 0.0
+        row[C + 2] = g
+        row[C + 3] = 0.0 if accepted else 1.0
+        row[C + 4] = log_gap
         row[C + 5] = float(req.kind == 2)
-        row[C + 6] = 1.0  # row present
+        st = self._stats[self._head]
+        st[0] = float(accepted)
+        st[1] = g
+        st[2] = float(req.kind == 2)
+        st[3] = self._crit[req.cls]
+        st[4] = log_gap
         self.last_t = req.time_s
-        self.rows = np.roll(self.rows, -1, axis=0)
-        self.rows[-1] = row
+        self._head = (self._head + 1) % self.w
         self.n = min(self.n + 1, self.w)
 
     def stats(self) -> np.ndarray:
-        C = self.catalog.n_classes
+        """Means over the rows present of (accept, grant, restoration, critical, log gap)."""
         if self.n == 0:
             return np.zeros(len(HISTORY_STATS), dtype=np.float32)
-        r = self.rows[-self.n :]
-        acc = 1.0 - r[:, C + 3]
-        crit = r[:, :C] @ (self.catalog.priority_C <= 1).astype(np.float32)
-        return np.array(
-            [acc.mean(), r[:, C + 2].mean(), r[:, C + 5].mean(), crit.mean(), r[:, C + 4].mean()],
-            dtype=np.float32,
-        )
+        return self._stats.sum(axis=0) / np.float32(self.n)
+
+
+@njit(cache=True, nogil=True)
+def _util_stats(used_ES: np.ndarray, cap_ES: np.ndarray, out: np.ndarray) -> None:
+    """Mean and max utilisation per slice over real links (sentinel row excluded)."""
+    E = used_ES.shape[0] - 1
+    S = used_ES.shape[1]
+    for s in range(S):
+        tot = 0.0
+        mx = 0.0
+        for e in range(E):
+            u = used_ES[e, s] / cap_ES[e, s]
+            tot += u
+            mx = max(mx, u)
+        out[s] = tot / E
+        out[S + s] = mx
 
 
 class ObservationBuilder:
@@ -160,47 +193,49 @@ class ObservationBuilder:
         self._prop = np.minimum(net.link_prop_ms, LIM).astype(np.float32)
         self._ends = net.link_ends
         self._region = net.site_region
+        self._req_static = self._request_static()
+        self._net_stats = np.zeros(len(NETWORK_STATS), dtype=np.float32)
 
-    def request_feats(self, req: Request, emergency_R: np.ndarray) -> np.ndarray:
+    def _request_static(self) -> np.ndarray:
+        """Class-dependent part of the request features, shape (C, request_dim)."""
         cat = self.catalog
         C = cat.n_classes
-        out = np.zeros(request_dim(cat), dtype=np.float32)
-        c = req.cls
-        out[c] = 1.0
-        i = C
-        out[i : i + 4] = [
-            np.log10(cat.bandwidth_kbps_C[c] / 1000.0) / 2.0,
-            np.log10(cat.max_latency_ms_C[c]) / 3.0,
-            cat.priority_C[c] / 7.0,
-            cat.value_C[c] / 10.0,
-        ]
-        i += 4
-        out[i + cat.zone_C[c]] = 1.0
-        i += 4
-        out[i : i + 2] = [float(cat.protected_C[c]), np.log10(max(req.holding_s, 1.0)) / 5.0]
-        i += 2
+        out = np.zeros((C, request_dim(cat)), dtype=np.float32)
+        out[np.arange(C), np.arange(C)] = 1.0
+        out[:, C] = np.log10(cat.bandwidth_kbps_C / 1000.0) / 2.0
+        out[:, C + 1] = np.log10(cat.max_latency_ms_C) / 3.0
+        out[:, C + 2] = cat.priority_C / 7.0
+        out[:, C + 3] = cat.value_C / 10.0
+        out[np.arange(C), C + 4 + cat.zone_C] = 1.0
+        out[:, C + 8] = cat.protected_C
+        return out
+
+    def request_feats(self, req: Request, emergency_R: np.ndarray) -> np.ndarray:
+        """Request features (see :func:`request_dim`): class one-hot, log size, log bound,
+        priority, value, zone one-hot, protection, log holding, kind one-hot, emergency at
+        the source, source/destination is a control center, time of day (sin, cos)."""
+        out = self._req_static[req.cls].copy()
+        i = self.catalog.n_classes + 9
+        out[i] = np.log10(max(req.holding_s, 1.0)) / 5.0
+        i += 1
         out[i + req.kind] = 1.0
         i += len(KINDS)
         cc = self.state.net.control_centers
-        out[i : i + 3] = [
-            float(emergency_R[self._region[req.src]] > 0),
-            float(req.src in cc),
-            float(req.dst in cc),
-        ]
-        i += 3
+        out[i] = emergency_R[self._region[req.src]] > 0
+        out[i + 1] = req.src in cc
+        out[i + 2] = req.dst in cc
         h = 2 * np.pi * ((req.time_s / 3600.0) % 24.0) / 24.0
-        out[i : i + 2] = [np.sin(h), np.cos(h)]
+        out[i + 3] = np.sin(h)
+        out[i + 4] = np.cos(h)
         return out
 
     def network_stats(self, emergency_R: np.ndarray) -> np.ndarray:
-        u = self.state.utilisation_ES()
-        return np.concatenate(
-            [
-                u.mean(axis=0),
-                u.max(axis=0),
-                [self.state.failed_E1[:-1].mean(), float(emergency_R.any())],
-            ]
-        ).astype(np.float32)
+        """Mean and max utilisation per slice, failed-link share, emergency anywhere."""
+        out = np.empty(len(NETWORK_STATS))
+        _util_stats(self.state.used_ES1, self.state.cap_ES1, out)
+        out[6] = self.state.n_failed / self.state.net.n_links
+        out[7] = emergency_R.any()
+        return out.astype(np.float32)
 
     def graph(self, emergency_R: np.ndarray) -> dict[str, np.ndarray]:
         st = self.state
@@ -226,11 +261,12 @@ class ObservationBuilder:
         compact = np.concatenate(
             [rf, ev.feats_AF.ravel(), self.history.stats(), self.network_stats(emergency_R)]
         )
+        np.clip(compact, -LIM, LIM, out=compact)
         obs = {
             "request": rf,
             "candidates": ev.feats_AF,
             "action_mask": ev.mask_A,
-            "compact": np.clip(compact, -LIM, LIM).astype(np.float32),
+            "compact": compact,
         }
         if self.mode == "full":
             obs["graph"] = self.graph(emergency_R)

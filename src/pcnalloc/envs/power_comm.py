@@ -23,7 +23,7 @@ from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
 from pcnalloc.network.model import CommNetwork
-from pcnalloc.network.paths import PathCache
+from pcnalloc.network.paths import shared_path_cache
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import KIND_BURST, KIND_NEW, KIND_RESTORATION, Request, TrafficModel
 
@@ -69,7 +69,7 @@ class PowerCommEnv(gym.Env):
             config.traffic.catalog, max_levels=config.grant_levels
         )
         self.traffic = TrafficModel(self.net, self.catalog, config.traffic)
-        self.paths = PathCache(self.net, config.network.path_cache)
+        self.paths = shared_path_cache(self.net, config.network.path_cache)
         self.state = NetworkState(self.net)
         self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
         self.observation_mode = observation
@@ -159,11 +159,11 @@ class PowerCommEnv(gym.Env):
                 self._cut(int(alive[self.np_random.integers(alive.size)]), t)
             self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
         elif kind == REPAIR:
-            self.state.failed_E1[payload] = False
+            self.state.set_failed(payload, False)
 
     def _cut(self, link: int, t: float) -> None:
         st = self.state
-        st.failed_E1[link] = True
+        st.set_failed(link, True)
         self.counters["fiber_cuts"] += 1
         self._push(t + self._exp(self.cfg.traffic.events.repair_minutes * 60.0), REPAIR, link)
         for f in sorted(st.flows_on(link), key=lambda f: f.id):

@@ -53,14 +53,18 @@ class NetworkState:
         self.used_ESP1 = np.zeros((E1, S, N_PRIORITIES), dtype=np.int64)
         self.used_ES1 = np.zeros((E1, S), dtype=np.int64)
         self.failed_E1 = np.zeros(E1, dtype=bool)
+        self.failed_key: tuple[int, ...] = ()
+        self.n_failed = 0
         self.trust_N1 = np.ones(self.net.n_sites + 1)
         self.flows: dict[int, Flow] = {}
         self.on_link: list[set[int]] = [set() for _ in range(self.cap_ES1.shape[0])]
         self._next_id = 0
 
-    @property
-    def failed_key(self) -> tuple[int, ...]:
-        return tuple(int(i) for i in np.flatnonzero(self.failed_E1))
+    def set_failed(self, link: int, failed: bool) -> None:
+        """Mark a link cut or repaired (keeps :attr:`failed_key` in step)."""
+        self.failed_E1[link] = failed
+        self.failed_key = tuple(int(i) for i in np.flatnonzero(self.failed_E1))
+        self.n_failed = len(self.failed_key)
 
     def residual(self, s: int) -> np.ndarray:
         """Free kb/s of slice ``s`` per link, shape (E + 1,); failed links have none."""

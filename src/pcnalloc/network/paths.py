@@ -15,6 +15,9 @@ import numpy as np
 
 from pcnalloc.network.model import CommNetwork
 
+_MAX_SETS = 200_000
+"""Bound on cached candidate sets (site pairs × failure states) before the cache is reset."""
+
 
 @dataclass(frozen=True, eq=False)
 class PathSet:
@@ -96,6 +99,7 @@ class PathCache:
         self._plain: dict[tuple[int, int], PathSet] = {}
         self._cut: dict[tuple[int, int, tuple[int, ...]], PathSet] = {}
         self._pairs: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
+        self._sets: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
         self._empty_backup = None
 
     def _graph_without(self, failed: tuple[int, ...]) -> nx.Graph:
@@ -135,12 +139,21 @@ class PathCache:
             failed_key: sorted failed link indices (part of the cache key).
         """
         if protected:
+            if src > dst:
+                src, dst = dst, src
             key = (src, dst, k, failed_key)
             cs = self._pairs.get(key)
             if cs is None:
                 cs = self._protected(src, dst, k, failed_key)
                 self._pairs[key] = cs
             return cs
+        # Routes are undirected: one cache entry serves both directions.
+        if src > dst:
+            src, dst = dst, src
+        key = (src, dst, k, failed_key)
+        hit = self._sets.get(key)
+        if hit is not None:
+            return hit
         ps = self.paths(src, dst)
         ok = ~failed_E1[ps.links_PH].any(axis=1)
         idx = np.flatnonzero(ok)[:k]
@@ -151,7 +164,11 @@ class PathCache:
                 cut = _pack(_k_shortest(self._graph_without(failed_key), src, dst, k), self.net)
                 self._cut[ck] = cut
             ps, idx = cut, np.arange(min(k, cut.n_paths))
-        return self._slots(ps, idx, k, backup=None)
+        out = self._slots(ps, idx, k, backup=None)
+        if len(self._sets) > _MAX_SETS:
+            self._sets.clear()
+        self._sets[key] = out
+        return out
 
     def _protected(self, src: int, dst: int, k: int, failed: tuple[int, ...]) -> CandidateSet:
         g = self._graph_without(failed)
@@ -213,3 +230,20 @@ class PathCache:
             backup_nodes_KN=b_nodes,
             backup_prop_ms_K=b_prop,
         )
+
+
+_SHARED: dict[tuple[int, int], PathCache] = {}
+
+
+def shared_path_cache(net: CommNetwork, n_cached: int) -> PathCache:
+    """One :class:`PathCache` per (network, size) in this process, shared by all its envs.
+
+    Safe because networks are immutable and cached routes depend only on the topology and
+    the failed-link set that is part of every key.
+    """
+    key = (id(net), n_cached)
+    cache = _SHARED.get(key)
+    if cache is None or cache.net is not net:
+        cache = PathCache(net, n_cached)
+        _SHARED[key] = cache
+    return cache

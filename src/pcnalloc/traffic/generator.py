@@ -55,10 +55,13 @@ class TrafficModel:
         self.rates_C = solve_rates(net, catalog, config.load, config.primary_cc_share)
         self.total_rate = float(self.rates_C.sum())
         self.class_p = self.rates_C / self.total_rate
+        self._class_cdf = np.cumsum(self.class_p)
+        self._class_cdf[-1] = 1.0
         cc1, cc2 = net.control_centers
         self.sources = np.array([s for s in range(net.n_sites) if s not in (cc1, cc2)] or [cc2])
         w = catalog.emergency_weight_C
         self.burst_p = w / w.sum() if w.sum() > 0 else None
+        self._burst_cdf = np.cumsum(self.burst_p) if self.burst_p is not None else None
         self._endpoint_kind = np.array(
             [
                 ("line_ends", "to_cc", "cc_bidir", "site_pair").index(c.endpoints)
@@ -107,9 +110,14 @@ class TrafficModel:
         while True:
             t_s += float(rng.exponential(1.0 / peak))
             if rng.random() * self.profile.peak <= self.profile(t_s):
-                return t_s, int(rng.choice(self.catalog.n_classes, p=self.class_p))
+                return t_s, _draw(rng, self._class_cdf)
 
     def burst_class(self, rng: np.random.Generator) -> int | None:
-        if self.burst_p is None:
+        if self._burst_cdf is None:
             return None
-        return int(rng.choice(self.catalog.n_classes, p=self.burst_p))
+        return _draw(rng, self._burst_cdf)
+
+
+def _draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
+    """Categorical draw from a cumulative distribution (one uniform, a binary search)."""
+    return min(int(np.searchsorted(cdf, rng.random(), side="right")), cdf.size - 1)

@@ -38,9 +38,17 @@ class DailyProfile:
         self.values = values / values.mean()
         self.peak = float(self.values.max())
 
+        # Per-minute lookup table of the piecewise-linear profile (fast scalar evaluation).
+        minutes = np.arange(24 * 60 + 1) / 60.0
+        self._table = np.interp(
+            minutes, np.append(_HOURS, 24.0), np.append(self.values, self.values[0])
+        ).tolist()
+
     def __call__(self, t_s: float) -> float:
-        h = (t_s / 3600.0) % 24.0
-        return float(np.interp(h, np.append(_HOURS, 24.0), np.append(self.values, self.values[0])))
+        m = (t_s / 60.0) % 1440.0
+        i = int(m)
+        frac = m - i
+        return self._table[i] * (1.0 - frac) + self._table[i + 1] * frac
 
 
 def _simbench_profile() -> np.ndarray:

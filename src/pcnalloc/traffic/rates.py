@@ -1,21 +1,21 @@
 """Per-class Poisson arrival rates solved from a target offered load ρ.
 
-ρ is the offered bandwidth-time demand over pool capacity at the tightest of three cuts of
-each slice: the links around the primary control center, the links around the backup center
-(control-center traffic must cross them whatever the routing), and the network as a whole
-(demand × mean shortest-path hops, 1+1 flows counted twice, over the summed pool capacity).
-ρ = 1 fills the tightest cut exactly on average, so no routing can avoid blocking for long;
-0.3 is light and 1.5 overloaded. Within a slice, classes split the bandwidth-time demand by
-their ``load_share``.
+ρ is the offered bandwidth-time demand over what the network can carry at its tightest cut,
+per slice: (1) control-center traffic over the maximum flow that uniformly spread sources
+can push into the primary (and, separately, the backup) control center — a min-cut bound no
+routing can beat; (2) all traffic × mean shortest-path hops (1+1 flows twice) over the summed
+pool capacity. ρ = 1 fills the tightest cut exactly on average, so even an ideal router
+starts to block; 0.3 is light and 1.5 overloaded. Within a slice, classes split the
+bandwidth-time demand by their ``load_share``.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
-import networkx as nx
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import dijkstra, maximum_flow
 
 from pcnalloc.config import SLICES
 from pcnalloc.network.model import CommNetwork
@@ -36,18 +36,23 @@ class EndpointModel:
 def _sp_link_share(
     net: CommNetwork, pairs: list[tuple[int, int]], weights: np.ndarray
 ) -> np.ndarray:
-    """Weighted share of pairs whose shortest path uses each link, shape (E,)."""
+    """Weighted share of pairs whose shortest path (by latency) uses each link, shape (E,)."""
+    n = net.n_sites
+    a, b = net.link_ends[:, 0], net.link_ends[:, 1]
+    w = net.link_prop_ms + net.config.switching_delay_ms
+    graph = csr_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(n, n))
+    link_of = {(int(x), int(y)): e for e, (x, y) in enumerate(net.link_ends)}
+    link_of.update({(y, x): e for (x, y), e in list(link_of.items())})
+    srcs = np.unique([p[0] for p in pairs])
+    _, pred = dijkstra(graph, indices=srcs, return_predecessors=True)
+    row = {int(s): i for i, s in enumerate(srcs)}
     share = np.zeros(net.n_links)
-    by_src: dict[int, list[tuple[int, float]]] = {}
-    for (s, d), w in zip(pairs, weights, strict=True):
-        by_src.setdefault(s, []).append((d, float(w)))
-    g = net.graph
-    for s, targets in by_src.items():
-        paths = nx.single_source_dijkstra_path(g, s, weight="w")
-        for d, w in targets:
-            p = paths[d]
-            for a, b in itertools.pairwise(p):
-                share[g.edges[a, b]["link"]] += w
+    for (s, d), wt in zip(pairs, weights, strict=True):
+        p = pred[row[s]]
+        v = d
+        while v != s and p[v] >= 0:
+            share[link_of[(int(p[v]), int(v))]] += wt
+            v = p[v]
     return share / max(weights.sum(), 1e-12)
 
 
@@ -86,7 +91,6 @@ def solve_rates(
     to_cc_C = np.array([c.endpoints in ("to_cc", "cc_bidir") for c in catalog.classes])
     cap_mbps_ES = net.pool_capacity_kbps / 1000.0
     cc1, cc2 = net.control_centers
-    at = lambda site: (net.link_ends == site).any(axis=1)  # noqa: E731
     rates = np.zeros(catalog.n_classes)
     for s in range(len(SLICES)):
         members = np.flatnonzero(catalog.slice_C == s)
@@ -95,11 +99,40 @@ def solve_rates(
         shares = catalog.load_share_C[members] / catalog.load_share_C[members].sum()
         cc_share = float((shares * to_cc_C[members]).sum())
         per_unit = max(
-            cc_share * primary_cc_share / cap_mbps_ES[at(cc1), s].sum(),
-            cc_share * (1 - primary_cc_share) / cap_mbps_ES[at(cc2), s].sum(),
+            cc_share * primary_cc_share / max_concurrent_inflow(net, cap_mbps_ES[:, s], cc1),
+            cc_share * (1 - primary_cc_share) / max_concurrent_inflow(net, cap_mbps_ES[:, s], cc2),
             float((shares * hops_C[members]).sum()) / cap_mbps_ES[:, s].sum(),
         )
         scale_mbps = load / per_unit
         bt = catalog.bandwidth_kbps_C[members] / 1000.0 * catalog.mean_holding_s_C[members]
         rates[members] = scale_mbps * shares / bt
     return rates
+
+
+def max_concurrent_inflow(net: CommNetwork, cap_mbps_E: np.ndarray, sink: int) -> float:
+    """Largest total rate (Mb/s) that equal demands from every other site can send to ``sink``.
+
+    Bisection on the total t: feasible when the maximum flow (SciPy's Dinic on integer kb/s)
+    from a super-source — an arc of capacity t / n to each source site — to ``sink`` over the
+    links (both directions, capacity ``cap_mbps_E``) carries all of t. Exact to 0.1 %.
+    """
+    n = net.n_sites
+    root = n
+    a, b = net.link_ends[:, 0], net.link_ends[:, 1]
+    cap_kbps = np.floor(cap_mbps_E * 1000.0).astype(np.int64)
+    sources = np.array([v for v in range(n) if v != sink])
+    rows = np.concatenate([a, b, np.full(sources.size, root)])
+    cols = np.concatenate([b, a, sources])
+    hi = float(cap_kbps[(a == sink) | (b == sink)].sum())
+    lo = 0.0
+    while hi - lo > 1e-3 * hi:
+        t = 0.5 * (lo + hi)
+        per = max(int(t / sources.size), 1)
+        data = np.concatenate([cap_kbps, cap_kbps, np.full(sources.size, per)]).astype(np.int32)
+        graph = csr_matrix((data, (rows, cols)), shape=(n + 1, n + 1))
+        flow = maximum_flow(graph, root, sink).flow_value
+        if flow >= per * sources.size:
+            lo = t
+        else:
+            hi = t
+    return max(lo / 1000.0, 1e-9)

@@ -1,0 +1,93 @@
+"""`pcnalloc simulate`: play one policy on one case and load; summary table and JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console, progress_bar, write_json
+
+
+def summary_table(result: dict[str, Any]) -> Table:
+    m, t = result["metrics"], result["timing"]
+    table = Table(
+        title=f"{result['policy']} on {result['case']} at load {result['load']} "
+        f"(seed {result['seed']}, {result['requests']} requests)"
+    )
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    rows = [
+        ("weighted value ratio", f"{m['weighted_value_ratio']:.4f}"),
+        ("blocking probability", f"{m['blocking_probability']:.4f}"),
+        ("blocking, priority ≤ 1", f"{m['blocking_priority_le1']:.4f}"),
+        ("outcomes", ", ".join(f"{k} {v}" for k, v in m["outcomes"].items())),
+        (
+            "carried utilisation rt/nrt/mgmt",
+            " / ".join(f"{v:.3f}" for v in m["carried_utilisation_per_slice"].values()),
+        ),
+        ("Mb/s·hops per carried Mb/s", f"{m['mbps_hops_per_carried_mbps']:.3f}"),
+        (
+            "max / p95 link utilisation",
+            f"{m['max_link_utilisation']:.3f} / {m['p95_link_utilisation']:.3f}",
+        ),
+        ("Jain fairness (link utilisation)", f"{m['jain_fairness_link_utilisation']:.3f}"),
+        ("mean latency / bound", f"{m['mean_latency_over_bound']:.3f}"),
+        ("executed hard violations", str(m["executed_hard_violations"])),
+        ("intercepted", str(m["intercepted"])),
+        ("pre-empted flows", str(m["preempted_flows"])),
+        (
+            "faults / fiber cuts / 1+1 switch-overs",
+            f"{m['faults']} / {m['fiber_cuts']} / {m['protection_switchovers']}",
+        ),
+        ("decisions per second", f"{t['decisions_per_s']:,.0f}"),
+        (
+            "policy latency p50 / p99 (µs)",
+            f"{t['policy_latency_us_p50']:.1f} / {t['policy_latency_us_p99']:.1f}",
+        ),
+    ]
+    for k, v in rows:
+        table.add_row(k, v)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("simulate")
+    def simulate(
+        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
+        policy: Annotated[
+            str, typer.Option(help="policy name, e.g. ksp-ff or ksp-ff:16")
+        ] = "ksp-ff",
+        load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
+        requests: Annotated[int, typer.Option(min=1, help="requests to decide")] = 5000,
+        seed: Annotated[int, typer.Option(help="episode seed")] = 0,
+        config: Annotated[
+            Path | None, typer.Option(help="EnvConfig YAML (overridden by flags)")
+        ] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="write the result JSON")
+        ] = None,
+    ) -> None:
+        """Play POLICY on CASE at LOAD for REQUESTS decisions and report the metrics."""
+        from pcnalloc.baselines import make_policy
+        from pcnalloc.config import EnvConfig, build, read_yaml
+        from pcnalloc.evaluate import run_policy
+
+        raw: dict[str, Any] = read_yaml(config) if config else {}
+        raw.setdefault("network", {})["case"] = case
+        raw.setdefault("traffic", {})["load"] = load
+        cfg = build(EnvConfig, raw, "environment config")
+        pol = make_policy(policy)
+        from pcnalloc.network import cached_network
+
+        cached_network(cfg.network.case, cfg.network)  # fail fast on a bad case, before the bar
+        with progress_bar() as bar:
+            task = bar.add_task(f"{policy} on {case}", total=requests)
+            result = run_policy(
+                pol, cfg, seed=seed, requests=requests, progress=lambda n: bar.advance(task, n)
+            )
+        console.print(summary_table(result))
+        if json_out is not None:
+            write_json(json_out, result)
