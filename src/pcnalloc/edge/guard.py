@@ -31,7 +31,8 @@ class Decision:
         preempt: the executed action pre-empts lower-priority flows.
         rule_ids: critical/hard rules the proposal broke (empty if not intercepted).
         reasons: ``(rule_id, reason)`` for the proposal's violations.
-        soft_ids: soft rules that fire on the executed action.
+        soft_ids: soft rules that fire on the executed action (filled when the guard
+            ranks: on interception or with ``rerank_soft``; an allowed proposal skips them).
         priority: effective priority of the request.
         note: how the final action was chosen (``allowed``, ``substituted``,
             ``preemption``, ``rejected-no-admissible``).
