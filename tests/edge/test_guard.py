@@ -42,14 +42,18 @@ def random_request(draw, n_classes: int):
         "util_after": draw(floats(0.0, 1.5)),
         "hops": np.ones(A, np.int64),
     }
-    scores = np.array(draw(st.lists(
-        st.one_of(st.floats(-100, 100), st.just(float("nan"))), min_size=A, max_size=A)))
-    ctx = RequestContext(draw(st.integers(0, n_classes - 1)), draw(st.integers(0, 3)),
-                         draw(st.booleans()))
+    scores = np.array(
+        draw(
+            st.lists(st.one_of(st.floats(-100, 100), st.just(float("nan"))), min_size=A, max_size=A)
+        )
+    )
+    ctx = RequestContext(
+        draw(st.integers(0, n_classes - 1)), draw(st.integers(0, 3)), draw(st.booleans())
+    )
     return fields, scores, draw(st.integers(0, A - 1)), ctx
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_executed_action_never_violates_hard_rules(engine, catalog, data) -> None:
     fields, scores, proposal, ctx = data.draw(random_request(catalog.n_classes))
@@ -91,7 +95,9 @@ def test_soft_rules_rerank_substitutes(engine, catalog, make_fields) -> None:
     # an allowed proposal is kept even if soft rules fire on it
     d = Guard(engine).decide(6, scores, f, RequestContext(catalog.index("office")))
     assert d.action == 6 and not d.intercepted and d.preempt
-    d = Guard(engine, rerank_soft=True).decide(6, scores, f, RequestContext(catalog.index("office")))
+    d = Guard(engine, rerank_soft=True).decide(
+        6, scores, f, RequestContext(catalog.index("office"))
+    )
     assert d.action == 3 and not d.intercepted and d.note == "reranked"
 
 
@@ -126,10 +132,12 @@ def test_preference_scores_follow_first_fit_order() -> None:
     assert s[-1] == s.min()
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                               HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 10_000), load=st.sampled_from([0.8, 1.5, 3.0]),
-       pool=st.booleans())
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(seed=st.integers(0, 10_000), load=st.sampled_from([0.8, 1.5, 3.0]), pool=st.booleans())
 def test_guarded_random_proposals_on_small_networks(
     engine, make_config, tiny_graph_file, small_pool_graph_file, seed, load, pool
 ) -> None:
@@ -166,8 +174,9 @@ def test_guarded_random_proposals_on_small_networks(
 
 
 @pytest.mark.parametrize("spec", ["ksp-ff", "llp"])
-def test_guarded_heuristics_are_never_intercepted_on_env_rules(engine, make_config,
-                                                               tiny_graph_file, spec) -> None:
+def test_guarded_heuristics_are_never_intercepted_on_env_rules(
+    engine, make_config, tiny_graph_file, spec
+) -> None:
     pol = make_policy(spec)
     cfg = make_config(tiny_graph_file, events="stress", **pol.env_overrides)
     env = PowerCommEnv(cfg, observation="compact")

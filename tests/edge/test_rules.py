@@ -22,8 +22,16 @@ def test_default_set_loads_and_hash_is_stable() -> None:
     a, b = RuleSet.load(), RuleSet.load()
     assert a.sha256 == b.sha256 and len(a.sha256) == 64
     ids = {r.id for r in a.rules}
-    assert {"slice_isolation", "latency_bound", "capacity", "protection_1plus1",
-            "trust_zone_1_2", "min_grant", "route_present", "no_reject_priority0"} <= ids
+    assert {
+        "slice_isolation",
+        "latency_bound",
+        "capacity",
+        "protection_1plus1",
+        "trust_zone_1_2",
+        "min_grant",
+        "route_present",
+        "no_reject_priority0",
+    } <= ids
     assert a.params["critical_latency_margin"] == 1.0  # default reproduces the env mask
 
 
@@ -146,8 +154,10 @@ def test_user_file_overrides_extends_and_disables(tmp_path: Path, catalog, make_
 
 def test_region_scoped_rule(tmp_path: Path, catalog, make_fields) -> None:
     p = tmp_path / "r.yaml"
-    p.write_text("rules:\n  - {id: r1, severity: critical, scope: {regions: [2]},"
-                 " violates: {field: hops, op: ge, value: 2}}\n")
+    p.write_text(
+        "rules:\n  - {id: r1, severity: critical, scope: {regions: [2]},"
+        " violates: {field: hops, op: ge, value: 2}}\n"
+    )
     eng = RuleEngine(RuleSet.load(p), catalog)
     f = make_fields()
     assert eng.check(f, ctx_for(catalog, "office", region=2)).violated(0) == ["r1"]
@@ -182,7 +192,8 @@ BAD_FILES = {
         "rule 'r_lt'.*op 'lt' not valid for bool field 'fits'",
     ),
     "unknown_key": (
-        "rules:\n  - {id: r_key, severity: hard, when: 1, violates: {field: hops, op: gt, value: 1}}",
+        "rules:\n  - {id: r_key, severity: hard, when: 1,"
+        " violates: {field: hops, op: gt, value: 1}}",
         "rule 'r_key'.*unknown key 'when'",
     ),
     "bad_zone": (
@@ -204,13 +215,17 @@ def test_malformed_rule_files_raise_rule_error(tmp_path: Path, case: str) -> Non
 
 def test_unknown_class_and_param_fail_at_engine_build(tmp_path: Path, catalog) -> None:
     p = tmp_path / "c.yaml"
-    p.write_text("rules:\n  - {id: r_cls, severity: hard, scope: {classes: [telepathy]},"
-                 " violates: {field: hops, op: gt, value: 1}}\n")
-    with pytest.raises(RuleError, match="rule 'r_cls'.*unknown class 'telepathy'.*scada"):
+    p.write_text(
+        "rules:\n  - {id: r_cls, severity: hard, scope: {classes: [telepathy]},"
+        " violates: {field: hops, op: gt, value: 1}}\n"
+    )
+    with pytest.raises(RuleError, match=r"rule 'r_cls'.*unknown class 'telepathy'.*scada"):
         build_engine(p, catalog)
-    p.write_text("rules:\n  - {id: r_par, severity: hard,"
-                 " violates: {field: hops, op: gt, value: {param: nope}}}\n")
-    with pytest.raises(RuleError, match="rule 'r_par'.*unknown param 'nope'"):
+    p.write_text(
+        "rules:\n  - {id: r_par, severity: hard,"
+        " violates: {field: hops, op: gt, value: {param: nope}}}\n"
+    )
+    with pytest.raises(RuleError, match=r"rule 'r_par'.*unknown param 'nope'"):
         build_engine(p, catalog)
     with pytest.raises(RuleError, match="unknown rule parameter"):
         build_engine(None, catalog, trust=0.3)

@@ -31,7 +31,7 @@ def verify_cmd(
         console.print(f"[green]{result}[/]")
         return
     console.print(f"[red]{result}[/]")
-    raise typer.Exit(1)
+    raise SystemExit(1)  # click returns (not raises) typer.Exit codes when not standalone
 
 
 @keys_app.command("new")
