@@ -1,0 +1,121 @@
+"""`pcnalloc evaluate`: every policy on every case, load and seed; tables, JSON, report, plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console, progress_bar, write_atomic, write_json
+
+
+def _split(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _loads(text: str) -> list[float]:
+    from pcnalloc.errors import ConfigError
+
+    try:
+        loads = [float(x) for x in _split(text)]
+    except ValueError:
+        raise ConfigError(f"bad --loads {text!r}; accepted: comma-separated numbers > 0") from None
+    if not loads or any(x <= 0 for x in loads):
+        raise ConfigError(f"bad --loads {text!r}; accepted: comma-separated numbers > 0")
+    return loads
+
+
+def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
+    table = Table(title=title)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i < 2 else "right")
+    for r in rows:
+        table.add_row(*r)
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("evaluate")
+    def evaluate(
+        policies: Annotated[
+            str, typer.Option(help="comma-separated policy specs")
+        ] = "ksp-ff,cspf-pe,llp,sp-ff,random",
+        cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
+        loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "0.5,1.0,1.5",
+        seeds: Annotated[str, typer.Option(help="seeds: 0-4, 1,3,7 or 0-2,9")] = "0-4",
+        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
+        executor: Annotated[str, typer.Option(help="serial, process or ray")] = "process",
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="workers (default: all cores)")
+        ] = None,
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/evaluate"),
+        config: Annotated[
+            Path | None, typer.Option(help="EnvConfig YAML applied to every run")
+        ] = None,
+        offline_bound: Annotated[
+            bool, typer.Option("--offline-bound", help="also solve the hindsight MILP bound")
+        ] = False,
+        bound_requests: Annotated[
+            int, typer.Option(min=1, help="window length of the MILP bound (requests)")
+        ] = 200,
+        bound_time_limit: Annotated[
+            float, typer.Option(min=0.1, help="HiGHS time limit per window (s)")
+        ] = 60.0,
+    ) -> None:
+        """Evaluate POLICIES on CASES × LOADS × SEEDS and write sweep.json, report.md, PNGs."""
+        from pcnalloc.config import read_yaml
+        from pcnalloc.distributed import make_executor
+        from pcnalloc.errors import ConfigError
+        from pcnalloc.evaluate.report import (
+            PLOTS,
+            bound_rows,
+            markdown_report,
+            plot_vs_load,
+            table_rows,
+        )
+        from pcnalloc.evaluate.sweep import bound_sweep, parse_seeds, sweep, validate_grid
+
+        # Validate everything before any long work starts.
+        pols, case_list, load_list = _split(policies), _split(cases), _loads(loads)
+        seed_list = parse_seeds(seeds)
+        overrides: dict[str, Any] = read_yaml(config) if config else {}
+        if len(set(pols)) != len(pols):
+            raise ConfigError(f"--policies {policies!r} names a policy twice")
+        validate_grid(pols, case_list, load_list, seed_list, requests, overrides)
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
+
+        n_runs = len(pols) * len(case_list) * len(load_list) * len(seed_list)
+        bound: dict[str, Any] | None = None
+        with make_executor(executor, workers) as ex, progress_bar() as bar:
+            task = bar.add_task(f"sweep on {ex.name} ({ex.workers} workers)", total=n_runs)
+            result = sweep(
+                pols, case_list, load_list, seed_list, requests, ex,
+                env_overrides=overrides, progress=lambda n: bar.advance(task, n),
+            )  # fmt: skip
+            if offline_bound:
+                n_win = len(case_list) * len(load_list) * len(seed_list)
+                btask = bar.add_task("offline MILP bound", total=n_win)
+                bound = bound_sweep(
+                    pols, case_list, load_list, seed_list, bound_requests, ex,
+                    env_overrides=overrides, time_limit_s=bound_time_limit,
+                    progress=lambda n: bar.advance(btask, n),
+                )  # fmt: skip
+
+        header, rows = table_rows(result, compact=True)
+        for case in case_list:  # one table per case keeps the columns readable at 80 wide
+            title = f"{case}: mean ± 95 % CI over {len(seed_list)} seeds"
+            console.print(_rich_table(title, header[1:], [r[1:] for r in rows if r[0] == case]))
+        if bound is not None:
+            header, rows = bound_rows(bound, compact=True)
+            for case in case_list:
+                title = f"{case}: gap to the offline bound ({bound_requests} requests)"
+                console.print(_rich_table(title, header[1:], [r[1:] for r in rows if r[0] == case]))
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "sweep.json", result | ({"offline_bound": bound} if bound else {}))
+        for name, (metric, label) in PLOTS.items():
+            write_atomic(out / name, plot_vs_load(result, metric, label))
+        write_atomic(out / "report.md", markdown_report(result, bound, list(PLOTS)))
+        console.print(f"wrote {out / 'sweep.json'}, {out / 'report.md'} and {len(PLOTS)} plots")
