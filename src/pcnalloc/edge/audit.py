@@ -154,8 +154,10 @@ class AuditLog:
             "ts": round(time.time(), 6),
             "body": body,
         }
-        rec["hash"] = h = hashlib.sha256(canonical(rec)).hexdigest()
-        line = canonical(rec) + b"\n"
+        content = canonical(rec)
+        h = hashlib.sha256(content).hexdigest()
+        # One encode: the hash goes last (verify re-canonicalises without it).
+        line = content[:-1] + b',"hash":"' + h.encode() + b'"}\n'
         n = os.write(self._fd, line)
         if n != len(line):  # a short write on a regular file means the disk is full
             raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(line)} bytes)")

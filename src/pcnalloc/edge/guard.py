@@ -116,8 +116,8 @@ class Guard:
             return Decision(
                 proposal, proposal, False, bool(fields["needs_preemption"][proposal]), priority=prio
             )
-        ranked = np.where(np.isnan(scores_A), -np.inf, scores_A).astype(float)
-        ranked = ranked - self.soft_weight * v.soft_penalty_A
+        ranked = np.asarray(scores_A, dtype=float) - self.soft_weight * v.soft_penalty_A
+        ranked[np.isnan(ranked)] = -np.inf
         pre = fields["needs_preemption"]
         reject = forb.shape[0] - 1
         allowed = ~forb

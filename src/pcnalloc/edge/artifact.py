@@ -1,0 +1,385 @@
+"""Signed edge artifacts: manifest layout, feature schema, and the verifying loader.
+
+An artifact is a folder written by :func:`pcnalloc.edge.compile.compile_student`::
+
+    ARTIFACT/
+      manifest.json     what the model reads and writes, versions, sha256 of every model file
+      manifest.sig      Ed25519 signature (64 raw bytes) over the exact bytes of manifest.json
+      model.onnx        fp32 student (ONNX, opset ≥ 17, dynamic batch axis)
+      model.int8.onnx   optional dynamically quantised student (weights int8)
+      signer.pub        the signer's public key (PEM) — a convenience only: a verifier that
+                        trusts the artifact's own key proves integrity, not origin
+
+:func:`load_artifact` checks, in this order: the manifest and signature exist; the signature
+verifies with the caller's public key; the manifest is well formed; every model file listed
+exists, has the recorded size and sha256. The model bytes it hands back are the bytes it
+hashed, so a file swapped after the check is never loaded. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pcnalloc.config import EnvConfig
+from pcnalloc.edge import keys
+from pcnalloc.envs.features import CANDIDATE_FEATURES
+from pcnalloc.envs.observation import (
+    HISTORY_STATS,
+    NETWORK_STATS,
+    compact_dim,
+    request_dim,
+)
+from pcnalloc.errors import PcnallocError
+from pcnalloc.traffic.catalog import ZONES, Catalog
+from pcnalloc.traffic.generator import KINDS
+
+log = logging.getLogger(__name__)
+
+FORMAT = "pcnalloc-edge-artifact/1"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNER_PUB = "signer.pub"
+MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+INPUT_KEYS = ("compact", "state")
+OUTPUT_NAME = "logits"
+
+REQUIRED_FIELDS = (
+    "format",
+    "created_at",
+    "input",
+    "output",
+    "n_actions",
+    "feature_config",
+    "feature_config_sha256",
+    "env_config_sha256",
+    "catalog",
+    "versions",
+    "models",
+    "signature",
+)
+
+
+class ArtifactError(PcnallocError):
+    """An artifact that is missing, malformed, tampered with, or signed by another key."""
+
+
+class ArtifactMismatchError(ArtifactError):
+    """A valid artifact built for another feature layout than the deployment's env config."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Canonical JSON (sorted keys, compact) used for config hashes."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+# ---------------------------------------------------------------------------- feature schema
+def request_feature_names(catalog: Catalog) -> list[str]:
+    """Names of the request block, in the order of ``ObservationBuilder.request_feats``."""
+    names = [f"class={n}" for n in catalog.names]
+    names += ["log_size", "log_bound", "priority", "value"]
+    names += [f"zone={z}" for z in ZONES]
+    names += ["protected", "log_holding"]
+    names += [f"kind={k}" for k in KINDS]
+    names += ["emergency_at_src", "src_is_control_center", "dst_is_control_center"]
+    names += ["time_of_day_sin", "time_of_day_cos"]
+    if len(names) != request_dim(catalog):  # the builder changed: keep positions honest
+        log.warning("request feature names out of date; using positional names")
+        names = [f"request[{i}]" for i in range(request_dim(catalog))]
+    return names
+
+
+def compact_blocks(catalog: Catalog, cfg: EnvConfig) -> list[dict[str, Any]]:
+    """Blocks of the compact vector in order: name, size, shape and feature names.
+
+    The sizes sum to :func:`pcnalloc.envs.observation.compact_dim`.
+    """
+    A, F = cfg.n_actions, len(CANDIDATE_FEATURES)
+    blocks = [
+        {
+            "name": "request",
+            "size": request_dim(catalog),
+            "features": request_feature_names(catalog),
+        },
+        {
+            "name": "candidates",
+            "size": A * F,
+            "shape": [A, F],
+            "features": list(CANDIDATE_FEATURES),
+        },
+        {"name": "history_stats", "size": len(HISTORY_STATS), "features": list(HISTORY_STATS)},
+        {"name": "network_stats", "size": len(NETWORK_STATS), "features": list(NETWORK_STATS)},
+    ]
+    assert sum(b["size"] for b in blocks) == compact_dim(catalog, cfg)
+    return blocks
+
+
+def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
+    """The env settings that change what the compact vector means (not the topology).
+
+    A student compiled on case30 serves any topology whose env agrees on these: action
+    layout, history window, trust threshold, pre-emption, queueing model, and the catalog.
+    """
+    return {
+        "k_paths": cfg.k_paths,
+        "grant_levels": cfg.grant_levels,
+        "n_actions": cfg.n_actions,
+        "history": cfg.history,
+        "trust_threshold": cfg.trust_threshold,
+        "preemption": cfg.preemption,
+        "queue_q0_ms": cfg.network.queue_q0_ms,
+        "util_cap": cfg.network.util_cap,
+        "compact_dim": compact_dim(catalog, cfg),
+        "catalog": catalog_fingerprint(catalog),
+    }
+
+
+def catalog_fingerprint(catalog: Catalog) -> dict[str, Any]:
+    """Per-class values the features read (names, zone, bandwidth, bound, priority …)."""
+    return {
+        "names": list(catalog.names),
+        "zone": catalog.zone_C.tolist(),
+        "bandwidth_kbps": catalog.bandwidth_kbps_C.tolist(),
+        "max_latency_ms": [float(x) for x in catalog.max_latency_ms_C],
+        "priority": catalog.priority_C.tolist(),
+        "value": [float(x) for x in catalog.value_C],
+        "protected": [bool(x) for x in catalog.protected_C],
+        "grant": [[float(g) for g in row] for row in catalog.grant_CL],
+    }
+
+
+def env_config_sha256(cfg: EnvConfig) -> str:
+    return sha256_bytes(canonical_json(cfg.model_dump(mode="json")))
+
+
+def feature_config_sha256(fc: dict[str, Any]) -> str:
+    return sha256_bytes(canonical_json(fc))
+
+
+def check_feature_config(manifest: dict[str, Any], cfg: EnvConfig, catalog: Catalog) -> None:
+    """Refuse an artifact whose compact layout differs from what ``cfg`` builds.
+
+    Raises:
+        ArtifactMismatchError: naming every differing field (artifact vs deployment).
+    """
+    ours = feature_config(cfg, catalog)
+    theirs = manifest["feature_config"]
+    bad = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
+    if bad:
+        detail = "; ".join(
+            f"{k}: artifact {_short(theirs.get(k))}, deployment {_short(ours.get(k))}"
+            for k in bad
+        )
+        raise ArtifactMismatchError(
+            f"artifact was compiled for another feature layout ({detail}); recompile the "
+            "student for this env config or run the agent with the artifact's settings"
+        )
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 80 else s[:77] + "..."
+
+
+# ---------------------------------------------------------------------------- loading
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A verified artifact.
+
+    Attributes:
+        path: the artifact folder.
+        manifest: the parsed, signature-checked manifest.
+        models: precision (``fp32``/``int8``) → verified ONNX bytes.
+        key_id: fingerprint of the key that signed it.
+    """
+
+    path: Path
+    manifest: dict[str, Any]
+    models: dict[str, bytes]
+    key_id: str
+
+    @property
+    def input_name(self) -> str:
+        return str(self.manifest["input"]["name"])
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.manifest["input"]["dim"])
+
+    @property
+    def n_actions(self) -> int:
+        return int(self.manifest["n_actions"])
+
+    def model(self, precision: str = "fp32") -> bytes:
+        """Verified ONNX bytes of ``precision``.
+
+        Raises:
+            ArtifactError: the artifact has no such model.
+        """
+        if precision not in self.models:
+            raise ArtifactError(
+                f"artifact {str(self.path)!r} has no {precision!r} model; "
+                f"accepted: {', '.join(sorted(self.models))}"
+            )
+        return self.models[precision]
+
+    def sha256(self, precision: str = "fp32") -> str:
+        return str(self.manifest["models"][precision]["sha256"])
+
+
+def resolve_public_key(
+    artifact_dir: str | Path, public_key: Ed25519PublicKey | str | Path | bytes | None
+) -> Ed25519PublicKey:
+    """The verifier's key: an object, a PEM file/bytes, or None = ``signer.pub`` in the artifact.
+
+    Raises:
+        ArtifactError: no key given and the artifact has no ``signer.pub``, or a bad key file.
+    """
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    if public_key is None:
+        side = Path(artifact_dir) / SIGNER_PUB
+        if not side.is_file():
+            raise ArtifactError(
+                f"{SIGNER_PUB}: missing in {str(artifact_dir)!r}; pass the signer's public key"
+            )
+        log.warning("verifying with the artifact's own %s: integrity only, not origin", SIGNER_PUB)
+        public_key = side
+    try:
+        return keys.load_public_key(public_key)
+    except keys.KeyFileError as err:
+        raise ArtifactError(f"public key: {err}") from None
+
+
+def load_artifact(
+    artifact_dir: str | Path,
+    public_key: Ed25519PublicKey | str | Path | bytes | None,
+) -> LoadedArtifact:
+    """Verify an artifact's signature and every model hash, and return its contents.
+
+    Args:
+        artifact_dir: the artifact folder.
+        public_key: the signer's Ed25519 public key (object, PEM path or PEM bytes); None uses
+            ``signer.pub`` inside the artifact (integrity only).
+
+    Raises:
+        ArtifactError: naming the file or field at fault — a missing file, a signature that
+            does not verify (edited manifest or another key), a malformed manifest, or a
+            model file whose size or sha256 differs from the manifest.
+    """
+    d = Path(artifact_dir)
+    if not d.is_dir():
+        raise ArtifactError(f"artifact folder {str(d)!r} does not exist")
+    pub = resolve_public_key(d, public_key)
+    kid = keys.key_id(pub)
+    raw = _read(d, MANIFEST)
+    sig = _read(d, SIGNATURE)
+    if not keys.verify_signature(pub, raw, sig):
+        named = _peek_key_id(raw)
+        if named is not None and named != kid:
+            raise ArtifactError(
+                f"{SIGNATURE}: signed by key {named}, not by the given key {kid} (wrong key)"
+            )
+        raise ArtifactError(
+            f"{SIGNATURE}: signature over {MANIFEST} does not verify with key {kid} "
+            f"({MANIFEST} or {SIGNATURE} was changed after signing)"
+        )
+    manifest = _parse(raw)
+    models: dict[str, bytes] = {}
+    for precision, entry in manifest["models"].items():
+        fname = _field(entry, "file", f"models.{precision}")
+        if fname not in MODEL_FILES.values() or Path(fname).name != fname:
+            raise ArtifactError(f"{MANIFEST}: models.{precision}.file {fname!r} is not accepted")
+        data = _read(d, fname)
+        want_size = _field(entry, "bytes", f"models.{precision}")
+        if len(data) != want_size:
+            raise ArtifactError(
+                f"{fname}: {len(data)} bytes, the manifest records {want_size} (file changed)"
+            )
+        got = sha256_bytes(data)
+        want = _field(entry, "sha256", f"models.{precision}")
+        if got != want:
+            raise ArtifactError(
+                f"{fname}: sha256 {got[:16]}… differs from the manifest's {str(want)[:16]}… "
+                "(model file tampered with)"
+            )
+        models[precision] = data
+    if "fp32" not in models:
+        raise ArtifactError(f"{MANIFEST}: models.fp32 is missing (every artifact has one)")
+    return LoadedArtifact(d, manifest, models, kid)
+
+
+def _read(d: Path, name: str) -> bytes:
+    p = d / name
+    if not p.is_file():
+        raise ArtifactError(f"{name}: missing from artifact {str(d)!r}")
+    return p.read_bytes()
+
+
+def _peek_key_id(raw: bytes) -> str | None:
+    try:
+        return str(json.loads(raw)["signature"]["key_id"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _field(obj: Any, name: str, where: str) -> Any:
+    if not isinstance(obj, dict) or name not in obj:
+        raise ArtifactError(f"{MANIFEST}: field {where}.{name} is missing")
+    return obj[name]
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    try:
+        m = json.loads(raw)
+    except ValueError as err:
+        raise ArtifactError(f"{MANIFEST}: not valid JSON ({err})") from None
+    if not isinstance(m, dict):
+        raise ArtifactError(f"{MANIFEST}: must hold a JSON object")
+    missing = [f for f in REQUIRED_FIELDS if f not in m]
+    if missing:
+        raise ArtifactError(f"{MANIFEST}: fields {missing} are missing")
+    if m["format"] != FORMAT:
+        raise ArtifactError(f"{MANIFEST}: format {m['format']!r} is not accepted; want {FORMAT}")
+    name = _field(m["input"], "name", "input")
+    if name not in INPUT_KEYS:
+        raise ArtifactError(
+            f"{MANIFEST}: input.name {name!r} is not accepted; accepted: {', '.join(INPUT_KEYS)}"
+        )
+    _field(m["input"], "dim", "input")
+    if not isinstance(m["models"], dict) or not m["models"]:
+        raise ArtifactError(f"{MANIFEST}: models must map a precision to a file entry")
+    return m
+
+
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The exact bytes written to ``manifest.json`` (and signed)."""
+    return (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+__all__ = [
+    "FORMAT",
+    "MANIFEST",
+    "MODEL_FILES",
+    "SIGNATURE",
+    "SIGNER_PUB",
+    "ArtifactError",
+    "ArtifactMismatchError",
+    "LoadedArtifact",
+    "check_feature_config",
+    "compact_blocks",
+    "env_config_sha256",
+    "feature_config",
+    "load_artifact",
+    "manifest_bytes",
+]
