@@ -18,9 +18,13 @@ hashed, so a file swapped after the check is never loaded. Nothing here imports 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,8 +181,7 @@ def check_feature_config(manifest: dict[str, Any], cfg: EnvConfig, catalog: Cata
     bad = [k for k in sorted(set(ours) | set(theirs)) if ours.get(k) != theirs.get(k)]
     if bad:
         detail = "; ".join(
-            f"{k}: artifact {_short(theirs.get(k))}, deployment {_short(ours.get(k))}"
-            for k in bad
+            f"{k}: artifact {_short(theirs.get(k))}, deployment {_short(ours.get(k))}" for k in bad
         )
         raise ArtifactMismatchError(
             f"artifact was compiled for another feature layout ({detail}); recompile the "
@@ -367,6 +370,46 @@ def manifest_bytes(manifest: dict[str, Any]) -> bytes:
     return (json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
+def publish_dir(out: Path, files: dict[str, bytes], *, overwrite: bool = False) -> None:
+    """Write ``files`` into a temporary sibling folder, fsync, then rename it to ``out``.
+
+    Readers see either no folder (or the previous one) or the complete new one.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    old: Path | None = None
+    try:
+        for fname, data in files.items():
+            with open(tmp / fname, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.chmod(tmp, 0o755)
+        if out.exists():
+            if not overwrite:
+                raise ArtifactError(f"artifact folder {str(out)!r} appeared while it was built")
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            os.rename(out, old)
+        os.rename(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _fsync_dir(d: Path) -> None:
+    with contextlib.suppress(OSError):  # not every platform can open a directory
+        fd = os.open(d, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 __all__ = [
     "FORMAT",
     "MANIFEST",
@@ -382,4 +425,5 @@ __all__ = [
     "feature_config",
     "load_artifact",
     "manifest_bytes",
+    "publish_dir",
 ]

@@ -13,11 +13,9 @@ This module imports torch; the edge runtime (:mod:`pcnalloc.edge.agent`) never i
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
-import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -35,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 import pcnalloc
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
+from pcnalloc.edge.agent import make_session
 from pcnalloc.edge.artifact import (
     FORMAT,
     INPUT_KEYS,
@@ -48,9 +47,9 @@ from pcnalloc.edge.artifact import (
     feature_config,
     feature_config_sha256,
     manifest_bytes,
+    publish_dir,
     sha256_bytes,
 )
-from pcnalloc.edge.runtime import make_session
 from pcnalloc.errors import PcnallocError
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 
@@ -164,11 +163,26 @@ def quantize_int8(model: bytes) -> bytes:
     """Dynamic int8 quantisation of the weights (activations quantised on the fly)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(prefix="pcnalloc-quant-") as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(model)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
+    root = logging.getLogger()
+    hush = _DropMessage("pre-processing before quantization")  # advice for conv nets
+    root.addFilter(hush)
+    try:
+        with tempfile.TemporaryDirectory(prefix="pcnalloc-quant-") as tmp:
+            src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+            src.write_bytes(model)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+            return dst.read_bytes()
+    finally:
+        root.removeFilter(hush)
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
 
 
 def argmax_agreement(fp32: bytes, int8: bytes, input_name: str, rows_ND: np.ndarray) -> float:
@@ -224,7 +238,9 @@ def compile_student(
         raise CompileError(f"artifact folder {str(out)!r} exists; pass overwrite to replace it")
     if isinstance(private_key, (str, Path)):
         private_key = keys.load_private_key(private_key)
-    catalog = catalog or load_catalog(env_config.traffic.catalog, max_levels=env_config.grant_levels)
+    catalog = catalog or load_catalog(
+        env_config.traffic.catalog, max_levels=env_config.grant_levels
+    )
     name = input_name or str(getattr(module, "input_key", "compact"))
     rows = np.ascontiguousarray(rows_ND, dtype=np.float32)
     if rows.ndim != 2 or rows.shape[0] == 0:
@@ -319,47 +335,90 @@ def compile_student(
     return CompileResult(out, manifest, diff, agreement, {p: len(b) for p, b in models.items()})
 
 
-def publish_dir(out: Path, files: dict[str, bytes], *, overwrite: bool = False) -> None:
-    """Write ``files`` into a temporary sibling folder, fsync, then rename it to ``out``.
-
-    Readers see either no folder (or the previous one) or the complete new one.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    old: Path | None = None
-    try:
-        for fname, data in files.items():
-            with open(tmp / fname, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o755)
-        if out.exists():
-            if not overwrite:
-                raise CompileError(f"artifact folder {str(out)!r} appeared while compiling")
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.rename(out, old)
-        os.rename(tmp, out)
-        _fsync_dir(out.parent)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.rename(old, out)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _fsync_dir(d: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform can open a directory
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 # ---------------------------------------------------------------------------- inputs
+STUDENT_FORMAT = "pcnalloc-student/0"
+
+
+def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
+    """Write a plain MLP student (Linear/ReLU ``nn.Sequential``) in the interim format.
+
+    The file holds ``{"format", "input_key", "state_dict"}`` and loads with
+    ``torch.load(weights_only=True)``.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    ck = {
+        "format": STUDENT_FORMAT,
+        "input_key": str(getattr(module, "input_key", "compact")),
+        "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
+    }
+    tmp = p.with_name(f".{p.name}.tmp")
+    torch.save(ck, tmp)
+    os.replace(tmp, p)
+    return p
+
+
+def load_student_module(ckpt: str | Path | torch.nn.Module) -> torch.nn.Module:
+    """The student module of a checkpoint, in eval mode, with ``input_key`` set.
+
+    Accepts a module; a file whose owner package offers ``pcnalloc.distill.load_student``
+    (used when present); or the interim format of :func:`save_student_checkpoint` / any
+    ``state_dict`` of a Linear/ReLU MLP (layer sizes read from the weight shapes).
+
+    Raises:
+        CompileError: a missing file or a checkpoint that is none of the above.
+    """
+    if isinstance(ckpt, torch.nn.Module):
+        return ckpt.eval()
+    p = Path(ckpt)
+    if not p.is_file():
+        raise CompileError(f"student checkpoint {str(p)!r} does not exist")
+    try:
+        from pcnalloc.distill import load_student  # type: ignore[attr-defined]
+    except ImportError:
+        load_student = None
+    if load_student is not None:
+        module = load_student(p)
+        module = module[0] if isinstance(module, tuple) else module
+        if isinstance(module, torch.nn.Module):
+            return module.eval()
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several unrelated types on a bad file
+        raise CompileError(f"cannot read student checkpoint {str(p)!r}: {err}") from None
+    sd = ck.get("state_dict", ck.get("model")) if isinstance(ck, dict) else None
+    if not isinstance(sd, dict):
+        raise CompileError(
+            f"student checkpoint {str(p)!r} has no state_dict; accepted: "
+            f"{STUDENT_FORMAT} files or a Linear/ReLU MLP state_dict"
+        )
+    module = _mlp_from_state_dict(sd, str(p))
+    module.input_key = str(ck.get("input_key", "compact"))
+    return module.eval()
+
+
+def _mlp_from_state_dict(sd: dict[str, Any], where: str) -> torch.nn.Sequential:
+    weights = [(k, v) for k, v in sd.items() if k.endswith("weight") and v.ndim == 2]
+    if not weights:
+        raise CompileError(f"student checkpoint {where!r}: no Linear weights in its state_dict")
+    layers: list[torch.nn.Module] = []
+    for i, (_, w) in enumerate(weights):
+        layers.append(torch.nn.Linear(w.shape[1], w.shape[0]))
+        if i < len(weights) - 1:
+            layers.append(torch.nn.ReLU())
+    seq = torch.nn.Sequential(*layers)
+    params = [t for k, t in sd.items() if k.endswith(("weight", "bias"))]
+    own = list(seq.parameters())
+    if len(params) != len(own) or any(a.shape != b.shape for a, b in zip(params, own, strict=True)):
+        raise CompileError(
+            f"student checkpoint {where!r}: state_dict is not a plain Linear/ReLU MLP"
+        )
+    with torch.no_grad():
+        for a, b in zip(params, own, strict=True):
+            b.copy_(a)
+    return seq
+
+
 def library_rows(
     library: str | Path, input_name: str = "compact", *, max_rows: int = 4096, seed: int = 0
 ) -> tuple[np.ndarray, EnvConfig]:
@@ -371,11 +430,18 @@ def library_rows(
     from pcnalloc.library.reader import LibraryReader
 
     reader = LibraryReader(library)
-    cols = reader.read_all([input_name])
-    x = np.asarray(cols[input_name], dtype=np.float32)
-    if len(x) > max_rows:
-        idx = np.sort(np.random.default_rng(seed).choice(len(x), max_rows, replace=False))
-        x = x[idx]
+    n = reader.num_rows
+    if n == 0:
+        raise CompileError(f"library {str(library)!r} has no rows")
+    take = np.sort(np.random.default_rng(seed).choice(n, min(n, max_rows), replace=False))
+    parts, start = [], 0
+    for batch in reader.iter_batches(8192, [input_name]):
+        x = batch[input_name]
+        sel = take[(take >= start) & (take < start + len(x))] - start
+        if sel.size:
+            parts.append(np.asarray(x[sel], dtype=np.float32))
+        start += len(x)
+    x = np.concatenate(parts)
     env = EnvConfig.model_validate(reader.metadata["env_config"])
     return x, env
 
@@ -388,7 +454,8 @@ __all__ = [
     "compile_student",
     "export_onnx",
     "library_rows",
+    "load_student_module",
     "parity_max_abs",
-    "publish_dir",
     "quantize_int8",
+    "save_student_checkpoint",
 ]

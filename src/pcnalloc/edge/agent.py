@@ -1,0 +1,419 @@
+"""Edge runtime: a verified student artifact deciding requests from local state (no torch).
+
+:class:`EdgeAgent` is what an edge controller runs. Per request it
+
+1. **features** — evaluates the K·L + 1 actions on the live :class:`NetworkState` with the
+   environment's own kernel (:func:`pcnalloc.envs.features.evaluate`) and writes the compact
+   vector (request | candidates | history statistics | network statistics, the block order
+   of :meth:`pcnalloc.envs.observation.ObservationBuilder.build`) straight into the model's
+   pre-bound input buffer;
+2. **model** — one ONNX Runtime call on that buffer (one intra-op thread, sequential
+   execution, input and output bound once with ``io_binding``); proposal = argmax logit;
+3. **rule check** — with a rule engine, the :class:`~pcnalloc.edge.guard.Guard` intercepts a
+   proposal that breaks a critical/hard rule (best allowed action by logit, pre-emption for
+   critical services); without one, a masked proposal is replaced by the best action the
+   environment's hard rules allow (``mask_invalid``);
+4. **audit** — with an :class:`~pcnalloc.edge.audit.AuditLog`, appends the decision.
+
+The whole call is timed (ns per stage, :attr:`EdgeAgent.timings_ns`). The agent decides; the
+caller executes (in simulation: ``env.step(decision.action)``). Reusing the env's kernel and
+builder methods keeps the agent's compact vector bit-identical to ``obs["compact"]`` (tested).
+
+:class:`EdgePolicy` is the same artifact behind the :class:`~pcnalloc.baselines.Policy`
+protocol (it reads ``obs["compact"]``), registered as ``edge`` for evaluation runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pcnalloc.baselines.registry import register_policy
+from pcnalloc.config import EnvConfig
+from pcnalloc.edge.artifact import (
+    OUTPUT_NAME,
+    ArtifactError,
+    LoadedArtifact,
+    check_feature_config,
+    load_artifact,
+)
+from pcnalloc.edge.engine import RequestContext, RuleEngine
+from pcnalloc.edge.guard import Decision, Guard
+from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
+from pcnalloc.envs.observation import LIM, History, ObservationBuilder, request_dim
+from pcnalloc.envs.state import NetworkState
+from pcnalloc.network.model import CommNetwork
+from pcnalloc.network.paths import CandidateSet, PathCache, shared_path_cache
+from pcnalloc.traffic.catalog import Catalog, load_catalog
+from pcnalloc.traffic.generator import Request
+
+log = logging.getLogger(__name__)
+
+STAGES = ("features", "model", "rules", "audit")
+"""Columns of :attr:`EdgeAgent.timings_ns`."""
+
+
+def make_session(model: bytes, *, threads: int = 1) -> ort.InferenceSession:
+    """An ONNX Runtime CPU session: ``threads`` intra-op threads, sequential, full graph opt."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
+
+
+class BoundModel:
+    """Batch-1 inference on buffers bound once: write :attr:`x_1D`, call :meth:`run`.
+
+    Args:
+        artifact: a verified artifact.
+        precision: ``fp32`` or ``int8``.
+
+    Attributes:
+        x_1D: float32 (1, D), the input buffer the session reads.
+        logits_1A: float32 (1, A), the output buffer the session writes.
+    """
+
+    def __init__(self, artifact: LoadedArtifact, precision: str = "fp32") -> None:
+        self.session = make_session(artifact.model(precision))
+        name, D, A = artifact.input_name, artifact.input_dim, artifact.n_actions
+        ins, outs = self.session.get_inputs(), self.session.get_outputs()
+        if len(ins) != 1 or ins[0].name != name or ins[0].shape[-1] != D:
+            got = [(i.name, i.shape) for i in ins]
+            raise ArtifactError(
+                f"model input {got} does not match the manifest's input {name!r} of dim {D}"
+            )
+        if len(outs) != 1 or outs[0].name != OUTPUT_NAME or outs[0].shape[-1] != A:
+            got = [(o.name, o.shape) for o in outs]
+            raise ArtifactError(
+                f"model output {got} does not match the manifest's {OUTPUT_NAME!r} of dim {A}"
+            )
+        self.x_1D = np.zeros((1, D), dtype=np.float32)
+        self.logits_1A = np.zeros((1, A), dtype=np.float32)
+        self._x_val = ort.OrtValue.ortvalue_from_numpy(self.x_1D)  # shares x_1D's memory
+        self._y_val = ort.OrtValue.ortvalue_from_numpy(self.logits_1A)
+        self._binding = self.session.io_binding()
+        self._binding.bind_ortvalue_input(name, self._x_val)
+        self._binding.bind_ortvalue_output(OUTPUT_NAME, self._y_val)
+
+    def run(self) -> np.ndarray:
+        """Logits (A,) for the row in :attr:`x_1D` (a view of the bound output buffer)."""
+        self.session.run_with_iobinding(self._binding)
+        return self.logits_1A[0]
+
+    def run_batch(self, x_ND: np.ndarray) -> np.ndarray:
+        """Logits (N, A) for many rows (allocating; for evaluation, not the hot path)."""
+        name = self.session.get_inputs()[0].name
+        return self.session.run([OUTPUT_NAME], {name: np.ascontiguousarray(x_ND, np.float32)})[0]
+
+
+@dataclass
+class LocalState:
+    """What an edge controller knows when a request arrives.
+
+    Attributes:
+        state: live pools, failures and trust of the (local view of the) network.
+        request: the request to decide.
+        emergency_R: int (R,), active grid emergencies per region.
+        history: the controller's recent requests and outcomes.
+        candidates: the K candidate routes; None = the agent looks them up in its path cache.
+    """
+
+    state: NetworkState
+    request: Request
+    emergency_R: np.ndarray
+    history: History
+    candidates: CandidateSet | None = None
+
+    @classmethod
+    def from_env(cls, env: Any) -> LocalState:
+        """The current request of a :class:`~pcnalloc.envs.PowerCommEnv` and its state."""
+        return cls(env.state, env.current_request, env.emergency_R, env.obs_builder.history, None)
+
+
+class EdgeAgent:
+    """Decide requests with a verified ONNX student, behind the rule engine, with an audit log.
+
+    Args:
+        artifact_dir: the artifact folder (see :mod:`pcnalloc.edge.artifact`).
+        public_key: the signer's Ed25519 public key (object or PEM path); None trusts the
+            artifact's own ``signer.pub`` (integrity only).
+        env_config: the env settings of this deployment; must agree with the artifact's
+            feature layout (K, L, history, trust threshold, catalog …).
+        network: the communication network, to prepare its path cache now (else on the first
+            state without candidates, from ``state.net``).
+        catalog: the service catalog (default: the one ``env_config`` names).
+        rules: a :class:`RuleEngine` or a configured :class:`Guard`; None = the env's mask.
+        audit: an open :class:`~pcnalloc.edge.audit.AuditLog`, or None.
+        precision: ``fp32`` or ``int8`` (if the artifact has it).
+        mask_invalid: without rules, replace a proposal the env's hard rules forbid.
+        max_records: decisions whose timings are kept (a ring buffer).
+
+    Raises:
+        ArtifactError: the artifact fails verification, reads the teacher state, or its model
+            does not match its manifest.
+        ArtifactMismatchError: the artifact was compiled for another feature layout.
+    """
+
+    def __init__(
+        self,
+        artifact_dir: str | Path,
+        public_key: Ed25519PublicKey | str | Path | bytes | None,
+        env_config: EnvConfig,
+        *,
+        network: CommNetwork | None = None,
+        catalog: Catalog | None = None,
+        rules: RuleEngine | Guard | None = None,
+        audit: Any = None,
+        precision: str = "fp32",
+        mask_invalid: bool = True,
+        max_records: int = 1 << 16,
+    ) -> None:
+        self.artifact = load_artifact(artifact_dir, public_key)
+        if self.artifact.input_name != "compact":
+            raise ArtifactError(
+                f"input {self.artifact.input_name!r}: the edge agent reads the compact vector; "
+                "a latent ('state') student needs the teacher's encoder, which the edge lacks"
+            )
+        self.cfg = env_config
+        self.catalog = catalog or load_catalog(
+            env_config.traffic.catalog, max_levels=env_config.grant_levels
+        )
+        check_feature_config(self.artifact.manifest, env_config, self.catalog)
+        self.precision = precision
+        self.model = BoundModel(self.artifact, precision)
+        self.model_sha256 = self.artifact.sha256(precision)
+        self.model_bytes = len(self.artifact.model(precision))
+        self.guard = Guard(rules) if isinstance(rules, RuleEngine) else rules
+        self.engine: RuleEngine | None = self.guard.engine if self.guard is not None else None
+        self.audit = audit
+        self.mask_invalid = mask_invalid
+        self._r = request_dim(self.catalog)
+        self._x = self.model.x_1D[0]
+        self._builder: ObservationBuilder | None = None
+        self._paths: PathCache | None = (
+            shared_path_cache(network, env_config.network.path_cache) if network else None
+        )
+        self.timings_ns = np.zeros((max_records, len(STAGES)), dtype=np.int64)
+        self.n_decisions = 0
+        self.last_evaluation: Evaluation | None = None
+        self.last_logits: np.ndarray = self.model.logits_1A[0]
+
+    # ------------------------------------------------------------------ features
+    def _builder_for(self, state: NetworkState) -> ObservationBuilder:
+        b = self._builder
+        if b is None or b.state is not state:
+            b = self._builder = ObservationBuilder(state, self.catalog, self.cfg, "compact")
+        return b
+
+    def _candidates(self, local: LocalState) -> CandidateSet:
+        if local.candidates is not None:
+            return local.candidates
+        st, req = local.state, local.request
+        if self._paths is None or self._paths.net is not st.net:
+            self._paths = shared_path_cache(st.net, self.cfg.network.path_cache)
+        return self._paths.candidates(
+            req.src,
+            req.dst,
+            self.cfg.k_paths,
+            protected=bool(self.catalog.protected_C[req.cls]),
+            failed_E1=st.failed_E1,
+            failed_key=st.failed_key,
+        )
+
+    def features(self, local: LocalState) -> Evaluation:
+        """Evaluate the request's actions and write the compact vector into the input buffer.
+
+        Returns:
+            The evaluation (mask, hard flags, fields for the rule engine).
+        """
+        req = local.request
+        ev = evaluate(local.state, self._candidates(local), req, self.catalog, self.cfg)
+        b = self._builder_for(local.state)
+        x, r = self._x, self._r
+        feats = ev.feats_AF.reshape(-1)
+        c = r + feats.shape[0]
+        x[:r] = b.request_feats(req, local.emergency_R)
+        x[r:c] = feats
+        hs = local.history.stats()
+        h = c + hs.shape[0]
+        x[c:h] = hs
+        x[h:] = b.network_stats(local.emergency_R)
+        np.clip(x, -LIM, LIM, out=x)
+        return ev
+
+    @property
+    def compact(self) -> np.ndarray:
+        """The compact vector (D,) of the last decision (the bound input buffer)."""
+        return self._x
+
+    # ------------------------------------------------------------------ decision
+    def decide(self, local: LocalState) -> Decision:
+        """Features → model → rule check → audit record for one request (timed).
+
+        Returns:
+            The :class:`~pcnalloc.edge.guard.Decision`: the action to execute, the model's
+            proposal, whether (and by which rules) it was intercepted.
+        """
+        t0 = time.perf_counter_ns()
+        ev = self.features(local)
+        t1 = time.perf_counter_ns()
+        logits = self.model.run()
+        proposal = int(logits.argmax())
+        t2 = time.perf_counter_ns()
+        req = local.request
+        region = int(local.state.net.site_region[req.src])
+        ctx = RequestContext(int(req.cls), region, bool(local.emergency_R[region] > 0))
+        if self.guard is not None:
+            d = self.guard.decide(proposal, logits, ev.fields, ctx)
+        else:
+            d = self._mask_check(proposal, logits, ev, ctx)
+        t3 = time.perf_counter_ns()
+        if self.audit is not None:
+            self.audit.append_decision(
+                request=self._request_record(req, ctx),
+                decision=d,
+                ruleset_sha256=self.engine.sha256 if self.engine is not None else "",
+                model_sha256=self.model_sha256,
+            )
+        t4 = time.perf_counter_ns()
+        row = self.timings_ns[self.n_decisions % self.timings_ns.shape[0]]
+        row[0], row[1], row[2], row[3] = t1 - t0, t2 - t1, t3 - t2, t4 - t3
+        self.n_decisions += 1
+        self.last_evaluation = ev
+        return d
+
+    def _mask_check(
+        self, proposal: int, logits_A: np.ndarray, ev: Evaluation, ctx: RequestContext
+    ) -> Decision:
+        prio = int(self.catalog.priority_C[ctx.cls])
+        mask = ev.mask_A
+        if mask[proposal] or not self.mask_invalid:
+            pre = bool(ev.needs_preempt_A[proposal])
+            return Decision(proposal, proposal, False, pre, priority=prio)
+        action = int(np.argmax(np.where(mask > 0, logits_A, -np.inf)))
+        broken = tuple(HARD_RULES[i] for i in np.flatnonzero(ev.hard_AR[proposal]))
+        return Decision(
+            action,
+            proposal,
+            True,
+            bool(ev.needs_preempt_A[action]),
+            rule_ids=broken,
+            priority=prio,
+            note="substituted",
+        )
+
+    def _request_record(self, req: Request, ctx: RequestContext) -> dict[str, Any]:
+        return {
+            "id": int(req.id),
+            "time_s": round(float(req.time_s), 6),
+            "cls": self.catalog.names[ctx.cls],
+            "src": int(req.src),
+            "dst": int(req.dst),
+            "kind": int(req.kind),
+            "region": ctx.region,
+            "emergency": ctx.emergency,
+        }
+
+    def latency_us(self) -> dict[str, np.ndarray]:
+        """Recorded per-stage and total decision latencies (µs), oldest first."""
+        n = min(self.n_decisions, self.timings_ns.shape[0])
+        t = self.timings_ns[:n] / 1e3
+        out = {s: t[:, i] for i, s in enumerate(STAGES)}
+        out["total"] = t.sum(axis=1)
+        return out
+
+
+# ---------------------------------------------------------------------------- Policy
+class EdgePolicy:
+    """A verified artifact as a :class:`~pcnalloc.baselines.Policy` reading ``obs["compact"]``.
+
+    Args:
+        artifact_dir: the artifact folder.
+        public_key: the signer's public key (None: the artifact's ``signer.pub``).
+        precision: ``fp32`` or ``int8``.
+        masked: act by the best valid action (argmax over ``obs["action_mask"]``); False
+            sends the raw argmax (the env refuses a masked one).
+        name: registry/report name.
+    """
+
+    observation = "compact"
+
+    def __init__(
+        self,
+        artifact_dir: str | Path,
+        public_key: Ed25519PublicKey | str | Path | bytes | None = None,
+        *,
+        precision: str = "fp32",
+        masked: bool = True,
+        name: str = "edge",
+    ) -> None:
+        self.artifact = load_artifact(artifact_dir, public_key)
+        if self.artifact.input_name != "compact":
+            raise ArtifactError(
+                f"input {self.artifact.input_name!r}: EdgePolicy reads obs['compact']"
+            )
+        self.model = BoundModel(self.artifact, precision)
+        self.name = name
+        self.masked = masked
+        self.model_bytes = len(self.artifact.model(precision))
+        fc = self.artifact.manifest["feature_config"]
+        self.env_overrides: dict[str, Any] = {
+            k: fc[k]
+            for k in ("k_paths", "grant_levels", "history", "trust_threshold", "preemption")
+        }
+        self._x = self.model.x_1D[0]
+
+    def reset(self, seed: int | None = None) -> None:
+        return None
+
+    def scores(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits (A,) for the observation (a view of the bound output buffer)."""
+        self._x[:] = obs["compact"]
+        return self.model.run()
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        z = self.scores(obs)
+        if not self.masked:
+            return int(z.argmax())
+        return int(np.argmax(np.where(obs["action_mask"] > 0, z, -np.inf)))
+
+
+def make_edge_policy(
+    artifact_dir: str | Path | None = None,
+    public_key: str | Path | None = None,
+    k: int | None = None,
+    **kwargs: Any,
+) -> EdgePolicy:
+    """Factory registered as ``edge``: ``make_policy("edge", artifact_dir=…, public_key=…)``.
+
+    Raises:
+        ArtifactError: no artifact folder given, or ``edge:K`` used (K is fixed at compile).
+    """
+    if artifact_dir is None:
+        raise ArtifactError("policy 'edge' needs artifact_dir=<compiled artifact folder>")
+    if k is not None:
+        raise ArtifactError(f"policy 'edge:{k}': K is fixed by the artifact; use plain 'edge'")
+    return EdgePolicy(artifact_dir, public_key, **kwargs)
+
+
+register_policy("edge", make_edge_policy)
+
+__all__ = [
+    "STAGES",
+    "BoundModel",
+    "EdgeAgent",
+    "EdgePolicy",
+    "LocalState",
+    "make_edge_policy",
+    "make_session",
+]
