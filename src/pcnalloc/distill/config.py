@@ -1,0 +1,71 @@
+"""Frozen configuration of constrained policy distillation (DESIGN §6); one docstring per field.
+
+Defaults follow Rusu et al. 2016 ("Policy Distillation": a sharp teacher softmax with a small
+temperature τ) plus the constraint terms of the power-communication distillation method (a
+squared hard-violation probability and an L2 soft-violation penalty).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pcnalloc.config import build, read_yaml
+
+
+class DistillConfig(BaseModel):
+    """Loss weights, optimiser and data split of one distillation run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tau: float = Field(
+        0.05,
+        gt=0,
+        description="teacher temperature τ in softmax(Q_T/τ) (Q in the teacher's reward units)",
+    )
+    lambda_hard: float = Field(
+        1.0, ge=0, description="weight λ_hard of (Σ_a π_S(a)·h(s,a))², the hard-violation term"
+    )
+    lambda_soft: float = Field(
+        0.1, ge=0, description="weight λ_soft of ‖π_S ⊙ c(s,·)‖₂², the soft-violation term"
+    )
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay")
+    batch_size: int = Field(512, ge=1, description="rows per gradient step")
+    epochs: int = Field(40, ge=1, description="maximum passes over the training rows")
+    patience: int = Field(
+        6, ge=1, description="epochs without a validation-loss improvement before stopping"
+    )
+    min_delta: float = Field(
+        1e-5, ge=0, description="smallest validation-loss decrease that counts as improvement"
+    )
+    val_fraction: float = Field(
+        0.1, gt=0, lt=1, description="share of episodes (by episode_id) held out for validation"
+    )
+    seed: int = Field(0, ge=0, description="seed of the split, weight init and shuffling")
+    read_batch_rows: int = Field(
+        16_384, ge=1, description="rows read from Parquet per streamed chunk"
+    )
+    shuffle_chunks: int = Field(
+        8, ge=1, description="streamed chunks mixed in the shuffle buffer (memory ∝ this)"
+    )
+    cache_rows: int = Field(
+        300_000,
+        ge=0,
+        description="libraries with at most this many rows are kept in memory after the first "
+        "pass (prepared tensors, ≈ 1 KB/row); larger ones are streamed every epoch",
+    )
+    threads: int = Field(1, ge=1, description="torch intra-op threads")
+
+
+def distill_config(file: str | Path | None = None, **overrides: Any) -> DistillConfig:
+    """Build a :class:`DistillConfig` from an optional YAML file plus keyword overrides.
+
+    Raises:
+        ConfigError: naming every bad field.
+    """
+    data: dict[str, Any] = read_yaml(file) if file is not None else {}
+    data.update(overrides)
+    return build(DistillConfig, data, "distill config")
