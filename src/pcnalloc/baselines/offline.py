@@ -119,17 +119,14 @@ def play_window(
     env: PowerCommEnv, policy: Policy | None, seed: int, requests: int, *, reset: Any = None
 ) -> tuple[Window, dict[str, Any]]:
     """Play ``policy`` until it has decided ``requests`` new requests; record the window.
-
-    Restoration requests created by pre-emption are decided too (they are part of the
-    policy's run) but are not part of the window.
+    Restoration requests created by pre-emption are decided too but are not in the window.
 
     Args:
         env: the environment (its config should have grid events off).
         policy: the decision maker; None rejects everything (records the window only).
         seed: episode seed.
         requests: new requests J in the window.
-        reset: an ``(env, obs)`` pair already reset with ``seed`` to play on instead of
-            resetting ``env`` (lets several policies share one expensive warm start).
+        reset: an ``(env, obs)`` pair already reset with ``seed`` to play on instead.
 
     Returns:
         The window and the policy's result on it: ``value`` (Σ value·grant accepted minus
@@ -178,6 +175,13 @@ def play_window(
             out["preempted"] += info["preempted"]
     out["value"] = round(out["value"], 9)
     return window, out
+
+
+def _copy_reset(env: PowerCommEnv, obs: dict) -> tuple[PowerCommEnv, dict]:
+    """An independent copy of a just-reset env and its observation; the network, catalog,
+    traffic model and path cache (immutable or pure caches) are shared, not copied."""
+    memo = {id(x): x for x in (env.net, env.catalog, env.traffic, env.paths)}
+    return copy.deepcopy((env, obs), memo)
 
 
 def record_window(env_cfg: EnvConfig, seed: int, requests: int) -> Window:
@@ -422,10 +426,9 @@ def window_gap(
 ) -> dict[str, Any]:
     """Each policy's value on the same windows against the hindsight bound.
 
-    A policy is compared with the bound of its own environment: its ``env_overrides`` (e.g.
-    ``k_paths``) change both the candidates it may use and the warm-start placement, so one
-    MILP is solved per distinct env config and seed. Policies sharing a config share one
-    warm start (the reset env is copied).
+    A policy is compared with the bound of its own env: its ``env_overrides`` (``k_paths``)
+    change its candidates and the warm-start placement, so one MILP is solved per distinct
+    env config and seed; policies sharing a config share one (copied) warm start.
 
     Args:
         policies: policy specs (``ksp-ff``, ``cspf-pe`` …) or Policy objects.
@@ -435,33 +438,32 @@ def window_gap(
         time_limit_s: HiGHS limit per MILP (s).
 
     Returns:
-        ``{"requests", "seeds", "bounds": [...], "policies": [...], "summary": {...},
-        "exogenous"}``. Per policy and seed: ``value``, ``upper_bound`` (of its env),
-        ``gap`` = 1 − value / upper_bound, ``certified`` (no pre-emption happened, so the
-        bound provably holds), ``preempted``, ``restorations`` and ``trace_matches`` (its new
-        requests equal the bound's window). ``exogenous`` is True when every policy saw the
-        same new requests for a seed.
+        ``{"requests", "seeds", "bounds", "policies", "summary", "exogenous"}``; per policy
+        and seed: ``value``, ``upper_bound`` (of its env), ``gap`` = 1 − value / upper_bound,
+        ``certified`` (no pre-emption, so the bound provably holds), ``preempted``,
+        ``restorations``, ``trace_matches`` (same new requests as the bound's window).
+        ``exogenous``: every policy saw the same new requests for a seed.
     """
     from pcnalloc.baselines.registry import make_policy
 
     pols = [make_policy(p) if isinstance(p, str) else p for p in policies]
     bounds: dict[tuple[str, int], tuple[Window, dict[str, Any]]] = {}
-    resets: dict[tuple[str, str, int], tuple[PowerCommEnv, dict]] = {}
+    envs: dict[tuple[str, str], PowerCommEnv] = {}
     keys: dict[int, list] = {}
     rows: list[dict[str, Any]] = []
     exogenous = True
     for seed in seeds:
+        resets: dict[tuple[str, str], dict] = {}
         for pol in pols:
             cfg = window_config(env_cfg, **pol.env_overrides, episode_requests=10**9)
             ck = cfg.model_dump_json()
-            rk = (ck, pol.observation, seed)
+            rk = (ck, pol.observation)
+            if rk not in envs:
+                envs[rk] = PowerCommEnv(cfg, observation=pol.observation)
+            env = envs[rk]
             if rk not in resets:
-                env = PowerCommEnv(cfg, observation=pol.observation)
-                obs, _ = env.reset(seed=seed)
-                resets[rk] = (env, obs)
-            w, res = play_window(
-                resets[rk][0], pol, seed, requests, reset=copy.deepcopy(resets[rk])
-            )
+                resets[rk] = env.reset(seed=seed)[0]
+            w, res = play_window(env, pol, seed, requests, reset=_copy_reset(env, resets[rk]))
             if (ck, seed) not in bounds:
                 bounds[(ck, seed)] = (w, solve_window(w, time_limit_s=time_limit_s))
             bw, bres = bounds[(ck, seed)]
@@ -480,7 +482,6 @@ def window_gap(
                     "trace_matches": matches,
                 }
             )
-        resets = {k: v for k, v in resets.items() if k[2] != seed}  # free the copies
     summary: dict[str, dict[str, float]] = {}
     for pol in pols:
         gaps = [r["gap"] for r in rows if r["policy"] == pol.name]
