@@ -1,0 +1,122 @@
+"""`pcnalloc distill`: distil a trajectory library into an edge or latent student, with fidelity
+and (``--ablation``) the KL / +hard / +hard+soft loss ablation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from pcnalloc.commands._common import console, progress_bar
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"100-104"`` → [100 … 104]; ``"1,5,9"`` → [1, 5, 9]; ``""`` → []."""
+    from pcnalloc.errors import ConfigError
+
+    seeds: list[int] = []
+    try:
+        for part in (p.strip() for p in text.split(",") if p.strip()):
+            if "-" in part[1:]:
+                a, b = part.split("-", 1)
+                lo, hi = int(a), int(b)
+                if hi < lo:
+                    raise ValueError
+                seeds.extend(range(lo, hi + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise ConfigError(
+            f"bad --eval-seeds {text!r}; accepted: a range like 100-104 or a comma list of ints"
+        ) from None
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"bad --eval-seeds {text!r}; seeds must be ≥ 0")
+    return seeds
+
+
+class _BarReporter:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+        self.task: Any = None
+
+    def stage(self, description: str, total: int) -> None:
+        if self.task is not None:
+            self.bar.update(self.task, completed=self.bar.tasks[-1].total)
+        self.task = self.bar.add_task(description, total=total)
+
+    def advance(self, n: int = 1, description: str | None = None) -> None:
+        if self.task is None:
+            return
+        if description is None:
+            self.bar.advance(self.task, n)
+        else:
+            self.bar.update(self.task, advance=n, description=description)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("distill")
+    def distill(
+        library: Annotated[Path, typer.Option(help="trajectory library folder or .parquet file")],
+        out: Annotated[Path, typer.Option(help="output folder (student.pt, reports, plots)")],
+        student: Annotated[
+            str, typer.Option(help="edge (reads the compact vector) or latent (teacher state)")
+        ] = "edge",
+        config: Annotated[
+            Path | None, typer.Option(help="DistillConfig YAML (τ, λ_hard, λ_soft, lr, …)")
+        ] = None,
+        ablation: Annotated[
+            bool, typer.Option("--ablation", help="also train KL-only and KL+hard variants")
+        ] = False,
+        teacher: Annotated[
+            Path | None,
+            typer.Option(help="teacher checkpoint (.pt or folder) for the closed-loop runs"),
+        ] = None,
+        eval_seeds: Annotated[
+            str, typer.Option(help="closed-loop env seeds, e.g. 100-104 (needs --teacher)")
+        ] = "100-104",
+        requests: Annotated[
+            int, typer.Option(min=1, help="decisions per closed-loop episode")
+        ] = 1000,
+        epochs: Annotated[int | None, typer.Option(min=1, help="override config epochs")] = None,
+        seed: Annotated[int | None, typer.Option(min=0, help="override config seed")] = None,
+        json_out: Annotated[
+            Path | None, typer.Option("--json", help="also write the full report JSON here")
+        ] = None,
+    ) -> None:
+        """Distil LIBRARY into a STUDENT; report held-out and closed-loop fidelity."""
+        from pcnalloc.commands._common import write_json
+        from pcnalloc.distill import distill_config
+        from pcnalloc.distill.fidelity import ablation_table, fidelity_table
+        from pcnalloc.distill.run import run_distillation
+
+        overrides: dict[str, Any] = {}
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if seed is not None:
+            overrides["seed"] = seed
+        cfg = distill_config(config, **overrides)
+        teacher_policy = None
+        if teacher is not None:
+            from pcnalloc.teacher import TeacherPolicy
+
+            teacher_policy = TeacherPolicy.load(teacher)
+        seeds = parse_seeds(eval_seeds) if teacher_policy is not None else []
+        with progress_bar() as bar:
+            report = run_distillation(
+                library,
+                kind=student,
+                cfg=cfg,
+                out_dir=out,
+                teacher=teacher_policy,
+                eval_seeds=seeds,
+                requests=requests,
+                ablation=ablation,
+                reporter=_BarReporter(bar),
+            )
+        console.print(fidelity_table(report, title=f"{student} student fidelity"))
+        if ablation:
+            console.print(ablation_table(report["ablation"], title=f"{student} loss ablation"))
+        if json_out is not None:
+            write_json(json_out, report)
+        console.print(f"wrote {out}/student.pt, fidelity.json, history.csv, curves.png")
