@@ -336,11 +336,11 @@ def compile_student(
 
 
 # ---------------------------------------------------------------------------- inputs
-STUDENT_FORMAT = "pcnalloc-student/0"
+STUDENT_FORMAT = "pcnalloc-mlp/0"
 
 
 def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
-    """Write a plain MLP student (Linear/ReLU ``nn.Sequential``) in the interim format.
+    """Write a plain Linear/ReLU ``nn.Sequential`` student (tests, benchmarks).
 
     The file holds ``{"format", "input_key", "state_dict"}`` and loads with
     ``torch.load(weights_only=True)``.
@@ -361,36 +361,34 @@ def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
 def load_student_module(ckpt: str | Path | torch.nn.Module) -> torch.nn.Module:
     """The student module of a checkpoint, in eval mode, with ``input_key`` set.
 
-    Accepts a module; a file whose owner package offers ``pcnalloc.distill.load_student``
-    (used when present); or the interim format of :func:`save_student_checkpoint` / any
-    ``state_dict`` of a Linear/ReLU MLP (layer sizes read from the weight shapes).
+    Accepts a module; a ``pcnalloc distill`` output (``student.pt`` or its folder, read with
+    :func:`pcnalloc.distill.load_student`); or a plain Linear/ReLU MLP saved with
+    :func:`save_student_checkpoint` (layer sizes read from the weight shapes).
 
     Raises:
-        CompileError: a missing file or a checkpoint that is none of the above.
+        CompileError: a missing or unreadable file, or a checkpoint that is none of the above.
     """
     if isinstance(ckpt, torch.nn.Module):
         return ckpt.eval()
     p = Path(ckpt)
+    if p.is_dir():
+        p = p / "student.pt"
     if not p.is_file():
         raise CompileError(f"student checkpoint {str(p)!r} does not exist")
-    try:
-        from pcnalloc.distill import load_student  # type: ignore[attr-defined]
-    except ImportError:
-        load_student = None
-    if load_student is not None:
-        module = load_student(p)
-        module = module[0] if isinstance(module, tuple) else module
-        if isinstance(module, torch.nn.Module):
-            return module.eval()
     try:
         ck = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises several unrelated types on a bad file
         raise CompileError(f"cannot read student checkpoint {str(p)!r}: {err}") from None
-    sd = ck.get("state_dict", ck.get("model")) if isinstance(ck, dict) else None
+    from pcnalloc.distill.checkpoint import STUDENT_FORMAT as DISTILL_FORMAT
+    from pcnalloc.distill.checkpoint import load_student
+
+    if isinstance(ck, dict) and ck.get("format") == DISTILL_FORMAT:
+        return load_student(p)[0].eval()
+    sd = ck.get("state_dict") if isinstance(ck, dict) else None
     if not isinstance(sd, dict):
         raise CompileError(
-            f"student checkpoint {str(p)!r} has no state_dict; accepted: "
-            f"{STUDENT_FORMAT} files or a Linear/ReLU MLP state_dict"
+            f"student checkpoint {str(p)!r} has no state_dict; accepted: `pcnalloc distill` "
+            f"output ({DISTILL_FORMAT}) or {STUDENT_FORMAT} (a Linear/ReLU MLP)"
         )
     module = _mlp_from_state_dict(sd, str(p))
     module.input_key = str(ck.get("input_key", "compact"))

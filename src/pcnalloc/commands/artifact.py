@@ -1,0 +1,108 @@
+"""``pcnalloc compile`` and ``pcnalloc artifact verify``: build and check signed edge artifacts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console, progress_bar
+
+artifact_app = typer.Typer(help="Signed edge artifacts (ONNX student + manifest).")
+
+
+def compile_cmd(
+    student: Annotated[Path, typer.Option("--student", help="student checkpoint (.pt)")],
+    library: Annotated[
+        Path, typer.Option("--library", help="trajectory library: sample rows and env config")
+    ],
+    key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (pcnalloc keys new)")],
+    out: Annotated[Path, typer.Option("--out", help="artifact folder to publish")],
+    int8: Annotated[
+        bool, typer.Option("--int8", help="also ship an int8 model (gated on argmax agreement)")
+    ] = False,
+    rows: Annotated[int, typer.Option(help="library rows for the parity/int8 gates", min=1)] = (
+        4096
+    ),
+    min_agreement: Annotated[
+        float, typer.Option(help="minimum int8/fp32 argmax agreement", min=0.0, max=1.0)
+    ] = 0.995,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing artifact folder")] = False,
+) -> None:
+    """Export STUDENT to ONNX, check parity on library rows, sign and publish OUT."""
+    from pcnalloc.edge.artifact import sha256_bytes
+    from pcnalloc.edge.compile import compile_student, library_rows, load_student_module
+
+    with progress_bar() as bar:
+        task = bar.add_task("compile", total=3)
+        module = load_student_module(student)
+        name = str(getattr(module, "input_key", "compact"))
+        x, env = library_rows(library, name, max_rows=rows)
+        bar.advance(task)
+        res = compile_student(
+            module,
+            x,
+            env_config=env,
+            private_key=key,
+            out_dir=out,
+            int8=int8,
+            min_agreement=min_agreement,
+            overwrite=overwrite,
+            source={
+                "student": str(student),
+                "student_sha256": sha256_bytes(student.read_bytes()),
+                "library": str(library),
+            },
+        )
+        bar.advance(task, 2)
+    m = res.manifest
+    table = Table(title=f"artifact {res.path}")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    table.add_row("input", f"{m['input']['name']} ({m['input']['dim']} float32)")
+    table.add_row("actions", str(m["n_actions"]))
+    table.add_row("parameters", str(m["student"]["param_count"]))
+    table.add_row("parity max |Δ|", f"{res.parity_max_abs:.2e} on {len(x)} rows")
+    if res.int8_agreement is not None:
+        table.add_row("int8 agreement", f"{res.int8_agreement:.4%}")
+    for p, n in res.model_bytes.items():
+        table.add_row(f"{p} model", f"{n} bytes, sha256 {m['models'][p]['sha256'][:16]}…")
+    table.add_row("signed by", m["signature"]["key_id"])
+    console.print(table)
+
+
+@artifact_app.command("verify")
+def verify_cmd(
+    artifact: Annotated[Path, typer.Argument(help="artifact folder")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key",
+            help="signer's public key (PEM); default: signer.pub inside the artifact "
+            "(integrity only)",
+        ),
+    ] = None,
+) -> None:
+    """Check the signature and every model hash; print OK or the problem, exit 1 on failure."""
+    from pcnalloc.edge.artifact import ArtifactError, load_artifact
+
+    try:
+        art = load_artifact(artifact, public_key)
+    except ArtifactError as err:
+        console.print(f"[red]FAIL: {err}[/]", soft_wrap=True)
+        raise typer.Exit(1) from None
+    m = art.manifest
+    models = ", ".join(f"{p} {len(b)} B" for p, b in art.models.items())
+    origin = "" if public_key else " (key taken from the artifact: integrity only)"
+    console.print(
+        f"[green]OK: {artifact} signed by {art.key_id}{origin}; input {art.input_name}"
+        f"[{art.input_dim}] → {art.n_actions} logits; {models}; created {m['created_at']}[/]",
+        soft_wrap=True,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("compile")(compile_cmd)
+    app.add_typer(artifact_app, name="artifact")
