@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
 from pcnalloc.baselines.registry import make_policy
 from pcnalloc.config import EnvConfig, build
@@ -175,6 +174,8 @@ def mean_ci(values: Sequence[float], confidence: float = 0.95) -> dict[str, Any]
     mean = float(v.mean()) if n else float("nan")
     if n < 2:
         return {"mean": round(mean, 6), "ci95": None, "std": None, "n": n}
+    from scipy import stats  # imported here: it costs ~1 s and workers rarely need it
+
     sd = float(v.std(ddof=1))
     half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n))
     return {"mean": round(mean, 6), "ci95": round(half, 6), "std": round(sd, 6), "n": n}
