@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: typed errors become a one-line message and exit status 2."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except PcnallocError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -50,14 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
-    except Exception as err:  # click usage errors carry their own exit codes
-        import click
-
-        if isinstance(err, click.ClickException):
-            err.show()
-            return err.exit_code
-        raise
-    return 0
+    except typer.TyperException as err:  # usage errors (click's, vendored by typer)
+        show = getattr(err, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {err}", file=sys.stderr)
+        return int(getattr(err, "exit_code", 2))
+    return rc if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":

@@ -137,6 +137,17 @@ class EnvConfig(_Frozen):
     preemption: bool = Field(
         True, description="allow candidates that pre-empt lower-priority flows (RSVP-TE style)"
     )
+    rules: str | None = Field(
+        None,
+        description="rule file merged over the packaged default rules; its critical/hard rules "
+        "further restrict the action mask (None = the default rules, which the compiled "
+        "candidate kernel enforces directly)",
+    )
+    emergency_priorities: bool = Field(
+        True,
+        description="apply the rule set's emergency priorities (setup/hold) to requests from a "
+        "region with an active grid emergency",
+    )
 
     @model_validator(mode="after")
     def _cache_covers_k(self) -> EnvConfig:

@@ -28,12 +28,19 @@ def policy_names() -> list[str]:
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
-    """Build a policy from ``name`` or ``name:K`` (e.g. ``ksp-ff:16``).
+    """Build a policy from ``name`` or ``name:K`` (e.g. ``ksp-ff:16``); a ``+rules`` suffix
+    puts it behind the rule engine (``student+rules``), which intercepts forbidden proposals.
 
     Raises:
         UnknownPolicyError: for a name that is not registered.
         ConfigError: for a K outside 1..16.
     """
+    if spec.endswith("+rules"):
+        from pcnalloc.edge.guard import GuardedPolicy
+
+        guarded = GuardedPolicy(make_policy(spec[: -len("+rules")], **kwargs))
+        guarded.name = spec
+        return guarded
     name, _, k = spec.partition(":")
     if name not in _FACTORIES:
         raise UnknownPolicyError(spec, policy_names())

@@ -66,8 +66,18 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="EnvConfig YAML (overridden by flags)")
         ] = None,
-        json_out: Annotated[
-            Path | None, typer.Option("--json", help="write the result JSON")
+        json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
+        rules: Annotated[
+            Path | None, typer.Option(help="rule file merged over the default rules")
+        ] = None,
+        guard: Annotated[
+            bool, typer.Option(help="put the policy behind the rule engine (interception)")
+        ] = False,
+        audit: Annotated[
+            Path | None, typer.Option(help="append every decision to this hash-chained log")
+        ] = None,
+        key: Annotated[
+            Path | None, typer.Option(help="Ed25519 private key that signs audit checkpoints")
         ] = None,
     ) -> None:
         """Play POLICY on CASE at LOAD for REQUESTS decisions and report the metrics."""
@@ -78,8 +88,28 @@ def register(app: typer.Typer) -> None:
         raw: dict[str, Any] = read_yaml(config) if config else {}
         raw.setdefault("network", {})["case"] = case
         raw.setdefault("traffic", {})["load"] = load
+        if rules is not None:
+            from pcnalloc.edge.rules import RuleSet
+
+            RuleSet.load(rules)  # validate before any long work
+            raw["rules"] = str(rules)
         cfg = build(EnvConfig, raw, "environment config")
         pol = make_policy(policy)
+        log = None
+        if guard or audit is not None:
+            from pcnalloc.edge.guard import GuardedPolicy
+
+            if audit is not None:
+                from pcnalloc.edge.audit import AuditLog
+
+                log = AuditLog(
+                    audit,
+                    private_key=key,
+                    checkpoint_every=1000,
+                    sync_every=100,
+                    meta={"case": case, "policy": policy, "seed": seed},
+                )
+            pol = GuardedPolicy(pol, audit=log)
         from pcnalloc.network import cached_network
 
         cached_network(cfg.network.case, cfg.network)  # fail fast on a bad case, before the bar

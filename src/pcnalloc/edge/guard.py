@@ -201,8 +201,8 @@ class GuardedPolicy:
     """
 
     policy: Any
-    engine: RuleEngine
-    env: Any
+    engine: RuleEngine | None = None
+    env: Any = None
     audit: Any = None
     model_sha256: str = ""
     guard: Guard | None = None
@@ -211,11 +211,23 @@ class GuardedPolicy:
     last: Decision | None = None
 
     def __post_init__(self) -> None:
-        self.guard = self.guard or Guard(self.engine)
+        if self.engine is not None:
+            self.guard = self.guard or Guard(self.engine)
         self.name = f"{self.policy.name}+rules"
         self.observation = self.policy.observation
         self.env_overrides = dict(self.policy.env_overrides)
         self.model_bytes = int(self.policy.model_bytes)
+
+    def bind_env(self, env: Any) -> None:
+        """Attach the env the policy acts in (the evaluation runner calls this); without an
+        engine of its own the guard uses the env's engine, so both see the same rules."""
+        self.env = env
+        if self.engine is None:
+            self.engine = env.engine
+        self.guard = Guard(self.engine) if self.guard is None else self.guard
+        bind = getattr(self.policy, "bind_env", None)
+        if bind is not None:
+            bind(env)
 
     def reset(self, seed: int | None = None) -> None:
         self.policy.reset(seed)
@@ -223,6 +235,8 @@ class GuardedPolicy:
         self.rule_counts.clear()
 
     def act(self, obs: dict[str, np.ndarray]) -> int:
+        if self.env is None or self.engine is None:
+            raise RuntimeError("GuardedPolicy needs bind_env(env) before act()")
         proposal = int(self.policy.act(obs))
         ev = self.env.current_evaluation
         ctx = RequestContext.from_env(self.env)

@@ -8,7 +8,7 @@ The raw per-action quantities that rules test (:attr:`Evaluation.fields`) are de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -101,6 +101,20 @@ class Evaluation:
     @property
     def any_valid(self) -> bool:
         return bool(self.mask_A[:-1].any())
+
+    def restricted(self, allowed_A: np.ndarray, violations_AR: np.ndarray) -> Evaluation:
+        """A copy whose mask also forbids actions not in ``allowed_A`` (reject stays valid).
+
+        Rules only ever tighten the physical mask: capacity, latency and protection stay
+        enforced whatever a rule file says.
+        """
+        mask = self.mask_A & allowed_A.astype(np.int8)
+        mask[-1] = 1
+        feats = self.feats_AF.copy()
+        feats[:, CANDIDATE_FEATURES.index("valid")] = mask
+        out = replace(self, mask_A=mask, feats_AF=feats)
+        object.__setattr__(out, "rule_violations_AR", violations_AR)
+        return out
 
     @cached_property
     def fields(self) -> dict[str, np.ndarray]:
@@ -297,9 +311,19 @@ def _kernel(
 
 
 def evaluate(
-    state: NetworkState, cs: CandidateSet, req: Request, catalog: Catalog, cfg: EnvConfig
+    state: NetworkState,
+    cs: CandidateSet,
+    req: Request,
+    catalog: Catalog,
+    cfg: EnvConfig,
+    priority: int | None = None,
 ) -> Evaluation:
-    """Evaluate every (path, grant) action of ``req`` on the current ``state``."""
+    """Evaluate every (path, grant) action of ``req`` on the current ``state``.
+
+    Args:
+        priority: setup priority of the request (default: its class's catalog priority);
+            only flows of strictly lower priority count as pre-emptible.
+    """
     c = req.cls
     K, L = cfg.k_paths, cfg.grant_levels
     A = K * L + 1
@@ -335,7 +359,7 @@ def evaluate(
         cs.backup_nodes_KN,
         cs.backup_prop_ms_K,
         int(catalog.slice_C[c]),
-        int(catalog.priority_C[c]),
+        int(catalog.priority_C[c]) if priority is None else int(priority),
         bound,
         float(catalog.bandwidth_kbps_C[c]),
         catalog.grant_CL[c, :L],

@@ -83,6 +83,16 @@ class PowerCommEnv(gym.Env):
         self._ev: Evaluation | None = None
         self._cs = None
         self.emergency_R = np.zeros(self.net.n_regions, dtype=np.int64)
+        # The rule engine lives in pcnalloc.edge (no torch); imported here, never the reverse.
+        from pcnalloc.edge.engine import build_engine
+
+        self.engine = build_engine(
+            config.rules, self.catalog, trust_threshold=config.trust_threshold
+        )
+        pr = self.engine.priorities
+        self._prio_table = np.stack(
+            [pr.base_C, pr.emergency_C if config.emergency_priorities else pr.base_C]
+        )
 
     # ------------------------------------------------------------------ events
     def _push(self, t: float, kind: int, payload: Any = None) -> None:
@@ -203,7 +213,16 @@ class PowerCommEnv(gym.Env):
             failed_E1=self.state.failed_E1,
             failed_key=self.state.failed_key,
         )
-        self._ev = evaluate(self.state, self._cs, req, self.catalog, self.cfg)
+        region = self.net.site_region[req.src]
+        emergency = bool(self.emergency_R[region] > 0)
+        self._prio = int(self._prio_table[int(emergency), req.cls])
+        ev = evaluate(self.state, self._cs, req, self.catalog, self.cfg, priority=self._prio)
+        if self.cfg.rules is not None:
+            from pcnalloc.edge.engine import RequestContext
+
+            v = self.engine.check(ev.fields, RequestContext(req.cls, int(region), emergency))
+            ev = ev.restricted(~v.forbidden_A, v.violations_AR)
+        self._ev = ev
 
     # ------------------------------------------------------------------ warm start
     def _warm_start(self) -> None:
@@ -281,7 +300,7 @@ class PowerCommEnv(gym.Env):
             cs.backup_links_KB[k][cs.backup_links_KB[k] < E] if cs.has_backup_K[k] else links[:0]
         )
         s = int(self.catalog.slice_C[c])
-        prio = int(self.catalog.priority_C[c])
+        prio = self._prio
         kbps = int(ev.kbps_A[action])
         preempted: list = []
         if ev.needs_preempt_A[action]:
@@ -389,6 +408,11 @@ class PowerCommEnv(gym.Env):
     def current_request(self) -> Request:
         assert self._req is not None
         return self._req
+
+    @property
+    def current_priority(self) -> int:
+        """Setup priority of the current request (its class's, or the emergency override)."""
+        return self._prio
 
     @property
     def current_evaluation(self) -> Evaluation:

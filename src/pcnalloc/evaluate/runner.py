@@ -41,6 +41,9 @@ def run_policy(
     """
     cfg = env_config_for(policy, config, requests)
     env = env or PowerCommEnv(cfg, observation=policy.observation)
+    bind = getattr(policy, "bind_env", None)
+    if bind is not None:
+        bind(env)  # policies that read env state (rule guard, edge agent) attach here
     policy.reset(seed)
     obs, _ = env.reset(seed=seed)
     rec = MetricsRecorder(env)
@@ -57,13 +60,20 @@ def run_policy(
     wall = time.perf_counter() - t0
     if progress is not None and requests % 100:
         progress(requests % 100)
+    metrics = rec.result(model_bytes=policy.model_bytes)
+    summary = getattr(policy, "summary", None)
+    if callable(summary):  # a rule guard reports what it intercepted and what slipped through
+        g = summary()
+        metrics["intercepted"] += int(g.get("intercepted", 0))
+        metrics["executed_hard_violations"] += int(g.get("executed_violations", 0))
+        metrics["guard"] = g
     return {
         "policy": policy.name,
         "case": cfg.network.case,
         "load": cfg.traffic.load,
         "seed": seed,
         "requests": requests,
-        "metrics": rec.result(model_bytes=policy.model_bytes),
+        "metrics": metrics,
         "timing": {
             "wall_s": round(wall, 4),
             "decisions_per_s": round(requests / wall, 1) if wall > 0 else None,
