@@ -1,0 +1,238 @@
+"""Edge student latency and size, side by side in one run (prints JSON).
+
+Usage::
+
+    python benchmarks/bench_edge.py [--student CKPT] [--cases case30,case1354pegase]
+                                    [--calls 5000] [--decisions 2000] [--out FILE]
+
+1. Compiles the student (default: the distill package's default edge MLP, seeded, standardised
+   on case30 rows — untrained, so its int8 gate is reported, not enforced) to a signed
+   artifact with fp32 and int8 models.
+2. **Model inference**, batch 1, one thread: ONNX Runtime fp32 and int8 on bound buffers
+   (``BoundModel.run``), and torch fp32 under ``inference_mode`` with ``set_num_threads(1)``,
+   on the same recorded case30 rows.
+3. **Whole decision** per case: one env is built and reset once (case1354pegase resets take
+   seconds to tens of seconds), then ``EdgeAgent.decide`` runs on every live state while the
+   env executes its actions. Reported per stage (features, model) and in total
+   (features + model + mask check), plus a second agent with the rule engine and an audit log
+   (fsync every 1000 records).
+
+Every figure is a per-call ``perf_counter_ns`` percentile on whatever this machine is doing
+at the time; ``load_avg`` is recorded at start and end because other jobs may share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from pcnalloc.config import env_config
+from pcnalloc.distill import make_student
+from pcnalloc.edge import keys
+from pcnalloc.edge.agent import BoundModel, EdgeAgent, LocalState
+from pcnalloc.edge.artifact import load_artifact
+from pcnalloc.edge.audit import AuditLog
+from pcnalloc.edge.compile import compile_student, load_student_module
+from pcnalloc.edge.engine import build_engine
+from pcnalloc.envs import PowerCommEnv
+
+TARGETS = {"model_fp32_bytes_max": 125_000, "inference_p50_us_max": 20, "decision_p99_us_max": 100}
+
+
+def pct(us: np.ndarray) -> dict[str, float]:
+    a = np.asarray(us, dtype=float)
+    return {
+        "p50_us": round(float(np.percentile(a, 50)), 2),
+        "p99_us": round(float(np.percentile(a, 99)), 2),
+        "mean_us": round(float(a.mean()), 2),
+        "n": int(a.size),
+    }
+
+
+def record_rows(case: str, n: int, seed: int = 0) -> np.ndarray:
+    """Compact vectors of ``n`` live case states (first valid action played)."""
+    env = PowerCommEnv(env_config(network={"case": case}), observation="compact")
+    obs, _ = env.reset(seed=seed)
+    rows = []
+    for _ in range(n):
+        rows.append(obs["compact"])
+        obs, *_ = env.step(int(np.flatnonzero(obs["action_mask"])[0]))
+    return np.stack(rows)
+
+
+def time_calls(fn: Any, prepare: Any, n: int, warmup: int = 300) -> np.ndarray:
+    """Per-call µs of ``fn()`` after ``prepare(i)`` (untimed) for i in range(n)."""
+    for i in range(warmup):
+        prepare(i)
+        fn()
+    out = np.empty(n)
+    for i in range(n):
+        prepare(i)
+        t = time.perf_counter_ns()
+        fn()
+        out[i] = (time.perf_counter_ns() - t) / 1e3
+    return out
+
+
+def inference(art_dir: Path, pub: Path, module: torch.nn.Module, rows: np.ndarray, n: int) -> dict:
+    art = load_artifact(art_dir, pub)
+    res: dict[str, Any] = {}
+    for precision in ("fp32", "int8"):
+        m = BoundModel(art, precision)
+        x = m.x_1D
+
+        def put(i: int, x: np.ndarray = x) -> None:
+            x[0] = rows[i % len(rows)]
+
+        res[f"onnxruntime_{precision}"] = pct(time_calls(m.run, put, n))
+    torch.set_num_threads(1)
+    xs = [torch.from_numpy(r[None].copy()) for r in rows]
+    cur: list[torch.Tensor] = [xs[0]]
+
+    def put_t(i: int) -> None:
+        cur[0] = xs[i % len(xs)]
+
+    with torch.inference_mode():
+        res["torch_fp32"] = pct(time_calls(lambda: module(cur[0]), put_t, n))
+    return res
+
+
+def decisions(
+    case: str, art_dir: Path, pub: Path, priv: Path, n: int, seed: int, tmp: Path
+) -> dict[str, Any]:
+    cfg = env_config(network={"case": case})
+    t0 = time.perf_counter()
+    env = PowerCommEnv(cfg, observation="compact")
+    env.reset(seed=seed)
+    setup_s = time.perf_counter() - t0
+    plain = EdgeAgent(art_dir, pub, cfg, network=env.net)
+    engine = build_engine(None, env.catalog, trust_threshold=cfg.trust_threshold)
+    audit = AuditLog(tmp / f"audit-{case}.jsonl", private_key=priv, sync_every=1000)
+    guarded = EdgeAgent(art_dir, pub, cfg, network=env.net, rules=engine, audit=audit)
+    for _ in range(200):  # warm caches (paths, numba, rule plans); not recorded below
+        local = LocalState.from_env(env)
+        plain.decide(local)
+        guarded.decide(local)
+        env.step(plain.decide(local).action)
+    plain.n_decisions = guarded.n_decisions = 0
+    outcomes: dict[str, int] = {}
+    for _ in range(n):
+        local = LocalState.from_env(env)
+        d = plain.decide(local)
+        guarded.decide(local)
+        _, _, _, _, info = env.step(d.action)
+        outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
+    audit.close()
+    p, g = plain.latency_us(), guarded.latency_us()
+    return {
+        "sites": env.net.n_sites,
+        "links": env.net.n_links,
+        "env_build_and_reset_s": round(setup_s, 2),
+        "outcomes": outcomes,
+        "features": pct(p["features"]),
+        "model": pct(p["model"]),
+        "features_plus_model": pct(p["features"] + p["model"]),
+        "decision_total": pct(p["total"]),
+        "with_rules_and_audit": {
+            "rules": pct(g["rules"]),
+            "audit": pct(g["audit"]),
+            "total": pct(g["total"]),
+        },
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--student", type=Path, default=None, help="student checkpoint (distill)")
+    ap.add_argument("--cases", default="case30,case1354pegase")
+    ap.add_argument("--calls", type=int, default=5000, help="timed inference calls per model")
+    ap.add_argument("--decisions", type=int, default=2000, help="timed decisions per case")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = ap.parse_args()
+    load_start = os.getloadavg()
+    t_start = time.perf_counter()
+    cfg = env_config(network={"case": "case30"})
+    rows = record_rows("case30", 1000, args.seed)
+    D, A = rows.shape[1], cfg.n_actions
+    if args.student is not None:
+        module, trained, min_agree = load_student_module(args.student), True, 0.995
+    else:
+        module = make_student(
+            "edge", input_dim=D, n_actions=A, generator=torch.Generator().manual_seed(args.seed)
+        )
+        x = torch.from_numpy(rows)
+        module.set_standardisation(x.mean(0), x.std(0))
+        trained, min_agree = False, 0.0
+    with tempfile.TemporaryDirectory(prefix="bench-edge-") as td:
+        tmp = Path(td)
+        priv, pub = keys.save_keypair(tmp / "keys", "bench")
+        art_dir = tmp / "artifact"
+        res = compile_student(
+            module,
+            rows,
+            env_config=cfg,
+            private_key=priv,
+            out_dir=art_dir,
+            int8=True,
+            min_agreement=min_agree,
+        )
+        inf = inference(art_dir, pub, module.eval(), rows, args.calls)
+        per_case = {
+            c: decisions(c, art_dir, pub, priv, args.decisions, args.seed, tmp)
+            for c in args.cases.split(",")
+            if c
+        }
+    fp32_bytes = res.model_bytes["fp32"]
+    out = {
+        "benchmark": "edge",
+        "student": {
+            "source": str(args.student) if args.student else "default edge MLP (untrained)",
+            "trained": trained,
+            "hidden": list(getattr(module, "hidden", ())),
+            "param_count": int(getattr(module, "param_count", 0)),
+            "param_bytes": int(getattr(module, "param_bytes", 0)),
+        },
+        "model_bytes": {"fp32": fp32_bytes, "int8": res.model_bytes["int8"]},
+        "parity_max_abs": res.parity_max_abs,
+        "int8_argmax_agreement": res.int8_agreement,
+        "inference_batch1_one_thread": inf,
+        "decision": per_case,
+        "targets": TARGETS,
+        "meets": {
+            "model_fp32_bytes": fp32_bytes <= TARGETS["model_fp32_bytes_max"],
+            "inference_p50": inf["onnxruntime_fp32"]["p50_us"] <= TARGETS["inference_p50_us_max"],
+            **{
+                f"decision_p99_{c}": r["features_plus_model"]["p99_us"]
+                <= TARGETS["decision_p99_us_max"]
+                for c, r in per_case.items()
+            },
+        },
+        "machine": {
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "onnxruntime": ort.__version__,
+            "torch": torch.__version__,
+            "load_avg_start": [round(x, 2) for x in load_start],
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+            "wall_s": round(time.perf_counter() - t_start, 1),
+        },
+    }
+    text = json.dumps(out, indent=2)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
