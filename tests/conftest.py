@@ -86,6 +86,13 @@ def small_pool_graph_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def congested_graph_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny graph with 20 Mb/s per link: a Zone I pool holds one teleprotection flow and
+    the warm-start population stays around a hundred flows (cheap invariant checks)."""
+    return write_tiny_graph(tmp_path_factory.mktemp("graphs") / "tiny20.json", capacity_mbps=20.0)
+
+
+@pytest.fixture(scope="session")
 def tiny_net(tiny_graph_file: Path) -> CommNetwork:
     """The tiny network built with the default :class:`NetworkConfig`."""
     return cached_network(str(tiny_graph_file), NetworkConfig())
@@ -124,11 +131,11 @@ def case_network(pp_case: Callable[[str], Any]) -> Callable[[str], CommNetwork]:
 
 
 STRESS_EVENTS: dict[str, float] = {
-    "faults_per_hour": 120.0,
-    "emergency_minutes": 2.0,
+    "faults_per_hour": 300.0,
+    "emergency_minutes": 1.0,
     "burst_rate_per_s": 2.0,
-    "fiber_cuts_per_hour": 120.0,
-    "repair_minutes": 2.0,
+    "fiber_cuts_per_hour": 600.0,
+    "repair_minutes": 1.0,
 }
 """Event rates high enough that a few hundred requests see faults, bursts, cuts and repairs."""
 
