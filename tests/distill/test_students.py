@@ -45,3 +45,34 @@ def test_bad_kind_and_config_raise() -> None:
         make_student("huge", input_dim=4, n_actions=3)
     with pytest.raises(ConfigError, match="lacks 'hidden'"):
         student_from_config({"kind": "edge", "input_dim": 4, "n_actions": 3})
+
+
+def test_shared_head_student_scores_actions_with_one_head() -> None:
+    from pcnalloc.config import EnvConfig
+    from pcnalloc.distill.students import SharedHeadStudent, compact_layout
+    from pcnalloc.library import LibrarySpec
+
+    spec = LibrarySpec.from_env_config(EnvConfig())
+    layout = compact_layout(spec)
+    assert layout == {"n_feats": 11, "request_dim": 27}
+    gen = torch.Generator().manual_seed(0)
+    m = make_student(
+        "edge", input_dim=183, n_actions=13, arch="shared", layout=layout, generator=gen
+    )
+    assert isinstance(m, SharedHeadStudent) and m.param_bytes <= EDGE_BUDGET_BYTES
+    x = torch.randn(3, 183, generator=gen)
+    z = m(x)
+    assert z.shape == (3, 13)
+    # Swapping two actions' candidate rows swaps their scores (up to the per-action bias).
+    y = x.clone()
+    a, b = slice(27, 38), slice(38, 49)
+    y[:, a], y[:, b] = x[:, b], x[:, a]
+    zy = m(y) - m.action_bias
+    zx = z - m.action_bias
+    assert torch.allclose(zy[:, 0], zx[:, 1], atol=1e-6)
+    assert torch.allclose(zy[:, 1], zx[:, 0], atol=1e-6)
+    twin = student_from_config(m.config())
+    twin.load_state_dict(m.state_dict())
+    assert torch.equal(twin(x), z)
+    with pytest.raises(ConfigError, match="arch 'shared'"):
+        make_student("latent", input_dim=128, n_actions=13, arch="shared", layout=layout)

@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
         student: Annotated[
             str, typer.Option(help="edge (reads the compact vector) or latent (teacher state)")
         ] = "edge",
+        arch: Annotated[
+            str,
+            typer.Option(help="mlp (plain MLP) or shared (edge: one head scores every action)"),
+        ] = "shared",
         config: Annotated[
             Path | None, typer.Option(help="DistillConfig YAML (τ, λ_hard, λ_soft, lr, …)")
         ] = None,
@@ -112,6 +116,7 @@ def register(app: typer.Typer) -> None:
                 eval_seeds=seeds,
                 requests=requests,
                 ablation=ablation,
+                arch=arch if student == "edge" else "mlp",
                 reporter=_BarReporter(bar),
             )
         console.print(fidelity_table(report, title=f"{student} student fidelity"))

@@ -146,11 +146,19 @@ def fidelity_table(report: dict[str, Any], title: str = "student fidelity") -> T
     table.add_column("metric")
     table.add_column("value", justify="right")
     rows = [
-        ("student", f"{report['student']} ({report.get('input_key', '')})"),
+        (
+            "student",
+            f"{report['student']} {report.get('arch', '')} ({report.get('input_key', '')})",
+        ),
         ("parameters / bytes (fp32)", f"{h['param_count']:,} / {h['param_bytes']:,}"),
         ("held-out rows (episodes)", f"{h['rows']:,} ({h['held_out_episodes']})"),
         ("top-1 agreement (raw argmax)", f"{h['top1_agreement']:.4f}"),
         ("top-1 agreement (masked argmax)", f"{h['top1_agreement_masked']:.4f}"),
+        (
+            "top-1 agreement, clear rows (share)",
+            f"{h['top1_agreement_clear']:.4f} ({h['clear_row_share']:.2%})",
+        ),
+        ("mean teacher-Q regret (masked argmax)", f"{h['mean_q_regret']:.2e}"),
         ("KL(teacher ‖ student)", f"{h['kl']:.4f}"),
         ("raw hard-violation proposal rate", f"{h['hard_proposal_rate']:.4%}"),
         (
@@ -162,7 +170,7 @@ def fidelity_table(report: dict[str, Any], title: str = "student fidelity") -> T
     if cl:
         rows.append(
             (
-                f"teacher value ratio ({len(cl['seeds'])} seeds)",
+                f"teacher value ratio ({len(cl['envs'])} envs × {len(cl['seeds'])} seeds)",
                 f"{cl['teacher']['mean_value_ratio']:.4f}",
             )
         )

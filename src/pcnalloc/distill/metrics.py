@@ -7,6 +7,10 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
+CLEAR_GAP = 1e-3
+"""Teacher top-2 Q gap (teacher Q units) above which a row counts as a clear decision; below
+it the teacher is near-indifferent and top-1 disagreement costs almost nothing."""
+
 
 def masked_argmax(scores_BA: Tensor, action_mask_BA: Tensor) -> Tensor:
     """argmax over valid actions only (B,) int64; masked entries never win."""
@@ -26,6 +30,9 @@ class DecisionStats:
         masked_proposals: rows where the raw student argmax is masked (action_mask = 0).
         soft_student: Σ c(s, a) at the raw student argmax.
         soft_teacher: Σ c(s, a) at the teacher's masked argmax.
+        q_regret: Σ Q_T(teacher argmax) − Q_T(student masked argmax) (teacher Q units).
+        clear_rows: rows whose teacher top-2 valid Q gap exceeds ``CLEAR_GAP``.
+        agree_clear: of those, rows where the raw student argmax agrees.
     """
 
     rows: int = 0
@@ -35,6 +42,9 @@ class DecisionStats:
     masked_proposals: int = 0
     soft_student: float = 0.0
     soft_teacher: float = 0.0
+    q_regret: float = 0.0
+    clear_rows: int = 0
+    agree_clear: int = 0
 
     @torch.no_grad()
     def update(
@@ -57,6 +67,14 @@ class DecisionStats:
         self.masked_proposals += int((action_mask_BA.gather(1, idx) == 0).sum())
         self.soft_student += float(soft_BA.gather(1, idx).sum())
         self.soft_teacher += float(soft_BA.gather(1, t[:, None]).sum())
+        q_t = q_values_BA.gather(1, t[:, None])[:, 0]
+        self.q_regret += float((q_t - q_values_BA.gather(1, msk[:, None])[:, 0]).sum())
+        valid = action_mask_BA.bool()
+        second = torch.where(valid, q_values_BA, torch.full_like(q_values_BA, -torch.inf))
+        second = second.scatter(1, t[:, None], -torch.inf).amax(dim=1)
+        clear = (q_t - second) > CLEAR_GAP
+        self.clear_rows += int(clear.sum())
+        self.agree_clear += int(((raw == t) & clear).sum())
 
     def summary(self) -> dict[str, float]:
         """Rates in [0, 1] and mean soft magnitudes per row."""
@@ -69,6 +87,9 @@ class DecisionStats:
             "masked_proposal_rate": self.masked_proposals / n,
             "mean_soft_violation": self.soft_student / n,
             "teacher_mean_soft_violation": self.soft_teacher / n,
+            "mean_q_regret": self.q_regret / n,
+            "clear_row_share": self.clear_rows / n,
+            "top1_agreement_clear": self.agree_clear / max(self.clear_rows, 1),
         }
 
     def merge(self, other: DecisionStats) -> None:
@@ -76,4 +97,4 @@ class DecisionStats:
             setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
-__all__ = ["DecisionStats", "masked_argmax"]
+__all__ = ["CLEAR_GAP", "DecisionStats", "masked_argmax"]

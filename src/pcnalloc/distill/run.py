@@ -88,6 +88,7 @@ def run_distillation(
     requests: int = 1000,
     ablation: bool = False,
     hidden: Sequence[int] | None = None,
+    arch: str = "mlp",
     env_configs: Sequence[EnvConfig] | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
@@ -104,6 +105,7 @@ def run_distillation(
         requests: decisions per closed-loop episode.
         ablation: also train KL-only, KL+hard and KL+hard+soft on the same split and seed.
         hidden: student hidden widths (default per kind).
+        arch: ``mlp`` or ``shared`` (edge only, see :class:`SharedHeadStudent`).
         env_configs: closed-loop envs (default: every case × load of the library).
         reporter: progress sink (see :class:`Reporter`).
 
@@ -132,12 +134,13 @@ def run_distillation(
             )
 
         return train_student(
-            data, kind=kind, cfg=c, out_dir=where, hidden=hidden, on_epoch=on_epoch
+            data, kind=kind, cfg=c, out_dir=where, hidden=hidden, arch=arch, on_epoch=on_epoch
         )
 
     def report_for(res: DistillResult, c: DistillConfig, t_res: Any) -> dict[str, Any]:
         r: dict[str, Any] = {
             "student": kind,
+            "arch": arch,
             "input_key": INPUT_KEYS[kind],
             "library": str(library),
             "library_rows": data.num_rows,

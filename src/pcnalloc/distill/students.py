@@ -26,7 +26,13 @@ LATENT = "latent"
 STUDENT_KINDS: tuple[str, ...] = (EDGE, LATENT)
 INPUT_KEYS: dict[str, str] = {EDGE: "compact", LATENT: "state"}
 """Library column / observation key each kind reads."""
-DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {EDGE: (96, 64), LATENT: (128, 64)}
+ARCHS: tuple[str, ...] = ("mlp", "shared")
+DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
+    EDGE: (96, 64),
+    LATENT: (128, 64),
+    "shared": (64, 64, 32),
+}
+"""Default hidden widths per kind (plain MLP) and for the shared-head edge arch."""
 EDGE_BUDGET_BYTES = 125_000
 """1 Mbit: the fp32 size the edge student must fit in."""
 
@@ -85,8 +91,9 @@ class MLPStudent(nn.Module):
             for m in self.net:
                 if isinstance(m, nn.Linear):
                     nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
-                    bound = 1.0 / math.sqrt(m.in_features)
-                    nn.init.uniform_(m.bias, -bound, bound, generator=generator)
+                    if m.bias is not None:
+                        bound = 1.0 / math.sqrt(m.in_features)
+                        nn.init.uniform_(m.bias, -bound, bound, generator=generator)
 
     def set_standardisation(self, mean_D: Tensor, std_D: Tensor, eps: float = 1e-6) -> None:
         """Fix the input standardisation from training-set statistics (constant features → 1)."""
@@ -108,11 +115,86 @@ class MLPStudent(nn.Module):
     def config(self) -> dict[str, Any]:
         """The dict :func:`student_from_config` rebuilds this architecture from."""
         return {
+            "arch": "mlp",
             "kind": self.kind,
             "input_key": self.input_key,
             "input_dim": self.input_dim,
             "n_actions": self.n_actions,
             "hidden": list(self.hidden),
+        }
+
+
+class SharedHeadStudent(MLPStudent):
+    """Edge student that scores every action with one shared head, like the teacher's Q head.
+
+    The compact vector is laid out ``[request (R) | candidates (A·F, action-major) | history
+    and network statistics (T)]``. A context embedding g = ReLU(W_g·[request, stats]) is shared
+    by all actions; each action's score is an MLP over its own F candidate features plus g
+    (first layer ``W_c·cand_a + W'_g·g``, broadcast over actions) plus a learnt per-action bias.
+    Only Linear/ReLU, static slices and reshapes: exportable to ONNX as-is.
+
+    Args:
+        input_dim: D = R + A·F + T.
+        n_actions: A.
+        n_feats: F, candidate features per action.
+        request_dim: R, width of the request block at the start of the vector.
+        hidden: (context width, per-action hidden widths…), e.g. (64, 64, 32).
+    """
+
+    def __init__(
+        self,
+        *,
+        input_dim: int,
+        n_actions: int,
+        n_feats: int,
+        request_dim: int,
+        hidden: Sequence[int],
+    ) -> None:
+        nn.Module.__init__(self)
+        tail = input_dim - request_dim - n_actions * n_feats
+        if len(hidden) < 2 or tail < 0 or request_dim < 0 or n_feats < 1:
+            raise ConfigError(
+                f"shared-head student needs hidden=(context, h1, …) and D = R + A·F + T ≥ 0; "
+                f"got hidden={list(hidden)}, D={input_dim}, R={request_dim}, A={n_actions}, "
+                f"F={n_feats}"
+            )
+        self.kind = EDGE
+        self.arch = "shared"
+        self.input_key = INPUT_KEYS[EDGE]
+        self.input_dim, self.n_actions = int(input_dim), int(n_actions)
+        self.n_feats, self.request_dim, self.tail_dim = int(n_feats), int(request_dim), tail
+        self.hidden = tuple(int(h) for h in hidden)
+        self.register_buffer("in_mean", torch.zeros(self.input_dim))
+        self.register_buffer("in_scale", torch.ones(self.input_dim))
+        g, h1 = self.hidden[0], self.hidden[1]
+        self.context = nn.Linear(request_dim + tail, g)
+        self.cand_in = nn.Linear(n_feats, h1)
+        self.ctx_in = nn.Linear(g, h1, bias=False)
+        layers: list[nn.Module] = []
+        width = h1
+        for h in self.hidden[2:]:
+            layers += [nn.Linear(width, h), nn.ReLU()]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.head = nn.Sequential(*layers)
+        self.action_bias = nn.Parameter(torch.zeros(self.n_actions))
+        self.net = nn.ModuleList([self.context, self.cand_in, self.ctx_in, *self.head])
+
+    def forward(self, x_BD: Tensor) -> Tensor:
+        """Logits (B, A) of compact inputs (B, D) float32."""
+        z = (x_BD - self.in_mean) / self.in_scale
+        r, a_end = self.request_dim, self.request_dim + self.n_actions * self.n_feats
+        cand_BAF = z[:, r:a_end].reshape(-1, self.n_actions, self.n_feats)
+        ctx_BG = torch.relu(self.context(torch.cat([z[:, :r], z[:, a_end:]], dim=1)))
+        h_BAH = torch.relu(self.cand_in(cand_BAF) + self.ctx_in(ctx_BG).unsqueeze(1))
+        return self.head(h_BAH).squeeze(-1) + self.action_bias
+
+    def config(self) -> dict[str, Any]:
+        return {
+            **super().config(),
+            "arch": "shared",
+            "n_feats": self.n_feats,
+            "request_dim": self.request_dim,
         }
 
 
@@ -123,6 +205,14 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
         ConfigError: for a missing key or an unknown kind.
     """
     try:
+        if cfg.get("arch", "mlp") == "shared":
+            return SharedHeadStudent(
+                input_dim=int(cfg["input_dim"]),
+                n_actions=int(cfg["n_actions"]),
+                n_feats=int(cfg["n_feats"]),
+                request_dim=int(cfg["request_dim"]),
+                hidden=[int(h) for h in cfg["hidden"]],
+            )
         return MLPStudent(
             kind=str(cfg["kind"]),
             input_dim=int(cfg["input_dim"]),
@@ -135,22 +225,59 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
         ) from None
 
 
+def compact_layout(spec: Any) -> dict[str, int]:
+    """``n_feats`` (F) and ``request_dim`` (R) of the compact vector of a library spec."""
+    from pcnalloc.envs.features import CANDIDATE_FEATURES
+    from pcnalloc.envs.observation import HISTORY_STATS, NETWORK_STATS
+
+    F = len(CANDIDATE_FEATURES)
+    T = len(HISTORY_STATS) + len(NETWORK_STATS)
+    return {"n_feats": F, "request_dim": int(spec.compact_dim - spec.n_actions * F - T)}
+
+
 def make_student(
     kind: str,
     *,
     input_dim: int,
     n_actions: int,
     hidden: Sequence[int] | None = None,
+    arch: str = "mlp",
+    layout: Mapping[str, int] | None = None,
     generator: torch.Generator | None = None,
 ) -> MLPStudent:
-    """A fresh student of ``kind`` (default hidden widths per kind), seeded by ``generator``."""
+    """A fresh student, seeded by ``generator``.
+
+    Args:
+        kind: ``edge`` or ``latent``.
+        input_dim: D.
+        n_actions: A.
+        hidden: hidden widths (default per kind and arch, see ``DEFAULT_HIDDEN``).
+        arch: ``mlp`` (plain MLP, any kind) or ``shared`` (edge only: shared per-action head,
+            see :class:`SharedHeadStudent`; needs ``layout`` from :func:`compact_layout`).
+        layout: ``{"n_feats", "request_dim"}`` of the compact vector (``shared`` only).
+        generator: seeds the weights (None: torch's default init).
+    """
     _check_kind(kind)
-    model = MLPStudent(
-        kind=kind,
-        input_dim=input_dim,
-        n_actions=n_actions,
-        hidden=DEFAULT_HIDDEN[kind] if hidden is None else hidden,
-    )
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown student arch {arch!r}; accepted: {', '.join(ARCHS)}")
+    model: MLPStudent
+    if arch == "shared":
+        if kind != EDGE or layout is None:
+            raise ConfigError("arch 'shared' is for the edge student and needs the compact layout")
+        model = SharedHeadStudent(
+            input_dim=input_dim,
+            n_actions=n_actions,
+            n_feats=int(layout["n_feats"]),
+            request_dim=int(layout["request_dim"]),
+            hidden=DEFAULT_HIDDEN["shared"] if hidden is None else hidden,
+        )
+    else:
+        model = MLPStudent(
+            kind=kind,
+            input_dim=input_dim,
+            n_actions=n_actions,
+            hidden=DEFAULT_HIDDEN[kind] if hidden is None else hidden,
+        )
     if generator is not None:
         model.init_weights(generator)
     return model
@@ -163,6 +290,7 @@ def input_dim_for(kind: str, spec: Any) -> int:
 
 
 __all__ = [
+    "ARCHS",
     "DEFAULT_HIDDEN",
     "EDGE",
     "EDGE_BUDGET_BYTES",
@@ -170,6 +298,8 @@ __all__ = [
     "LATENT",
     "STUDENT_KINDS",
     "MLPStudent",
+    "SharedHeadStudent",
+    "compact_layout",
     "input_dim_for",
     "make_student",
     "student_from_config",

@@ -26,7 +26,13 @@ from pcnalloc.distill.data import LibraryData, Rows
 from pcnalloc.distill.loss import distill_loss
 from pcnalloc.distill.metrics import DecisionStats
 from pcnalloc.distill.plots import plot_history
-from pcnalloc.distill.students import INPUT_KEYS, MLPStudent, input_dim_for, make_student
+from pcnalloc.distill.students import (
+    INPUT_KEYS,
+    MLPStudent,
+    compact_layout,
+    input_dim_for,
+    make_student,
+)
 from pcnalloc.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -103,6 +109,7 @@ def train_student(
     cfg: DistillConfig,
     out_dir: str | Path | None = None,
     hidden: Sequence[int] | None = None,
+    arch: str = "mlp",
     on_epoch: EpochCallback | None = None,
 ) -> DistillResult:
     """Distil the library's teacher into a fresh ``kind`` student.
@@ -115,6 +122,7 @@ def train_student(
         out_dir: where ``student.pt``, ``history.csv`` and ``curves.png`` go (None: nothing is
             written).
         hidden: hidden layer widths (default per kind, see ``DEFAULT_HIDDEN``).
+        arch: ``mlp`` or ``shared`` (edge only; see :class:`SharedHeadStudent`).
         on_epoch: called with each epoch's history row (progress reporting).
 
     Returns:
@@ -136,6 +144,8 @@ def train_student(
         input_dim=input_dim_for(kind, data.spec),
         n_actions=data.spec.n_actions,
         hidden=hidden,
+        arch=arch,
+        layout=compact_layout(data.spec),
         generator=gen,
     )
     mean, std, n_train = data.input_stats()
