@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from pcnalloc.config import EnvConfig, NetworkConfig, env_config
 from pcnalloc.network import CommNetwork, cached_network
@@ -164,37 +166,24 @@ def make_config() -> Callable[..., EnvConfig]:
     return make
 
 
-PROTECTION_CATALOG = """\
-# Two Zone I classes: a 1+1 protected one and an unprotected one, equal holding times.
-classes:
-  teleprotection:
-    zone: I
-    priority: 0
-    value: 10
-    bandwidth_mbps: 2.048
-    max_latency_ms: 10
-    grant_levels: [1.0]
-    protection: "1+1"
-    endpoints: line_ends
-    mean_holding_s: 86400
-    load_share: 0.5
-  scada:
-    zone: I
-    priority: 1
-    value: 8
-    bandwidth_mbps: 2.048
-    max_latency_ms: 100
-    grant_levels: [1.0]
-    protection: none
-    endpoints: to_cc
-    mean_holding_s: 86400
-    load_share: 0.5
-"""
-
-
 @pytest.fixture
 def protection_catalog(tmp_path: Path) -> Path:
-    """A catalog where half the requests are 1+1 teleprotection, half unprotected SCADA."""
+    """The packaged catalog with Zone I traffic only 1+1 teleprotection and SCADA (2 Mb/s).
+
+    Every packaged class name is kept (the packaged rules name them); pmu_wams and
+    distribution_automation get no load, so half of the Zone I requests are protected, and
+    the other zones' flows hold ten days, so most requests are Zone I ones.
+    """
+    src = resources.files("pcnalloc") / "data" / "services.yaml"
+    raw = yaml.safe_load(src.read_text())
+    classes = raw["classes"]
+    for name in ("pmu_wams", "distribution_automation"):
+        classes[name]["load_share"] = 0.0
+    classes["teleprotection"]["load_share"] = 0.5
+    classes["scada"].update(load_share=0.5, bandwidth_mbps=2.048)
+    for c in classes.values():
+        if c["zone"] != "I":
+            c["mean_holding_s"] = 864_000.0
     p = tmp_path / "protection.yaml"
-    p.write_text(PROTECTION_CATALOG)
+    p.write_text(yaml.safe_dump(raw))
     return p
