@@ -158,6 +158,11 @@ class EdgeAgent:
         mask_invalid: without rules, replace a proposal the env's hard rules forbid.
         max_records: decisions whose timings are kept (a ring buffer).
 
+    Attributes:
+        timings_ns: int64 (max_records, 4), ns per decision in :data:`STAGES` order.
+        last_logits: float32 (A,), the bound output buffer (overwritten by the next call).
+        last_evaluation: the evaluation of the last decided request.
+
     Raises:
         ArtifactError: the artifact fails verification, reads the teacher state, or its model
             does not match its manifest.
@@ -198,10 +203,11 @@ class EdgeAgent:
         self.audit = audit
         self.mask_invalid = mask_invalid
         self._r = request_dim(self.catalog)
+        self._n_cached = int(env_config.network.path_cache or env_config.k_paths)
         self._x = self.model.x_1D[0]
         self._builder: ObservationBuilder | None = None
         self._paths: PathCache | None = (
-            shared_path_cache(network, env_config.network.path_cache) if network else None
+            shared_path_cache(network, self._n_cached) if network is not None else None
         )
         self.timings_ns = np.zeros((max_records, len(STAGES)), dtype=np.int64)
         self.n_decisions = 0
@@ -220,7 +226,7 @@ class EdgeAgent:
             return local.candidates
         st, req = local.state, local.request
         if self._paths is None or self._paths.net is not st.net:
-            self._paths = shared_path_cache(st.net, self.cfg.network.path_cache)
+            self._paths = shared_path_cache(st.net, self._n_cached)
         return self._paths.candidates(
             req.src,
             req.dst,

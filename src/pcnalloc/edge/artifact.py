@@ -109,7 +109,7 @@ def compact_blocks(catalog: Catalog, cfg: EnvConfig) -> list[dict[str, Any]]:
     The sizes sum to :func:`pcnalloc.envs.observation.compact_dim`.
     """
     A, F = cfg.n_actions, len(CANDIDATE_FEATURES)
-    blocks = [
+    blocks: list[dict[str, Any]] = [
         {
             "name": "request",
             "size": request_dim(catalog),

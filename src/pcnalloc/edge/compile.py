@@ -121,7 +121,7 @@ def export_onnx(
         torch.onnx.export(
             module,
             (torch.zeros(1, dim, dtype=torch.float32),),
-            buf,
+            buf,  # type: ignore[arg-type]  # the TorchScript exporter writes to streams
             dynamo=False,
             input_names=[input_name],
             output_names=[OUTPUT_NAME],
@@ -391,7 +391,7 @@ def load_student_module(ckpt: str | Path | torch.nn.Module) -> torch.nn.Module:
             f"output ({DISTILL_FORMAT}) or {STUDENT_FORMAT} (a Linear/ReLU MLP)"
         )
     module = _mlp_from_state_dict(sd, str(p))
-    module.input_key = str(ck.get("input_key", "compact"))
+    module.input_key = str(ck.get("input_key", "compact"))  # type: ignore[assignment]
     return module.eval()
 
 
