@@ -163,7 +163,7 @@ def play_window(
             if new == requests:
                 break
             window.requests.append(copy.copy(req))
-            window.candidates.append(env._cs)  # the routes shown with req
+            window.candidates.append(env.current_candidates)  # the routes shown with req
             new += 1
         else:
             out["restorations"] += 1

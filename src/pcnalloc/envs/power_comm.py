@@ -23,7 +23,7 @@ from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
 from pcnalloc.network.model import CommNetwork
-from pcnalloc.network.paths import shared_path_cache
+from pcnalloc.network.paths import CandidateSet, shared_path_cache
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import KIND_BURST, KIND_NEW, KIND_RESTORATION, Request, TrafficModel
 
@@ -408,6 +408,12 @@ class PowerCommEnv(gym.Env):
     def current_request(self) -> Request:
         assert self._req is not None
         return self._req
+
+    @property
+    def current_candidates(self) -> CandidateSet:
+        """The K candidate routes of the current request."""
+        assert self._cs is not None
+        return self._cs
 
     @property
     def current_priority(self) -> int:

@@ -1,4 +1,4 @@
-"""Evaluation: seeded runner, the metrics schema, reports."""
+"""Evaluation: seeded runner, the metrics schema, sweeps with confidence intervals, reports."""
 
 from pcnalloc.evaluate.metrics import METRIC_KEYS, MetricsRecorder
 from pcnalloc.evaluate.runner import env_config_for, run_policy

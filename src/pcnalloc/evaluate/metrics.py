@@ -38,6 +38,12 @@ METRIC_KEYS = (
 class MetricsRecorder:
     """Accumulates per-decision ``info`` dicts and periodic utilisation samples.
 
+    The weighted value ratio is (Σ value·grant admitted − Σ value of flows the policy
+    pre-empted) / Σ value offered. Pre-empted flows count whether they were admitted in the
+    episode or were already present at its start: either way the policy's decision took
+    their service away. A pre-empted flow's re-routing request is offered (and may be
+    admitted) like any other request.
+
     Args:
         env: the (unwrapped) environment being played.
         sample_every: decisions between utilisation samples (deterministic).
