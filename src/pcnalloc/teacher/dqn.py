@@ -1,0 +1,126 @@
+"""Double DQN learner: online/target Q networks, masked targets, Huber loss, ε-greedy.
+
+Target (van Hasselt et al. 2016), with the argmax restricted to valid next actions:
+``y = r + γ · Q_target(s′, argmax_{a valid} Q_online(s′, a))``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from pcnalloc.nn import EncoderShape, ObsBatch, QNetwork, cat_batches, mask_q
+from pcnalloc.teacher.config import TeacherConfig
+
+
+def double_dqn_target(
+    reward_B: torch.Tensor,
+    q_online_next_BA: torch.Tensor,
+    q_target_next_BA: torch.Tensor,
+    mask_next_BA: torch.Tensor,
+    gamma: float,
+) -> torch.Tensor:
+    """Double-DQN TD target, (B,).
+
+    Args:
+        reward_B: rewards r (already scaled).
+        q_online_next_BA: online-network Q(s′, ·), raw.
+        q_target_next_BA: target-network Q(s′, ·), raw.
+        mask_next_BA: bool, valid actions in s′ (at least one per row: reject).
+        gamma: discount.
+    """
+    a_star = mask_q(q_online_next_BA, mask_next_BA).argmax(dim=1, keepdim=True)
+    return reward_B + gamma * q_target_next_BA.gather(1, a_star).squeeze(1)
+
+
+def epsilon_greedy(
+    q_masked_A: np.ndarray | Callable[[], np.ndarray],
+    mask_A: np.ndarray,
+    eps: float,
+    rng: np.random.Generator,
+) -> int:
+    """With probability ε a uniform valid action, else the masked argmax (never invalid).
+
+    Args:
+        q_masked_A: Q-values (A,), or a callable computing them, called only when the
+            greedy branch is taken (saves the forward pass while exploring).
+        mask_A: 1 = valid; at least one entry (reject) is valid.
+        eps: exploration probability.
+        rng: the only source of randomness (one uniform draw, plus one index when exploring).
+    """
+    valid = np.flatnonzero(mask_A)
+    if rng.random() < eps:
+        return int(valid[rng.integers(valid.size)])
+    q = q_masked_A() if callable(q_masked_A) else q_masked_A
+    return int(valid[np.argmax(np.asarray(q)[valid])])
+
+
+class DoubleDQN:
+    """Online + target networks and one optimiser.
+
+    Args:
+        shape: encoder/Q-head shape.
+        cfg: teacher config (learning rate, γ, Huber δ, clipping, target update).
+    """
+
+    def __init__(self, shape: EncoderShape, cfg: TeacherConfig) -> None:
+        self.cfg = cfg
+        self.shape = shape
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)
+            self.online = QNetwork(shape)
+        self.target = copy.deepcopy(self.online)
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
+        self.loss_fn = nn.HuberLoss(delta=cfg.huber_delta)
+        self.updates = 0
+
+    @torch.no_grad()
+    def greedy_q(self, batch: ObsBatch) -> np.ndarray:
+        """Masked online Q-values, (B, A) numpy."""
+        return self.online.masked_q(batch).numpy()
+
+    def update(
+        self, obs: ObsBatch, action_B: np.ndarray, reward_B: np.ndarray, next_obs: ObsBatch
+    ) -> dict[str, float]:
+        """One gradient step on a replay batch; returns ``loss`` and ``q_mean``."""
+        cfg = self.cfg
+        r = torch.from_numpy(reward_B.astype(np.float32)) * cfg.reward_scale
+        a = torch.from_numpy(action_B.astype(np.int64))[:, None]
+        with torch.no_grad():
+            q_on_next = self.online(next_obs)[1]
+            q_tg_next = self.target(next_obs)[1]
+            y = double_dqn_target(r, q_on_next, q_tg_next, next_obs.mask_BA, cfg.gamma)
+        q = self.online(obs)[1].gather(1, a).squeeze(1)
+        loss = self.loss_fn(q, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % cfg.target_update == 0:
+            self.sync_target()
+        return {"loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+
+    @torch.no_grad()
+    def td_loss(self, obs: ObsBatch, action_B: np.ndarray, reward_B, next_obs: ObsBatch) -> float:
+        """Huber TD error of a batch without updating (for monitoring and tests)."""
+        r = torch.from_numpy(np.asarray(reward_B, np.float32)) * self.cfg.reward_scale
+        both = cat_batches(obs, next_obs)
+        _, q_all = self.online(both)
+        B = obs.num_graphs
+        q_tg_next = self.target(next_obs)[1]
+        y = double_dqn_target(r, q_all[B:], q_tg_next, next_obs.mask_BA, self.cfg.gamma)
+        a = torch.from_numpy(np.asarray(action_B, np.int64))[:, None]
+        return float(self.loss_fn(q_all[:B].gather(1, a).squeeze(1), y))
+
+    @torch.no_grad()
+    def sync_target(self) -> None:
+        """Hard copy (τ = 1) or Polyak averaging θ′ ← τθ + (1 − τ)θ′."""
+        tau = self.cfg.tau
+        for pt, po in zip(self.target.parameters(), self.online.parameters(), strict=True):
+            pt.mul_(1.0 - tau).add_(po, alpha=tau)

@@ -1,0 +1,93 @@
+"""Sequential replay buffer for one topology: each observation is stored once.
+
+Observations are written in env order into a ring of ``capacity`` slots; the transition from
+slot i goes to slot i+1 (mod capacity) when both belong to the same episode, so next
+observations are never stored twice (SB3's ``optimize_memory_usage`` idea). Episodes end
+only by truncation, so every stored transition bootstraps (no terminal flag).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from pcnalloc.nn.batching import ObsBatch, collate_fixed
+
+
+class ReplayBuffer:
+    """Ring buffer of full observations, actions and rewards on one fixed topology.
+
+    Args:
+        capacity: observation slots.
+        example: one observation fixing the array shapes and the (constant) edge index.
+    """
+
+    def __init__(self, capacity: int, example: Mapping[str, Any]) -> None:
+        g = example["graph"]
+        self.capacity = capacity
+        self.edge_index_2E = np.array(g["edge_index"], dtype=np.int64)
+        self.node_CNF = np.zeros((capacity, *g["node_feats"].shape), np.float32)
+        self.link_CEF = np.zeros((capacity, *g["link_feats"].shape), np.float32)
+        self.history_CWH = np.zeros((capacity, *example["history"].shape), np.float32)
+        self.request_CR = np.zeros((capacity, *example["request"].shape), np.float32)
+        self.cand_CAF = np.zeros((capacity, *example["candidates"].shape), np.float32)
+        self.mask_CA = np.zeros((capacity, *example["action_mask"].shape), np.int8)
+        self.action_C = np.zeros(capacity, np.int64)
+        self.reward_C = np.zeros(capacity, np.float32)
+        self.has_next_C = np.zeros(capacity, bool)
+        self.ptr = 0
+        self.size = 0
+        self._last: int | None = None
+
+    def add_obs(self, obs: Mapping[str, Any], *, continues: bool) -> int:
+        """Store an observation; ``continues`` = it follows the last stored one in an episode."""
+        g = obs["graph"]
+        if g["edge_index"].shape != self.edge_index_2E.shape:
+            raise ValueError("replay buffer holds one topology; the observation has another")
+        i = self.ptr
+        self.node_CNF[i] = g["node_feats"]
+        self.link_CEF[i] = g["link_feats"]
+        self.history_CWH[i] = obs["history"]
+        self.request_CR[i] = obs["request"]
+        self.cand_CAF[i] = obs["candidates"]
+        self.mask_CA[i] = obs["action_mask"]
+        self.has_next_C[i] = False
+        if continues and self._last is not None:
+            self.has_next_C[self._last] = True
+        self._last = i
+        self.ptr = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+        return i
+
+    def set_step(self, slot: int, action: int, reward: float) -> None:
+        """Record the action taken from ``slot`` and its reward."""
+        self.action_C[slot] = action
+        self.reward_C[slot] = reward
+
+    @property
+    def n_transitions(self) -> int:
+        return int(self.has_next_C[: self.size].sum())
+
+    def _batch(self, idx: np.ndarray) -> ObsBatch:
+        return collate_fixed(
+            node_BNF=self.node_CNF[idx],
+            link_BEF=self.link_CEF[idx],
+            edge_index_2E=self.edge_index_2E,
+            history_BWH=self.history_CWH[idx],
+            request_BR=self.request_CR[idx],
+            candidates_BAF=self.cand_CAF[idx],
+            mask_BA=self.mask_CA[idx],
+        )
+
+    def sample(
+        self, batch_size: int, rng: np.random.Generator
+    ) -> tuple[ObsBatch, np.ndarray, np.ndarray, ObsBatch]:
+        """Uniform transitions: (obs batch, action (B,), reward (B,), next-obs batch)."""
+        valid = np.flatnonzero(self.has_next_C[: self.size])
+        if valid.size == 0:
+            raise ValueError("replay buffer holds no complete transition yet")
+        idx = valid[rng.integers(valid.size, size=batch_size)]
+        nxt = (idx + 1) % self.capacity
+        return self._batch(idx), self.action_C[idx], self.reward_C[idx], self._batch(nxt)

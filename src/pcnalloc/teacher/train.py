@@ -1,0 +1,328 @@
+"""Teacher training loop: ε-greedy rollouts, replay updates, evaluation, logs, checkpoints."""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pcnalloc.baselines import make_policy
+from pcnalloc.config import EnvConfig
+from pcnalloc.envs import PowerCommEnv
+from pcnalloc.evaluate import run_policy
+from pcnalloc.nn import EncoderShape, collate
+from pcnalloc.teacher.checkpoint import (
+    CheckpointError,
+    check_compatible,
+    load_checkpoint,
+    load_state,
+    save_checkpoint,
+    step_path,
+)
+from pcnalloc.teacher.config import TeacherConfig
+from pcnalloc.teacher.dqn import DoubleDQN, epsilon_greedy
+from pcnalloc.teacher.policy import TeacherPolicy
+from pcnalloc.teacher.replay import ReplayBuffer
+
+log = logging.getLogger(__name__)
+
+LOG_COLUMNS = (
+    "step",
+    "episode",
+    "epsilon",
+    "loss",
+    "q_mean",
+    "episode_reward",
+    "eval_value_ratio",
+    "eval_baseline_value_ratio",
+    "eval_blocking_le1",
+    "eval_baseline_blocking_le1",
+    "steps_per_s",
+    "wall_s",
+)
+"""Columns of ``train_log.csv`` (empty cells where a value was not measured in that row)."""
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    step: int
+    episodes: int
+    updates: int
+    checkpoint: Path
+    wall_s: float
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    last_eval: dict[str, float] = field(default_factory=dict)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class Trainer:
+    """Runs (or resumes) one teacher training into ``out_dir``.
+
+    Args:
+        cfg: teacher config.
+        out_dir: folder for ``step_*.pt``, ``train_log.csv``, ``learning_curve.png``.
+        resume: continue from the latest checkpoint in ``out_dir`` at its step.
+        on_progress: called as ``on_progress(step, scalars)`` every 100 env steps.
+    """
+
+    def __init__(
+        self,
+        cfg: TeacherConfig,
+        out_dir: str | Path,
+        *,
+        resume: bool = False,
+        on_progress: Callable[[int, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.out = Path(out_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.on_progress = on_progress
+        first = cfg.env_for_load(cfg.loads[0])
+        base = PowerCommEnv(first, observation="full")
+        self.envs: dict[float, PowerCommEnv] = {cfg.loads[0]: base}
+        for load in cfg.loads[1:]:
+            self.envs[load] = PowerCommEnv(
+                cfg.env_for_load(load), observation="full", network=base.net, catalog=base.catalog
+            )
+        self.shape = EncoderShape.for_env(cfg.env, **cfg.encoder_sizes())
+        self.learner = DoubleDQN(self.shape, cfg)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.step = 0
+        self.episode = 0
+        self.rows: list[dict[str, Any]] = []
+        self._baseline: dict[float, list[dict[str, Any]]] = {}
+        self.last_eval: dict[str, float] = {}
+        if resume:
+            self._resume()
+
+    # ------------------------------------------------------------------ persistence
+    def _payload(self) -> dict[str, Any]:
+        return {
+            "encoder_shape": self.shape.to_json(),
+            "n_actions": self.cfg.env.n_actions,
+            "env_config": self.cfg.env.model_dump(),
+            "teacher_config": self.cfg.model_dump(mode="json"),
+            "online": self.learner.online.state_dict(),
+            "target": self.learner.target.state_dict(),
+            "optimizer": self.learner.optimizer.state_dict(),
+            "train_state": {
+                "step": self.step,
+                "episode": self.episode,
+                "updates": self.learner.updates,
+                "np_rng": self.rng.bit_generator.state,
+                "torch_rng": torch.random.get_rng_state(),
+                "last_eval": dict(self.last_eval),
+            },
+        }
+
+    def save(self) -> Path:
+        """Write ``step_<step>.pt`` atomically and prune old step files."""
+        p = save_checkpoint(step_path(self.out, self.step), self._payload())
+        old = sorted(self.out.glob("step_*.pt"))[: -self.cfg.keep_checkpoints]
+        for f in old:
+            f.unlink(missing_ok=True)
+        return p
+
+    def _resume(self) -> None:
+        ck = load_checkpoint(self.out)
+        check_compatible(ck, self.shape, self.cfg.env.n_actions)
+        if ck["env_config"] != self.cfg.env.model_dump():
+            raise CheckpointError(
+                f"checkpoint {ck['path']} was trained on another env config; resume with the "
+                "same case, catalog and reward weights (or start a new --out folder)"
+            )
+        load_state(self.learner.online, ck["online"], ck["path"])
+        load_state(self.learner.target, ck["target"], ck["path"])
+        self.learner.optimizer.load_state_dict(ck["optimizer"])
+        ts = ck["train_state"]
+        self.step, self.episode = int(ts["step"]), int(ts["episode"])
+        self.learner.updates = int(ts["updates"])
+        self.rng.bit_generator.state = ts["np_rng"]
+        torch.random.set_rng_state(ts["torch_rng"])
+        self.last_eval = dict(ts.get("last_eval", {}))
+        log_path = self.out / "train_log.csv"
+        if log_path.is_file():
+            with open(log_path) as fh:
+                self.rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= self.step]
+        log.info("resumed from %s at step %d", ck["path"], self.step)
+
+    def _write_log(self) -> None:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(LOG_COLUMNS))
+        w.writeheader()
+        for r in self.rows:
+            w.writerow({k: r.get(k, "") for k in LOG_COLUMNS})
+        _atomic_text(self.out / "train_log.csv", buf.getvalue())
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self) -> dict[str, float]:
+        """Greedy teacher vs the baseline on the held-out ``eval_seeds`` at every training load."""
+        cfg = self.cfg
+        pol = TeacherPolicy(self.learner.online, cfg.env)
+        t_v, t_b, b_v, b_b = [], [], [], []
+        for load in cfg.loads:
+            env_cfg: EnvConfig = cfg.env_for_load(load)
+            if load not in self._baseline:
+                base = make_policy(cfg.eval_baseline)
+                self._baseline[load] = [
+                    run_policy(base, env_cfg, seed=s, requests=cfg.eval_requests)["metrics"]
+                    for s in cfg.eval_seeds
+                ]
+            for s, bm in zip(cfg.eval_seeds, self._baseline[load], strict=True):
+                m = run_policy(pol, env_cfg, seed=s, requests=cfg.eval_requests)["metrics"]
+                t_v.append(m["weighted_value_ratio"])
+                t_b.append(m["blocking_priority_le1"])
+                b_v.append(bm["weighted_value_ratio"])
+                b_b.append(bm["blocking_priority_le1"])
+        self.learner.online.train()
+        self.last_eval = {
+            "eval_value_ratio": float(np.mean(t_v)),
+            "eval_baseline_value_ratio": float(np.mean(b_v)),
+            "eval_blocking_le1": float(np.mean(t_b)),
+            "eval_baseline_blocking_le1": float(np.mean(b_b)),
+        }
+        return self.last_eval
+
+    # ------------------------------------------------------------------ training
+    def run(self) -> TrainResult:
+        cfg = self.cfg
+        prev_threads = torch.get_num_threads()
+        prev_det = torch.are_deterministic_algorithms_enabled()
+        torch.set_num_threads(cfg.threads)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(prev_threads)
+            torch.use_deterministic_algorithms(prev_det)
+
+    def _run(self) -> TrainResult:
+        cfg, learner, rng = self.cfg, self.learner, self.rng
+        buffer: ReplayBuffer | None = None
+        t0 = time.perf_counter()
+        start_step = self.step
+        losses: list[float] = []
+        qs: list[float] = []
+        ep_rewards: list[float] = []
+        refill_until = self.step + cfg.learning_starts if self.step else cfg.learning_starts
+        ckpt = step_path(self.out, self.step)
+        while self.step < cfg.steps:
+            env = self.envs[cfg.loads[self.episode % len(cfg.loads)]]
+            obs, _ = env.reset(seed=cfg.train_seed(self.episode))
+            if buffer is None:
+                buffer = ReplayBuffer(cfg.buffer_size, obs)
+            slot = buffer.add_obs(obs, continues=False)
+            ep_reward = 0.0
+            done = False
+            while not done and self.step < cfg.steps:
+                eps = cfg.epsilon(self.step)
+                cur = obs
+                a = epsilon_greedy(
+                    lambda cur=cur: learner.greedy_q(collate([cur]))[0],
+                    obs["action_mask"],
+                    eps,
+                    rng,
+                )
+                obs, reward, term, trunc, _ = env.step(a)
+                done = bool(term or trunc)
+                buffer.set_step(slot, a, float(reward))
+                slot = buffer.add_obs(obs, continues=True)
+                ep_reward += float(reward)
+                self.step += 1
+                if (
+                    self.step >= refill_until
+                    and self.step % cfg.train_every == 0
+                    and buffer.n_transitions >= cfg.batch_size
+                ):
+                    o, act, r, o2 = buffer.sample(cfg.batch_size, rng)
+                    out = learner.update(o, act, r, o2)
+                    losses.append(out["loss"])
+                    qs.append(out["q_mean"])
+                if done:
+                    ep_rewards.append(ep_reward)
+                    self.episode += 1
+                s = self.step
+                if cfg.eval_every and s % cfg.eval_every == 0:
+                    self.evaluate()
+                    self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=True)
+                elif s % cfg.log_every == 0:
+                    self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=False)
+                if s % cfg.checkpoint_every == 0:
+                    ckpt = self.save()
+                if self.on_progress is not None and s % 100 == 0:
+                    self.on_progress(s, {"epsilon": eps, "loss": np.mean(losses[-50:] or [0])})
+            if not done:
+                # Stopped mid-episode: the next run starts a fresh episode.
+                self.episode += 1
+        if not step_path(self.out, self.step).is_file():
+            ckpt = self.save()
+        self._write_log()
+        try:
+            from pcnalloc.teacher.plots import learning_curve
+
+            learning_curve(self.rows, self.out / "learning_curve.png")
+        except Exception as err:  # plotting must never lose a finished training
+            log.warning("learning curve not written: %s", err)
+        return TrainResult(
+            step=self.step,
+            episodes=self.episode,
+            updates=learner.updates,
+            checkpoint=ckpt,
+            wall_s=time.perf_counter() - t0,
+            rows=self.rows,
+            last_eval=dict(self.last_eval),
+        )
+
+    def _log_row(
+        self,
+        t0: float,
+        start_step: int,
+        eps: float,
+        losses: list[float],
+        qs: list[float],
+        ep_rewards: list[float],
+        *,
+        with_eval: bool,
+    ) -> None:
+        wall = time.perf_counter() - t0
+        row: dict[str, Any] = {
+            "step": self.step,
+            "episode": self.episode,
+            "epsilon": round(eps, 4),
+            "loss": round(float(np.mean(losses[-200:])), 6) if losses else "",
+            "q_mean": round(float(np.mean(qs[-200:])), 4) if qs else "",
+            "episode_reward": round(ep_rewards[-1], 2) if ep_rewards else "",
+            "steps_per_s": round((self.step - start_step) / max(wall, 1e-9), 1),
+            "wall_s": round(wall, 1),
+        }
+        if with_eval:
+            row.update({k: round(v, 5) for k, v in self.last_eval.items()})
+        self.rows.append(row)
+        self._write_log()
+        log.info("step %d: %s", self.step, row)
+
+
+def train_teacher(
+    cfg: TeacherConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train (or resume) a teacher; see :class:`Trainer`."""
+    return Trainer(cfg, out_dir, resume=resume, on_progress=on_progress).run()
