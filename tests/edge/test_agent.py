@@ -28,13 +28,9 @@ STEPS = 300
 
 @pytest.fixture(scope="module")
 def cfg(make_config: Callable[..., EnvConfig], small_pool_graph_file: Path) -> EnvConfig:
-    """The tiny ring with 50 Mb/s links at high load: pools fill, masks bite.
-
-    Pre-emption is off so these tests exercise the agent, not the env's pre-emption planner.
-    """
-    return make_config(
-        small_pool_graph_file, events="stress", traffic={"load": 1.5}, preemption=False
-    )
+    """The tiny ring with 50 Mb/s links at high load and frequent grid emergencies: pools
+    fill, masks bite, emergency priorities change which candidates may pre-empt."""
+    return make_config(small_pool_graph_file, events="stress", traffic={"load": 1.5})
 
 
 @pytest.fixture(scope="module")
@@ -98,10 +94,14 @@ def test_decisions_equal_torch_student(
     env = PowerCommEnv(cfg, observation="compact")
     agent = EdgeAgent(artifact, signer[1], cfg, network=env.net)
     obs, _ = env.reset(seed=1)
-    substituted = 0
+    substituted = emergencies = 0
     for i in range(STEPS):
         d = agent.decide(LocalState.from_env(env))
         np.testing.assert_array_equal(agent.compact, obs["compact"], err_msg=f"state {i}")
+        ev = env.current_evaluation
+        np.testing.assert_array_equal(agent.last_evaluation.mask_A, ev.mask_A)
+        np.testing.assert_array_equal(agent.last_evaluation.needs_preempt_A, ev.needs_preempt_A)
+        emergencies += env.current_priority != env.catalog.priority_C[env.current_request.cls]
         z = _torch_logits(student, obs["compact"])
         np.testing.assert_allclose(agent.last_logits, z, atol=1e-5)
         assert d.proposal == int(z.argmax()), f"state {i}"
@@ -112,6 +112,7 @@ def test_decisions_equal_torch_student(
         obs, *_, info = env.step(d.action)
         assert info["outcome"] != "refused"
     assert 0 < substituted < STEPS  # the mask really intervened, but not always
+    assert emergencies > 0  # some states ran at an emergency setup priority
     lat = agent.latency_us()
     assert lat["total"].shape == (STEPS,) and (lat["model"] > 0).all()
 

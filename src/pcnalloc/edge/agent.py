@@ -3,7 +3,9 @@
 :class:`EdgeAgent` is what an edge controller runs. Per request it
 
 1. **features** — evaluates the K·L + 1 actions on the live :class:`NetworkState` with the
-   environment's own kernel (:func:`pcnalloc.envs.features.evaluate`) and writes the compact
+   environment's own kernel (:func:`pcnalloc.envs.features.evaluate`, at the request's
+   effective setup priority, with a user rule file's mask restriction — exactly as
+   ``PowerCommEnv._evaluate_current`` does) and writes the compact
    vector (request | candidates | history statistics | network statistics, the block order
    of :meth:`pcnalloc.envs.observation.ObservationBuilder.build`) straight into the model's
    pre-bound input buffer;
@@ -44,7 +46,7 @@ from pcnalloc.edge.artifact import (
     check_feature_config,
     load_artifact,
 )
-from pcnalloc.edge.engine import RequestContext, RuleEngine
+from pcnalloc.edge.engine import RequestContext, RuleEngine, build_engine
 from pcnalloc.edge.guard import Decision, Guard
 from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
 from pcnalloc.envs.observation import LIM, History, ObservationBuilder, request_dim
@@ -202,6 +204,15 @@ class EdgeAgent:
         self.engine: RuleEngine | None = self.guard.engine if self.guard is not None else None
         self.audit = audit
         self.mask_invalid = mask_invalid
+        # The env's own engine: emergency setup priorities, and a user rule file's mask.
+        self._mask_engine = build_engine(
+            env_config.rules, self.catalog, trust_threshold=env_config.trust_threshold
+        )
+        pr = self._mask_engine.priorities
+        self._prio_table = np.stack(
+            [pr.base_C, pr.emergency_C if env_config.emergency_priorities else pr.base_C]
+        )
+        self._ctx = RequestContext(0)
         self._r = request_dim(self.catalog)
         self._n_cached = int(env_config.network.path_cache or env_config.k_paths)
         self._x = self.model.x_1D[0]
@@ -243,7 +254,16 @@ class EdgeAgent:
             The evaluation (mask, hard flags, fields for the rule engine).
         """
         req = local.request
-        ev = evaluate(local.state, self._candidates(local), req, self.catalog, self.cfg)
+        region = int(local.state.net.site_region[req.src])
+        emergency = bool(local.emergency_R[region] > 0)
+        self._ctx = ctx = RequestContext(int(req.cls), region, emergency)
+        prio = int(self._prio_table[int(emergency), req.cls])
+        ev = evaluate(
+            local.state, self._candidates(local), req, self.catalog, self.cfg, priority=prio
+        )
+        if self.cfg.rules is not None:  # a user rule file tightens the mask (as the env does)
+            v = self._mask_engine.check(ev.fields, ctx)
+            ev = ev.restricted(~v.forbidden_A, v.violations_AR)
         b = self._builder_for(local.state)
         x, r = self._x, self._r
         feats = ev.feats_AF.reshape(-1)
@@ -276,9 +296,7 @@ class EdgeAgent:
         logits = self.model.run()
         proposal = int(logits.argmax())
         t2 = time.perf_counter_ns()
-        req = local.request
-        region = int(local.state.net.site_region[req.src])
-        ctx = RequestContext(int(req.cls), region, bool(local.emergency_R[region] > 0))
+        req, ctx = local.request, self._ctx
         if self.guard is not None:
             d = self.guard.decide(proposal, logits, ev.fields, ctx)
         else:
@@ -301,7 +319,7 @@ class EdgeAgent:
     def _mask_check(
         self, proposal: int, logits_A: np.ndarray, ev: Evaluation, ctx: RequestContext
     ) -> Decision:
-        prio = int(self.catalog.priority_C[ctx.cls])
+        prio = int(self._prio_table[int(ctx.emergency), ctx.cls])
         mask = ev.mask_A
         if mask[proposal] or not self.mask_invalid:
             pre = bool(ev.needs_preempt_A[proposal])

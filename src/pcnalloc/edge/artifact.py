@@ -132,8 +132,15 @@ def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
     """The env settings that change what the compact vector means (not the topology).
 
     A student compiled on case30 serves any topology whose env agrees on these: action
-    layout, history window, trust threshold, pre-emption, queueing model, and the catalog.
+    layout, history window, trust threshold, pre-emption and the emergency setup priorities
+    (they decide which candidates may pre-empt), queueing model, a user rule file (it
+    tightens the mask, hence the ``valid`` feature), and the catalog.
     """
+    from pcnalloc.edge.engine import build_engine
+
+    engine = build_engine(cfg.rules, catalog, trust_threshold=cfg.trust_threshold)
+    pr = engine.priorities
+    emergency_C = pr.emergency_C if cfg.emergency_priorities else pr.base_C
     return {
         "k_paths": cfg.k_paths,
         "grant_levels": cfg.grant_levels,
@@ -143,6 +150,8 @@ def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
         "preemption": cfg.preemption,
         "queue_q0_ms": cfg.network.queue_q0_ms,
         "util_cap": cfg.network.util_cap,
+        "emergency_priority": [int(p) for p in emergency_C],
+        "rules_sha256": engine.sha256 if cfg.rules is not None else None,
         "compact_dim": compact_dim(catalog, cfg),
         "catalog": catalog_fingerprint(catalog),
     }
