@@ -74,5 +74,14 @@ def test_shared_head_student_scores_actions_with_one_head() -> None:
     twin = student_from_config(m.config())
     twin.load_state_dict(m.state_dict())
     assert torch.equal(twin(x), z)
-    with pytest.raises(ConfigError, match="arch 'shared'"):
-        make_student("latent", input_dim=128, n_actions=13, arch="shared", layout=layout)
+    with pytest.raises(ConfigError, match="needs the compact layout"):
+        make_student("latent", input_dim=128 + 183, n_actions=13, arch="shared")
+    latent = make_student(
+        "latent",
+        input_dim=128 + 183,
+        n_actions=13,
+        arch="shared",
+        layout=compact_layout(spec, "latent"),
+    )
+    assert latent.input_key == "state+compact" and latent.request_dim == 128 + 27
+    assert latent(torch.randn(2, 128 + 183)).shape == (2, 13)

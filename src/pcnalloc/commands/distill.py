@@ -64,7 +64,10 @@ def register(app: typer.Typer) -> None:
         ] = "edge",
         arch: Annotated[
             str,
-            typer.Option(help="mlp (plain MLP) or shared (edge: one head scores every action)"),
+            typer.Option(
+                help="shared (one head scores every action's candidate features; latent: "
+                "state+compact input) or mlp (plain MLP on compact or on the state alone)"
+            ),
         ] = "shared",
         config: Annotated[
             Path | None, typer.Option(help="DistillConfig YAML (τ, λ_hard, λ_soft, lr, …)")
@@ -116,7 +119,7 @@ def register(app: typer.Typer) -> None:
                 eval_seeds=seeds,
                 requests=requests,
                 ablation=ablation,
-                arch=arch if student == "edge" else "mlp",
+                arch=arch,
                 reporter=_BarReporter(bar),
             )
         console.print(fidelity_table(report, title=f"{student} student fidelity"))

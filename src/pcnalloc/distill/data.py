@@ -69,7 +69,8 @@ class LibraryData:
 
     Args:
         path: library folder or file.
-        input_key: ``compact`` (edge student) or ``state`` (latent student).
+        input_key: ``compact`` (edge student), ``state`` (latent MLP) or ``state+compact``
+            (shared-head latent student: both columns, concatenated in that order).
         cfg: distillation config (seed, split share, chunking, cache size).
 
     Attributes:
@@ -79,8 +80,10 @@ class LibraryData:
     """
 
     def __init__(self, path: str | Path, *, input_key: str, cfg: DistillConfig) -> None:
-        if input_key not in ("compact", "state"):
-            raise LibraryError(f"unknown student input {input_key!r}; accepted: compact, state")
+        if input_key not in ("compact", "state", "state+compact"):
+            raise LibraryError(
+                f"unknown student input {input_key!r}; accepted: compact, state, state+compact"
+            )
         self.reader = LibraryReader(path)
         self.spec = self.reader.spec
         self.input_key = input_key
@@ -104,7 +107,9 @@ class LibraryData:
 
     def _prepare(self, batch: dict) -> tuple[Rows, np.ndarray]:
         rows = Rows(
-            x=np.asarray(batch[self.input_key], dtype=np.float32),
+            x=np.concatenate(
+                [np.asarray(batch[k], dtype=np.float32) for k in self.input_key.split("+")], axis=1
+            ),
             q=np.asarray(batch["q_values"], dtype=np.float32),
             mask=np.asarray(batch["action_mask"], dtype=np.int8),
             hard=np.asarray(batch["hard"], dtype=np.float32),
@@ -114,7 +119,7 @@ class LibraryData:
 
     def _stream(self) -> Iterator[tuple[Rows, Rows]]:
         """(train part, val part) of each streamed chunk, in file order."""
-        cols = [self.input_key, *_LABELS, "episode_id"]
+        cols = [*self.input_key.split("+"), *_LABELS, "episode_id"]
         for batch in self.reader.iter_batches(self.cfg.read_batch_rows, cols):
             rows, is_val = self._prepare(batch)
             yield rows.take(~is_val), rows.take(is_val)

@@ -18,7 +18,7 @@ import torch
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.distill.checkpoint import StudentCheckpointError, load_student
-from pcnalloc.distill.students import EDGE, MLPStudent
+from pcnalloc.distill.students import EDGE, STATE_COMPACT, MLPStudent
 
 
 class StudentPolicy:
@@ -86,7 +86,10 @@ class StudentPolicy:
     def _input(self, obs: Mapping[str, Any]) -> np.ndarray:
         if self.teacher is not None and self.model.kind != EDGE:
             state, _ = self.teacher.state_and_q(obs)
-            return np.asarray(state, dtype=np.float32)
+            state = np.asarray(state, dtype=np.float32)
+            if self.model.input_key == STATE_COMPACT:
+                return np.concatenate([state, np.asarray(obs["compact"], dtype=np.float32)])
+            return state
         return np.asarray(obs["compact"], dtype=np.float32)
 
     @torch.inference_mode()

@@ -19,7 +19,7 @@ from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData
 from pcnalloc.distill.fidelity import ablation_configs, closed_loop, held_out_fidelity
 from pcnalloc.distill.policy import StudentPolicy
-from pcnalloc.distill.students import EDGE, INPUT_KEYS, MLPStudent
+from pcnalloc.distill.students import EDGE, INPUT_KEYS, MLPStudent, input_key_for
 from pcnalloc.distill.trainer import DistillResult, train_student
 from pcnalloc.errors import ConfigError
 
@@ -116,7 +116,7 @@ def run_distillation(
     if kind not in INPUT_KEYS:
         raise ConfigError(f"unknown student kind {kind!r}; accepted: {', '.join(INPUT_KEYS)}")
     out = Path(out_dir)
-    data = LibraryData(library, input_key=INPUT_KEYS[kind], cfg=cfg)
+    data = LibraryData(library, input_key=input_key_for(kind, arch), cfg=cfg)
     envs = (
         list(env_configs) if env_configs is not None else library_env_configs(data.reader.metadata)
     )
@@ -141,7 +141,7 @@ def run_distillation(
         r: dict[str, Any] = {
             "student": kind,
             "arch": arch,
-            "input_key": INPUT_KEYS[kind],
+            "input_key": data.input_key,
             "library": str(library),
             "library_rows": data.num_rows,
             "library_metadata_sha256": data.metadata_sha256,

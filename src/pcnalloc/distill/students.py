@@ -25,7 +25,9 @@ EDGE = "edge"
 LATENT = "latent"
 STUDENT_KINDS: tuple[str, ...] = (EDGE, LATENT)
 INPUT_KEYS: dict[str, str] = {EDGE: "compact", LATENT: "state"}
-"""Library column / observation key each kind reads."""
+"""Library column / observation key each kind reads (plain MLP arch)."""
+STATE_COMPACT = "state+compact"
+"""Input of the shared-head latent student: the teacher state followed by the compact vector."""
 ARCHS: tuple[str, ...] = ("mlp", "shared")
 DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
     EDGE: (96, 64),
@@ -139,6 +141,9 @@ class SharedHeadStudent(MLPStudent):
         n_feats: F, candidate features per action.
         request_dim: R, width of the request block at the start of the vector.
         hidden: (context width, per-action hidden widths…), e.g. (64, 64, 32).
+        kind: ``edge`` (input ``compact``) or ``latent`` (input ``state+compact``: the teacher
+            state is prepended and counted in R, so it joins the shared context — the same
+            factorisation as the teacher's Q head, Q(s, a) = f([state ‖ candidate_a])).
     """
 
     def __init__(
@@ -149,8 +154,10 @@ class SharedHeadStudent(MLPStudent):
         n_feats: int,
         request_dim: int,
         hidden: Sequence[int],
+        kind: str = EDGE,
     ) -> None:
         nn.Module.__init__(self)
+        _check_kind(kind)
         tail = input_dim - request_dim - n_actions * n_feats
         if len(hidden) < 2 or tail < 0 or request_dim < 0 or n_feats < 1:
             raise ConfigError(
@@ -158,9 +165,9 @@ class SharedHeadStudent(MLPStudent):
                 f"got hidden={list(hidden)}, D={input_dim}, R={request_dim}, A={n_actions}, "
                 f"F={n_feats}"
             )
-        self.kind = EDGE
+        self.kind = kind
         self.arch = "shared"
-        self.input_key = INPUT_KEYS[EDGE]
+        self.input_key = INPUT_KEYS[EDGE] if kind == EDGE else STATE_COMPACT
         self.input_dim, self.n_actions = int(input_dim), int(n_actions)
         self.n_feats, self.request_dim, self.tail_dim = int(n_feats), int(request_dim), tail
         self.hidden = tuple(int(h) for h in hidden)
@@ -212,6 +219,7 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
                 n_feats=int(cfg["n_feats"]),
                 request_dim=int(cfg["request_dim"]),
                 hidden=[int(h) for h in cfg["hidden"]],
+                kind=str(cfg.get("kind", EDGE)),
             )
         return MLPStudent(
             kind=str(cfg["kind"]),
@@ -225,14 +233,16 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
         ) from None
 
 
-def compact_layout(spec: Any) -> dict[str, int]:
-    """``n_feats`` (F) and ``request_dim`` (R) of the compact vector of a library spec."""
+def compact_layout(spec: Any, kind: str = EDGE) -> dict[str, int]:
+    """``n_feats`` (F) and ``request_dim`` (R) of a shared-head student's input for ``spec``
+    (for ``latent`` the teacher state is prepended, so R grows by its width S)."""
     from pcnalloc.envs.features import CANDIDATE_FEATURES
     from pcnalloc.envs.observation import HISTORY_STATS, NETWORK_STATS
 
     F = len(CANDIDATE_FEATURES)
     T = len(HISTORY_STATS) + len(NETWORK_STATS)
-    return {"n_feats": F, "request_dim": int(spec.compact_dim - spec.n_actions * F - T)}
+    R = int(spec.compact_dim - spec.n_actions * F - T)
+    return {"n_feats": F, "request_dim": R + (int(spec.state_dim) if kind == LATENT else 0)}
 
 
 def make_student(
@@ -252,9 +262,10 @@ def make_student(
         input_dim: D.
         n_actions: A.
         hidden: hidden widths (default per kind and arch, see ``DEFAULT_HIDDEN``).
-        arch: ``mlp`` (plain MLP, any kind) or ``shared`` (edge only: shared per-action head,
-            see :class:`SharedHeadStudent`; needs ``layout`` from :func:`compact_layout`).
-        layout: ``{"n_feats", "request_dim"}`` of the compact vector (``shared`` only).
+        arch: ``mlp`` (plain MLP) or ``shared`` (shared per-action head, see
+            :class:`SharedHeadStudent`; needs ``layout`` from :func:`compact_layout`).
+        layout: ``{"n_feats", "request_dim"}`` of the input vector (``shared`` only; for a
+            latent student R includes the prepended state).
         generator: seeds the weights (None: torch's default init).
     """
     _check_kind(kind)
@@ -262,14 +273,15 @@ def make_student(
         raise ConfigError(f"unknown student arch {arch!r}; accepted: {', '.join(ARCHS)}")
     model: MLPStudent
     if arch == "shared":
-        if kind != EDGE or layout is None:
-            raise ConfigError("arch 'shared' is for the edge student and needs the compact layout")
+        if layout is None:
+            raise ConfigError("arch 'shared' needs the compact layout (see compact_layout)")
         model = SharedHeadStudent(
             input_dim=input_dim,
             n_actions=n_actions,
             n_feats=int(layout["n_feats"]),
             request_dim=int(layout["request_dim"]),
             hidden=DEFAULT_HIDDEN["shared"] if hidden is None else hidden,
+            kind=kind,
         )
     else:
         model = MLPStudent(
@@ -283,10 +295,17 @@ def make_student(
     return model
 
 
-def input_dim_for(kind: str, spec: Any) -> int:
-    """D for ``kind`` from a :class:`~pcnalloc.library.LibrarySpec` (compact or state width)."""
+def input_key_for(kind: str, arch: str = "mlp") -> str:
+    """The input a ``kind``/``arch`` student reads: compact, state, or state+compact."""
     _check_kind(kind)
-    return int(spec.compact_dim if kind == EDGE else spec.state_dim)
+    return STATE_COMPACT if (kind == LATENT and arch == "shared") else INPUT_KEYS[kind]
+
+
+def input_dim_for(kind: str, spec: Any, arch: str = "mlp") -> int:
+    """D for ``kind``/``arch`` from a :class:`~pcnalloc.library.LibrarySpec`."""
+    key = input_key_for(kind, arch)
+    dims = {"compact": spec.compact_dim, "state": spec.state_dim}
+    return int(sum(dims[k] for k in key.split("+")))
 
 
 __all__ = [
@@ -296,11 +315,13 @@ __all__ = [
     "EDGE_BUDGET_BYTES",
     "INPUT_KEYS",
     "LATENT",
+    "STATE_COMPACT",
     "STUDENT_KINDS",
     "MLPStudent",
     "SharedHeadStudent",
     "compact_layout",
     "input_dim_for",
+    "input_key_for",
     "make_student",
     "student_from_config",
 ]

@@ -27,10 +27,10 @@ from pcnalloc.distill.loss import distill_loss
 from pcnalloc.distill.metrics import DecisionStats
 from pcnalloc.distill.plots import plot_history
 from pcnalloc.distill.students import (
-    INPUT_KEYS,
     MLPStudent,
     compact_layout,
     input_dim_for,
+    input_key_for,
     make_student,
 )
 from pcnalloc.errors import ConfigError
@@ -131,21 +131,21 @@ def train_student(
     torch.set_num_threads(cfg.threads)
     if isinstance(library, LibraryData):
         data = library
-        if data.input_key != INPUT_KEYS.get(kind):
+        if data.input_key != input_key_for(kind, arch):
             raise ConfigError(
-                f"library data reads {data.input_key!r}; a {kind!r} student needs "
-                f"{INPUT_KEYS.get(kind)!r} (open LibraryData with that input_key)"
+                f"library data reads {data.input_key!r}; a {kind!r} {arch!r} student needs "
+                f"{input_key_for(kind, arch)!r} (open LibraryData with that input_key)"
             )
     else:
-        data = LibraryData(library, input_key=INPUT_KEYS.get(kind, "?"), cfg=cfg)
+        data = LibraryData(library, input_key=input_key_for(kind, arch), cfg=cfg)
     gen = torch.Generator().manual_seed(cfg.seed)
     model = make_student(
         kind,
-        input_dim=input_dim_for(kind, data.spec),
+        input_dim=input_dim_for(kind, data.spec, arch),
         n_actions=data.spec.n_actions,
         hidden=hidden,
         arch=arch,
-        layout=compact_layout(data.spec),
+        layout=compact_layout(data.spec, kind),
         generator=gen,
     )
     mean, std, n_train = data.input_stats()
