@@ -3,9 +3,12 @@ seeded malicious-site scenario."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from pcnalloc.distributed.scenarios import TrustScenario, run_trust_scenario
 from pcnalloc.distributed.trust import (
     ReputationTracker,
     TrustConfig,
@@ -76,3 +79,25 @@ def test_config_and_shape_errors() -> None:
         tr.update(np.zeros(2), np.zeros(3))
     with pytest.raises(ConfigError, match="n_sites"):
         ReputationTracker(0)
+
+
+def test_malicious_site_isolated_within_reported_slots(tiny_graph_file: Path) -> None:
+    sc = TrustScenario(
+        case=str(tiny_graph_file),
+        malicious_sites=["B"],
+        drop_share=0.9,
+        malicious_feedback_share=0.1,
+        requests_per_slot=40,
+        slots=16,
+        trust=TrustConfig(inference_weight=0.5, history_discount=0.5),
+        seed=3,
+    )
+    res = run_trust_scenario(sc)
+    slot = res["isolation_slot"]["B"]
+    rep_B = np.array(res["reputation_TN"])[:, res["site_names"].index("B")]
+    assert slot is not None and 1 <= slot <= 12
+    assert rep_B[slot] < res["threshold"] <= rep_B[slot - 1]
+    assert rep_B[-1] < res["threshold"]
+    assert res["false_isolation_rate"] == 0.0
+    assert "B" not in res["committee_final"]
+    assert run_trust_scenario(sc)["reputation_TN"] == res["reputation_TN"]  # seeded
