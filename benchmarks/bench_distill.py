@@ -1,6 +1,8 @@
 """Distillation speed: training throughput and student inference latency; prints one JSON.
 
-Measures, per student kind (edge on the compact vector, latent on the 128-d teacher state):
+Measures, per student kind and arch (edge: compact vector; latent: 128-d teacher state, or
+state + compact for the shared-head arch; arch ``shared`` scores every action with one head,
+``mlp`` is a plain MLP):
 - training rows/s (forward + loss + backward + Adam step, mean over the epochs run, library
   cached in memory, ``--threads`` torch threads),
 - torch inference latency of the bare model, batch 1, one thread: p50 / p99 in µs,
@@ -104,11 +106,16 @@ def main() -> None:
         "train_threads": args.threads,
         "students": {},
     }
-    for kind in ("edge", "latent"):
+    for kind, arch in (
+        ("edge", "shared"),
+        ("edge", "mlp"),
+        ("latent", "shared"),
+        ("latent", "mlp"),
+    ):
         cfg = DistillConfig(epochs=args.epochs, patience=args.epochs, threads=args.threads)
-        res = train_student(lib, kind=kind, cfg=cfg)
+        res = train_student(lib, kind=kind, cfg=cfg, arch=arch)
         model = res.model
-        if kind == "edge" and args.checkpoint_edge is not None:
+        if kind == "edge" and arch == "shared" and args.checkpoint_edge is not None:
             model, _ = load_student(args.checkpoint_edge)
         torch.set_num_threads(1)
         x = torch.zeros(1, model.input_dim)
@@ -118,6 +125,7 @@ def main() -> None:
             return m(x)
 
         row = {
+            "input_key": model.input_key,
             "param_count": model.param_count,
             "param_bytes": model.param_bytes,
             "train_rows": res.train_rows,
@@ -125,7 +133,7 @@ def main() -> None:
             "epochs": len(res.history),
             "torch_latency_batch1_1thread": latency_us(infer, args.calls),
         }
-        if kind == "edge":
+        if kind == "edge" and arch == "shared":
             pol = StudentPolicy(model, EnvConfig())
             obs = {
                 "compact": np.zeros(model.input_dim, np.float32),
@@ -134,7 +142,7 @@ def main() -> None:
             row["policy_act_latency_1thread"] = latency_us(
                 lambda p=pol, o=obs: p.act(o), args.calls
             )
-        out["students"][kind] = row
+        out["students"][f"{kind}-{arch}"] = row
     print(json.dumps(out, indent=2))
     tmp.cleanup()
 
