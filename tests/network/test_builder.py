@@ -284,11 +284,6 @@ def test_malformed_graph_json(tmp_path: Path, data: dict, needle: str) -> None:
         build_network(_write(tmp_path / "bad.json", data))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="from_graph_json: a graph with an empty 'links' list raises a bare IndexError "
-    "(np.array([]) is 1-D, ends[:, 0] fails) instead of NetworkError",
-)
 def test_graph_json_without_links_is_a_network_error(tmp_path: Path) -> None:
     with pytest.raises(NetworkError):
         build_network(_write(tmp_path / "nolinks.json", {"sites": [{"id": "a"}], "links": []}))

@@ -1,7 +1,18 @@
-"""Name → policy factory, shared by the CLI, the evaluation runner and later stages."""
+"""Name → policy factory, shared by the CLI, the evaluation runner and later stages.
+
+A policy spec is ``NAME[:K][@ARG][+rules]``:
+
+- ``NAME`` a registered policy (heuristics here; ``teacher``, ``student``, ``edge`` … register
+  themselves when their module is imported, which :func:`make_policy` does on demand);
+- ``:K`` the number of candidate paths for heuristics (``ksp-ff:16``);
+- ``@ARG`` the factory's first argument — the checkpoint or artifact a learned policy loads
+  (``teacher@out/run/teacher``), so a spec stays one picklable string for any executor;
+- ``+rules`` puts the policy behind the rule engine, which intercepts forbidden proposals.
+"""
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +28,14 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "cspf-pe": lambda k=16, **kw: FirstFit(k_paths=k, preempt=True, name="cspf-pe", **kw),
 }
 
+_PLUGINS: dict[str, str] = {
+    "teacher": "pcnalloc.teacher",
+    "student": "pcnalloc.distill",
+    "student-masked": "pcnalloc.distill",
+    "edge": "pcnalloc.edge.agent",
+}
+"""Policies whose modules register them on import (imported lazily: torch is heavy)."""
+
 
 def register_policy(name: str, factory: Callable[..., Policy]) -> None:
     """Add a policy factory (teacher, students) under ``name``."""
@@ -24,12 +43,17 @@ def register_policy(name: str, factory: Callable[..., Policy]) -> None:
 
 
 def policy_names() -> list[str]:
-    return sorted(_FACTORIES)
+    return sorted(set(_FACTORIES) | set(_PLUGINS))
+
+
+def display_name(spec: str) -> str:
+    """The spec without its ``@ARG`` part (reports name policies, not file paths)."""
+    base, plus, rest = spec.partition("+")
+    return base.partition("@")[0] + plus + rest
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
-    """Build a policy from ``name`` or ``name:K`` (e.g. ``ksp-ff:16``); a ``+rules`` suffix
-    puts it behind the rule engine (``student+rules``), which intercepts forbidden proposals.
+    """Build a policy from a spec (see the module docstring).
 
     Raises:
         UnknownPolicyError: for a name that is not registered.
@@ -39,9 +63,12 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         from pcnalloc.edge.guard import GuardedPolicy
 
         guarded = GuardedPolicy(make_policy(spec[: -len("+rules")], **kwargs))
-        guarded.name = spec
+        guarded.name = display_name(spec)
         return guarded
-    name, _, k = spec.partition(":")
+    head, _, arg = spec.partition("@")
+    name, _, k = head.partition(":")
+    if name not in _FACTORIES and name in _PLUGINS:
+        importlib.import_module(_PLUGINS[name])
     if name not in _FACTORIES:
         raise UnknownPolicyError(spec, policy_names())
     if k:
@@ -52,6 +79,6 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         if not 1 <= kk <= 16:
             raise ConfigError(f"policy {spec!r}: K must be in 1..16, got {kk}")
         kwargs["k"] = kk
-    policy = _FACTORIES[name](**kwargs)
-    policy.name = spec
+    policy = _FACTORIES[name](arg, **kwargs) if arg else _FACTORIES[name](**kwargs)
+    policy.name = display_name(spec)
     return policy

@@ -380,6 +380,10 @@ def build_engine(rules_path: str | Path | None, catalog: Any, **params: Any) -> 
         **params: rule-set parameters to override (e.g. ``trust_threshold=cfg.trust_threshold``).
     """
     rs = RuleSet.load(rules_path)
+    if rules_path is None:
+        # The packaged rules name the packaged classes; with a replacement catalog only the
+        # rules about classes it still has apply. A user rule file is checked strictly.
+        rs = rs.for_classes(catalog.names)
     if params:
         rs = rs.with_params(**params)
     return RuleEngine(rs, catalog)

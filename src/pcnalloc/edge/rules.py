@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -192,6 +192,27 @@ class RuleSet:
         return RuleSet(
             self.rules, {**self.params, **params}, self.emergency_priorities, self.sources
         )
+
+    def for_classes(self, names: Any) -> RuleSet:
+        """A copy without the class-scoped rules and emergency priorities that name none of
+        ``names`` (the packaged defaults refer to the packaged catalog; a replacement catalog
+        keeps every rule that still applies). Class lists are cut to the known names."""
+        known = set(names)
+        rules = []
+        for r in self.rules:
+            scoped = r.scope.get("classes")
+            if scoped is not None:
+                keep = tuple(c for c in scoped if c in known)
+                if not keep:
+                    continue
+                r = replace(r, scope={**r.scope, "classes": list(keep)})
+            rules.append(r)
+        prio = tuple(
+            replace(p, classes=tuple(c for c in p.classes if c in known))
+            for p in self.emergency_priorities
+            if any(c in known for c in p.classes)
+        )
+        return RuleSet(tuple(rules), dict(self.params), prio, self.sources)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> RuleSet:

@@ -192,6 +192,15 @@ class PowerCommEnv(gym.Env):
                     t, f.cls, KIND_RESTORATION, holding=remaining, ends=(f.src, f.dst)
                 )
 
+    def cut_link(self, link: int) -> None:
+        """Cut ``link`` now (a what-if or a test): flows switch over or are interrupted as for
+        a random cut, and the request on show is re-evaluated on the cut topology."""
+        if not 0 <= link < self.net.n_links:
+            raise ActionError(link, self.net.n_links)
+        self._cut(int(link), self.now)
+        if self._req is not None:
+            self._evaluate_current()
+
     def _advance(self) -> None:
         """Run events until a request is pending; set the current request and evaluation."""
         while not self._pending:

@@ -169,9 +169,15 @@ class NetworkState:
     def check_invariants(self) -> None:
         """Raise AssertionError if pools and flows disagree (used by tests)."""
         used = np.zeros_like(self.used_ESP1)
-        for f in self.flows.values():
-            for links in (f.links, f.backup_links):
-                used[links, f.slice, f.priority] += f.kbps
+        flows = list(self.flows.values())
+        if flows:
+            routes = [np.concatenate([f.links, f.backup_links]) for f in flows]
+            sizes = [r.size for r in routes]
+            e = np.concatenate(routes)
+            s = np.repeat([f.slice for f in flows], sizes)
+            p = np.repeat([f.priority for f in flows], sizes)
+            kb = np.repeat([f.kbps for f in flows], sizes)
+            np.add.at(used, (e, s, p), kb)
         assert (used == self.used_ESP1).all(), "pools disagree with the flow table"
         assert (self.used_ESP1.sum(-1) == self.used_ES1).all(), "priority split disagrees"
         assert (self.used_ES1 >= 0).all(), "a pool went below zero"
@@ -179,6 +185,6 @@ class NetworkState:
         assert (self.used_ES1[-1] == 0).all(), "the sentinel link carries traffic"
         index = {(e, i) for e, ids in enumerate(self.on_link) for i in ids}
         truth = {
-            (int(e), f.id) for f in self.flows.values() for e in np.r_[f.links, f.backup_links]
+            (int(e), f.id) for f in flows for e in np.concatenate([f.links, f.backup_links])
         }
         assert index == truth, "the link → flow index disagrees with the flow table"

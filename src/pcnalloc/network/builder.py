@@ -323,6 +323,8 @@ def from_graph_json(path: Path, config: NetworkConfig) -> CommNetwork:
             raise NetworkError(f"{path}: duplicate site ids")
         kv = np.array([float(s.get("kv", 0.0)) for s in sites])
         xy = np.array([[float(s.get("x", np.nan)), float(s.get("y", np.nan))] for s in sites])
+        if not links:
+            raise NetworkError(f"{path}: a network needs at least one link")
         ends = np.array(
             [[index[str(lk["a"])], index[str(lk["b"])]] for lk in links], dtype=np.int64
         )
