@@ -1,0 +1,112 @@
+"""``pcnalloc serve``: one region's edge allocation service over HTTP (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console
+
+log = logging.getLogger(__name__)
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve_cmd(
+    artifact: Annotated[Path, typer.Option("--artifact", help="signed artifact folder")],
+    public_key: Annotated[
+        Path, typer.Option("--public-key", help="the signer's Ed25519 public key (PEM)")
+    ],
+    region: Annotated[int, typer.Option("--region", help="region index to decide", min=0)],
+    port: Annotated[int, typer.Option("--port", help="TCP port", min=1, max=65535)],
+    host: Annotated[
+        str, typer.Option("--host", help="bind address (loopback unless TLS is in front)")
+    ] = "127.0.0.1",
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file", help="file holding the bearer token (else $PCNALLOC_SERVE_TOKEN)"
+        ),
+    ] = None,
+    case: Annotated[
+        str | None, typer.Option("--case", help="grid case (default: the artifact's)")
+    ] = None,
+    rules: Annotated[
+        Path | None, typer.Option("--rules", help="rule file merged over the packaged rules")
+    ] = None,
+    audit: Annotated[
+        Path | None, typer.Option("--audit", help="hash-chained audit log of every decision")
+    ] = None,
+    audit_key: Annotated[
+        Path | None, typer.Option("--audit-key", help="Ed25519 key signing audit checkpoints")
+    ] = None,
+    precision: Annotated[str, typer.Option(help="model precision: fp32 or int8")] = "fp32",
+    ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+) -> None:
+    """Serve POST /v1/allocate, DELETE /v1/flows/{id}, GET /v1/health and /v1/metrics.
+
+    The artifact is verified before the port opens: a tampered artifact, a wrong key or a
+    missing token stops the command with a one-line error and a non-zero exit status.
+    """
+    import uvicorn
+
+    from pcnalloc.config import build
+    from pcnalloc.edge.service import ServiceConfig, create_app, read_token
+
+    token = read_token(token_file)
+    sc = build(
+        ServiceConfig,
+        {
+            "artifact": artifact,
+            "public_key": public_key,
+            "region": region,
+            "case": case,
+            "rules": rules,
+            "audit": audit,
+            "audit_key": audit_key,
+            "precision": precision,
+        },
+        "serve options",
+    )
+    app = create_app(sc, token)
+    live = app.state.live
+    tls = ssl_certfile is not None
+    if not _loopback(host) and not tls:
+        log.warning("serving plain HTTP on %s: the bearer token crosses the network in clear", host)
+    table = Table(title="pcnalloc serve")
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    table.add_row("url", f"{'https' if tls else 'http'}://{host}:{port}/v1/allocate")
+    table.add_row("network", f"{live.net.name} ({live.net.n_sites} sites)")
+    table.add_row("region", f"{region} ({len(live.region_sites)} sites)")
+    table.add_row("model", f"{live.agent.precision} sha256 {live.agent.model_sha256[:16]}…")
+    table.add_row("signed by", live.agent.artifact.key_id)
+    table.add_row("rules", str(rules or "packaged defaults"))
+    table.add_row("audit", str(audit or "off"))
+    console.print(table)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve_cmd)
