@@ -32,6 +32,11 @@ _EXPORTS = {
     "AuditError": "audit",
     "VerifyResult": "audit",
     "verify": "audit",
+    "EdgeAgent": "agent",
+    "EdgePolicy": "agent",
+    "LocalState": "agent",
+    "load_artifact": "artifact",
+    "ArtifactError": "artifact",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -48,7 +48,12 @@ from pcnalloc.edge.artifact import (
 )
 from pcnalloc.edge.engine import RequestContext, RuleEngine, build_engine
 from pcnalloc.edge.guard import Decision, Guard
-from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
+from pcnalloc.envs.features import (
+    HARD_RULES,
+    Evaluation,
+    evaluate_request,
+    priority_table,
+)
 from pcnalloc.envs.observation import LIM, History, ObservationBuilder, request_dim
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.network.model import CommNetwork
@@ -208,10 +213,7 @@ class EdgeAgent:
         self._mask_engine = build_engine(
             env_config.rules, self.catalog, trust_threshold=env_config.trust_threshold
         )
-        pr = self._mask_engine.priorities
-        self._prio_table = np.stack(
-            [pr.base_C, pr.emergency_C if env_config.emergency_priorities else pr.base_C]
-        )
+        self._prio_table = priority_table(self._mask_engine, env_config)
         self._ctx = RequestContext(0)
         self._r = request_dim(self.catalog)
         self._n_cached = int(env_config.network.path_cache or env_config.k_paths)
@@ -254,16 +256,17 @@ class EdgeAgent:
             The evaluation (mask, hard flags, fields for the rule engine).
         """
         req = local.request
-        region = int(local.state.net.site_region[req.src])
-        emergency = bool(local.emergency_R[region] > 0)
-        self._ctx = ctx = RequestContext(int(req.cls), region, emergency)
-        prio = int(self._prio_table[int(emergency), req.cls])
-        ev = evaluate(
-            local.state, self._candidates(local), req, self.catalog, self.cfg, priority=prio
-        )
-        if self.cfg.rules is not None:  # a user rule file tightens the mask (as the env does)
-            v = self._mask_engine.check(ev.fields, ctx)
-            ev = ev.restricted(~v.forbidden_A, v.violations_AR)
+        ev, _, region, emergency = evaluate_request(
+            local.state,
+            self._candidates(local),
+            req,
+            self.catalog,
+            self.cfg,
+            engine=self._mask_engine,
+            prio_table_2C=self._prio_table,
+            emergency_R=local.emergency_R,
+        )  # the env's own evaluation: same priorities, same rule-file mask
+        self._ctx = RequestContext(int(req.cls), region, emergency)
         b = self._builder_for(local.state)
         x, r = self._x, self._r
         feats = ev.feats_AF.reshape(-1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -404,3 +405,41 @@ def evaluate(
         util_after_A=util,
         feats_AF=feats,
     )
+
+
+def priority_table(engine: Any, cfg: EnvConfig) -> np.ndarray:
+    """Setup priority per (emergency active?, class), shape (2, C), from a rule engine."""
+    pr = engine.priorities
+    return np.stack([pr.base_C, pr.emergency_C if cfg.emergency_priorities else pr.base_C])
+
+
+def evaluate_request(
+    state: NetworkState,
+    cs: CandidateSet,
+    req: Request,
+    catalog: Catalog,
+    cfg: EnvConfig,
+    *,
+    engine: Any,
+    prio_table_2C: np.ndarray,
+    emergency_R: np.ndarray,
+) -> tuple[Evaluation, int, int, bool]:
+    """The one request evaluation the env and the edge agent share.
+
+    Applies the emergency priority of the request's region, evaluates every action, and —
+    when ``cfg.rules`` names a rule file — lets the engine's critical/hard rules tighten the
+    mask.
+
+    Returns:
+        (evaluation, setup priority, region of the source site, emergency active there).
+    """
+    region = int(state.net.site_region[req.src])
+    emergency = bool(emergency_R[region] > 0)
+    prio = int(prio_table_2C[int(emergency), req.cls])
+    ev = evaluate(state, cs, req, catalog, cfg, priority=prio)
+    if cfg.rules is not None:
+        from pcnalloc.edge.engine import RequestContext
+
+        v = engine.check(ev.fields, RequestContext(int(req.cls), region, emergency))
+        ev = ev.restricted(~v.forbidden_A, v.violations_AR)
+    return ev, prio, region, emergency

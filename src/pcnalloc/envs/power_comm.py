@@ -17,7 +17,12 @@ import networkx as nx
 import numpy as np
 
 from pcnalloc.config import EnvConfig, build
-from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
+from pcnalloc.envs.features import (
+    HARD_RULES,
+    Evaluation,
+    evaluate_request,
+    priority_table,
+)
 from pcnalloc.envs.observation import ObservationBuilder, make_space
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
@@ -89,10 +94,7 @@ class PowerCommEnv(gym.Env):
         self.engine = build_engine(
             config.rules, self.catalog, trust_threshold=config.trust_threshold
         )
-        pr = self.engine.priorities
-        self._prio_table = np.stack(
-            [pr.base_C, pr.emergency_C if config.emergency_priorities else pr.base_C]
-        )
+        self._prio_table = priority_table(self.engine, config)
 
     # ------------------------------------------------------------------ events
     def _push(self, t: float, kind: int, payload: Any = None) -> None:
@@ -222,15 +224,16 @@ class PowerCommEnv(gym.Env):
             failed_E1=self.state.failed_E1,
             failed_key=self.state.failed_key,
         )
-        region = self.net.site_region[req.src]
-        emergency = bool(self.emergency_R[region] > 0)
-        self._prio = int(self._prio_table[int(emergency), req.cls])
-        ev = evaluate(self.state, self._cs, req, self.catalog, self.cfg, priority=self._prio)
-        if self.cfg.rules is not None:
-            from pcnalloc.edge.engine import RequestContext
-
-            v = self.engine.check(ev.fields, RequestContext(req.cls, int(region), emergency))
-            ev = ev.restricted(~v.forbidden_A, v.violations_AR)
+        ev, self._prio, _, _ = evaluate_request(
+            self.state,
+            self._cs,
+            req,
+            self.catalog,
+            self.cfg,
+            engine=self.engine,
+            prio_table_2C=self._prio_table,
+            emergency_R=self.emergency_R,
+        )
         self._ev = ev
 
     # ------------------------------------------------------------------ warm start

@@ -184,7 +184,5 @@ class NetworkState:
         assert (self.used_ES1 <= self.cap_ES1).all(), "a pool exceeds its capacity"
         assert (self.used_ES1[-1] == 0).all(), "the sentinel link carries traffic"
         index = {(e, i) for e, ids in enumerate(self.on_link) for i in ids}
-        truth = {
-            (int(e), f.id) for f in flows for e in np.concatenate([f.links, f.backup_links])
-        }
+        truth = {(int(e), f.id) for f in flows for e in np.concatenate([f.links, f.backup_links])}
         assert index == truth, "the link → flow index disagrees with the flow table"
