@@ -340,3 +340,141 @@ class RegionalCoordinator:
     def summary(self) -> dict[str, Any]:
         """Counters plus capacity refusals per owning region (JSON-ready)."""
         return {**self.counters, "conflicts_by_region": self.conflicts_by_region.tolist()}
+
+
+def run_regional(
+    policy_spec: str,
+    config: Any,
+    *,
+    staleness_s: float,
+    seed: int,
+    requests: int,
+    progress: Any = None,
+) -> dict[str, Any]:
+    """Play one episode with one ``policy_spec`` agent per region on stale views.
+
+    Mirrors :func:`pcnalloc.evaluate.run_policy` (same env config, seed and metrics schema)
+    so its result compares directly with the centralised policy's.
+
+    Args:
+        policy_spec: registry spec of every region's policy (``ksp-ff``, ``teacher@DIR`` …).
+        config: base :class:`~pcnalloc.config.EnvConfig`.
+        staleness_s: seconds between summaries of other regions.
+        seed: episode seed (every region's policy is reset with ``seed + region``).
+        requests: decisions to play.
+        progress: called with the number of decisions done since the last call.
+
+    Returns:
+        ``run_policy``'s dict plus ``staleness_s`` and ``distributed`` (coordinator counters).
+    """
+    import time
+
+    from pcnalloc.baselines import make_policy
+    from pcnalloc.evaluate.metrics import MetricsRecorder
+    from pcnalloc.evaluate.runner import env_config_for
+
+    policies = [make_policy(policy_spec)]
+    cfg = env_config_for(policies[0], config, requests)
+    env = PowerCommEnv(cfg, observation=policies[0].observation)
+    coord = RegionalCoordinator(env, RegionConfig(staleness_s=staleness_s))
+    policies += [make_policy(policy_spec) for _ in range(coord.n_regions - 1)]
+    for r, p in enumerate(policies):
+        p.reset(seed + r)
+    coord.reset(seed=seed)
+    rec = MetricsRecorder(env)
+    t0 = time.perf_counter()
+    for i in range(requests):
+        _, reward, _, _, info = coord.decide(policies)
+        rec.record(info, reward)
+        if progress is not None and (i + 1) % 100 == 0:
+            progress(100)
+    wall = time.perf_counter() - t0
+    if progress is not None and requests % 100:
+        progress(requests % 100)
+    return {
+        "policy": policies[0].name,
+        "case": cfg.network.case,
+        "load": cfg.traffic.load,
+        "seed": seed,
+        "requests": requests,
+        "staleness_s": staleness_s,
+        "metrics": rec.result(model_bytes=policies[0].model_bytes),
+        "distributed": coord.summary(),
+        "timing": {"wall_s": round(wall, 4)},
+    }
+
+
+def distributed_gap(
+    policy_spec: str,
+    config: Any,
+    *,
+    staleness_s: Sequence[float],
+    seeds: Sequence[int],
+    requests: int,
+    progress: Any = None,
+) -> list[dict[str, Any]]:
+    """Value and blocking gap of regional agents to the same policy run centrally.
+
+    For every seed the centralised policy (one agent, live state) and the regional agents at
+    each staleness play the same seeded episode.
+
+    Returns:
+        One row per staleness with means over seeds: ``value_ratio_central``,
+        ``value_ratio_distributed``, ``value_gap`` (central − distributed),
+        ``blocking_central``/``blocking_distributed``/``blocking_gap`` (priority ≤ 1),
+        ``blocking_all_gap`` (all classes), ``conflicts`` (reservation conflicts per
+        episode), ``conflicts_per_1k`` and ``per_seed`` details.
+    """
+    from pcnalloc.baselines import make_policy
+    from pcnalloc.evaluate.runner import run_policy
+
+    central = {
+        s: run_policy(
+            make_policy(policy_spec), config, seed=s, requests=requests, progress=progress
+        )
+        for s in seeds
+    }
+    rows = []
+    for dt in staleness_s:
+        per = []
+        for s in seeds:
+            d = run_regional(
+                policy_spec, config, staleness_s=dt, seed=s, requests=requests, progress=progress
+            )
+            c, m = central[s]["metrics"], d["metrics"]
+            per.append(
+                {
+                    "seed": s,
+                    "value_ratio_central": c["weighted_value_ratio"],
+                    "value_ratio_distributed": m["weighted_value_ratio"],
+                    "blocking_central": c["blocking_priority_le1"],
+                    "blocking_distributed": m["blocking_priority_le1"],
+                    "blocking_all_central": c["blocking_probability"],
+                    "blocking_all_distributed": m["blocking_probability"],
+                    "conflicts": d["distributed"]["conflicts"],
+                    "conflict_capacity": d["distributed"]["conflict_capacity"],
+                    "attempts": d["distributed"]["attempts"],
+                    "summaries": d["distributed"]["summaries"],
+                }
+            )
+
+        def mean(key: str, rows_: list[dict[str, Any]] = per) -> float:
+            return float(np.mean([p[key] for p in rows_]))
+
+        rows.append(
+            {
+                "policy": central[seeds[0]]["policy"],
+                "staleness_s": float(dt),
+                "value_ratio_central": mean("value_ratio_central"),
+                "value_ratio_distributed": mean("value_ratio_distributed"),
+                "value_gap": mean("value_ratio_central") - mean("value_ratio_distributed"),
+                "blocking_central": mean("blocking_central"),
+                "blocking_distributed": mean("blocking_distributed"),
+                "blocking_gap": mean("blocking_distributed") - mean("blocking_central"),
+                "blocking_all_gap": mean("blocking_all_distributed") - mean("blocking_all_central"),
+                "conflicts": mean("conflicts"),
+                "conflicts_per_1k": 1000.0 * mean("conflicts") / requests,
+                "per_seed": per,
+            }
+        )
+    return rows
