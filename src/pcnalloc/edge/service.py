@@ -698,7 +698,11 @@ def create_app(
     auth = [Depends(HTTPBearer(auto_error=False, description="the service's bearer token"))]
     err = {"model": ErrorResponse}
     refused = {401: {**err, "description": "missing or wrong bearer token"}}
-    invalid = {422: {**err, "description": "malformed request; reason names the value"}}
+    invalid = {
+        400: {**err, "description": "body that cannot be parsed (e.g. not UTF-8)"},
+        413: {**err, "description": f"body over {MAX_BODY_BYTES} bytes"},
+        422: {**err, "description": "malformed request; reason names the value"},
+    }
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Any, exc: RequestValidationError) -> JSONResponse:
