@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from pcnalloc.teacher import teacher_config
 
@@ -37,3 +38,12 @@ def tiny_teacher_cfg(small_pool_graph_file):
         return teacher_config(**base)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: small tensors gain nothing from more, and a busy machine loses."""
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(prev)

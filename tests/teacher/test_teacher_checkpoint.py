@@ -33,11 +33,11 @@ def test_train_resume_continues_from_same_step(tiny_teacher_cfg, tmp_path):
 
 
 def test_same_seed_same_weights(tiny_teacher_cfg, tmp_path):
-    a = train_teacher(tiny_teacher_cfg(steps=120), tmp_path / "a")
-    b = train_teacher(tiny_teacher_cfg(steps=120), tmp_path / "b")
+    a = train_teacher(tiny_teacher_cfg(steps=60, learning_starts=30), tmp_path / "a")
+    b = train_teacher(tiny_teacher_cfg(steps=60, learning_starts=30), tmp_path / "b")
     sa, sb = load_checkpoint(a.checkpoint)["online"], load_checkpoint(b.checkpoint)["online"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
-    c = train_teacher(tiny_teacher_cfg(steps=120, seed=1), tmp_path / "c")
+    c = train_teacher(tiny_teacher_cfg(steps=60, learning_starts=30, seed=1), tmp_path / "c")
     sc = load_checkpoint(c.checkpoint)["online"]
     assert not all(torch.equal(sa[k], sc[k]) for k in sa)
 

@@ -85,9 +85,9 @@ def test_updates_reduce_td_loss_and_are_deterministic(tiny_teacher_cfg):
     for _ in range(2):
         learner = DoubleDQN(shape, cfg)
         rng = np.random.default_rng(cfg.seed)
-        probe = buf.sample(64, np.random.default_rng(99))
+        probe = buf.sample(32, np.random.default_rng(99))
         before = learner.td_loss(*probe)
-        losses = [learner.update(*buf.sample(16, rng))["loss"] for _ in range(150)]
+        losses = [learner.update(*buf.sample(16, rng))["loss"] for _ in range(80)]
         after = learner.td_loss(*probe)
         runs.append((before, after, losses, learner.online.state_dict()))
     before, after, losses, sd = runs[0]

@@ -26,6 +26,7 @@ def _loads(text: str) -> tuple[float, ...]:
 def register(app: typer.Typer) -> None:
     teacher_app = typer.Typer(help="Double-DQN teacher over the 128-d joint state.")
     app.add_typer(teacher_app, name="teacher")
+    register_evaluate(teacher_app)
 
     @teacher_app.command("train")
     def train(
@@ -80,4 +81,68 @@ def register(app: typer.Typer) -> None:
             table.add_row(k.replace("_", " "), f"{v:.4f}")
         table.add_row("checkpoint", str(result.checkpoint))
         table.add_row("log", str(Path(out) / "train_log.csv"))
+        console.print(table)
+
+
+def register_evaluate(teacher_app: typer.Typer) -> None:
+    @teacher_app.command("evaluate")
+    def evaluate(
+        teacher: Annotated[Path, typer.Option(help="checkpoint .pt or training folder")],
+        cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
+        loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0,1.5",
+        seeds: Annotated[str, typer.Option(help="held-out seeds: 0-4, 1,3,7 …")] = "0-4",
+        baselines: Annotated[
+            str, typer.Option(help="comma-separated baseline specs")
+        ] = "ksp-ff,ksp-ff:8,ksp-ff:16,cspf-pe",
+        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 1000,
+        workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
+        out: Annotated[Path | None, typer.Option(help="write the sweep JSON here")] = None,
+    ) -> None:
+        """Greedy teacher vs tuned heuristics on held-out seeds, mean ± 95 % CI over seeds."""
+        import os
+
+        from pcnalloc.commands._common import write_json
+        from pcnalloc.distributed.executors import make_executor
+        from pcnalloc.evaluate.sweep import parse_seeds, sweep
+        from pcnalloc.teacher import TRAIN_SEED_BASE, resolve_checkpoint
+        from pcnalloc.teacher.policy import TEACHER_ENV_VAR
+
+        ck = resolve_checkpoint(teacher)
+        os.environ[TEACHER_ENV_VAR] = str(ck.resolve())
+        seed_list = parse_seeds(seeds)
+        if max(seed_list) >= TRAIN_SEED_BASE:
+            from pcnalloc.errors import ConfigError
+
+            raise ConfigError(f"evaluation seeds must be < {TRAIN_SEED_BASE} (held out)")
+        policies = ["teacher", *[b for b in baselines.split(",") if b.strip()]]
+        case_list = [c.strip() for c in cases.split(",") if c.strip()]
+        load_list = list(_loads(loads))
+        n = len(policies) * len(case_list) * len(load_list) * len(seed_list)
+        with make_executor("process", workers) as ex, progress_bar() as bar:
+            task = bar.add_task("teacher vs heuristics", total=n)
+            result = sweep(
+                policies,
+                case_list,
+                load_list,
+                seed_list,
+                requests,
+                ex,
+                imports=("pcnalloc.teacher",),
+                progress=lambda k: bar.advance(task, k),
+            )
+        result["teacher_checkpoint"] = str(ck)
+        if out is not None:
+            write_json(out, result)
+        table = Table(title=f"teacher {ck.name} vs heuristics ({len(seed_list)} seeds, 95 % CI)")
+        for col in ("case", "load", "policy", "value ratio", "blocking prio ≤ 1"):
+            table.add_column(col, justify="right" if col[0] in "vb" else "left")
+        for row in result["aggregate"]:
+            m = row["metrics"]
+            cells = []
+            for k in ("weighted_value_ratio", "blocking_priority_le1"):
+                ci = m[k]["ci95"]
+                cells.append(
+                    f"{m[k]['mean']:.4f} ± {ci:.4f}" if ci is not None else f"{m[k]['mean']:.4f}"
+                )
+            table.add_row(row["case"], f"{row['load']:g}", row["policy"], *cells)
         console.print(table)
