@@ -40,7 +40,7 @@ from pcnalloc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-RATES: dict[str, int] = {"low": 10, "high": 200}
+RATES: dict[str, int] = {"low": 20, "high": 400}
 """Named request rates: decisions (hence at most that many feedbacks) per slot."""
 
 
@@ -138,7 +138,9 @@ def run_trust_scenario(
         name: first slot with reputation < threshold, or None), ``false_isolation_rate``
         (share of honest sites that ever fell below the threshold),
         ``final_false_isolation_rate``, ``honest_final_mean``/``honest_final_min`` (over
-        honest sites that received feedback), ``malicious_final``, ``committee_final``,
+        honest sites that received feedback), ``honest_final_weighted`` (their mean weighted
+        by feedback received: the reputation an average reporting user's route sees),
+        ``malicious_final``, ``committee_final``,
         ``critical_via_malicious`` (accepted Zone I/II flows routed through a malicious site,
         before and after its isolation) and ``outcomes``.
     """
@@ -225,6 +227,9 @@ def run_trust_scenario(
         "honest_sites_with_feedback": int(heard.sum()),
         "honest_final_mean": float(final[heard].mean()) if heard.any() else 1.0,
         "honest_final_min": float(final[heard].min()) if heard.any() else 1.0,
+        "honest_final_weighted": (
+            float(np.average(final[heard], weights=fb_TN.sum(0)[heard])) if heard.any() else 1.0
+        ),
         "malicious_final": {net.site_names[m]: round(float(final[m]), 6) for m in malicious},
         "committee_final": [net.site_names[i] for i in np.flatnonzero(tracker.committee())],
         "critical_via_malicious": via_mal,
@@ -246,7 +251,8 @@ def feedback_sweep(
 
     Returns:
         One row per (rate, share): ``rate``, ``requests_per_slot``, ``share``,
-        ``honest_final_mean`` and ``honest_final_min`` (mean over seeds),
+        ``honest_final_weighted``, ``honest_final_mean`` and ``honest_final_min`` (means
+        over seeds),
         ``false_isolation_rate`` (mean over seeds).
     """
     rows = []
@@ -272,6 +278,9 @@ def feedback_sweep(
                     "rate": name,
                     "requests_per_slot": rps,
                     "share": float(share),
+                    "honest_final_weighted": float(
+                        np.mean([r["honest_final_weighted"] for r in res])
+                    ),
                     "honest_final_mean": float(np.mean([r["honest_final_mean"] for r in res])),
                     "honest_final_min": float(np.mean([r["honest_final_min"] for r in res])),
                     "false_isolation_rate": float(
@@ -315,7 +324,8 @@ def plot_trust_curves(result: dict[str, Any], path: str | Path) -> Path:
 
 
 def plot_feedback_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
-    """PNG of final honest reputation vs malicious-feedback share, one line per rate."""
+    """PNG of final honest reputation (feedback-weighted mean, and min) vs malicious-feedback
+    share, one colour per request rate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,8 +335,12 @@ def plot_feedback_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
     for rate in dict.fromkeys(r["rate"] for r in rows):
         rr = [r for r in rows if r["rate"] == rate]
         x = [100 * r["share"] for r in rr]
-        ax.plot(x, [r["honest_final_mean"] for r in rr], marker="o", label=f"{rate}: mean")
-        ax.plot(x, [r["honest_final_min"] for r in rr], ls=":", marker=".", label=f"{rate}: min")
+        lbl = f"{rate} ({rr[0]['requests_per_slot']}/slot)"
+        line = ax.plot(
+            x, [r["honest_final_weighted"] for r in rr], marker="o", label=f"{lbl}: weighted"
+        )
+        c = line[0].get_color()
+        ax.plot(x, [r["honest_final_min"] for r in rr], ls=":", color=c, label=f"{lbl}: min")
     ax.set(
         xlabel="malicious feedback share (%)",
         ylabel="final reputation of honest sites",

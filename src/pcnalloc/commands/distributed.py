@@ -1,0 +1,233 @@
+"""`pcnalloc distributed gap|trust`: regional agents vs the centralised policy; site trust."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console, progress_bar, write_atomic, write_json
+from pcnalloc.errors import ConfigError
+
+SCENARIOS = ("malicious-sites", "false-feedback", "all")
+
+
+def _floats(text: str, flag: str, lo: float = 0.0, hi: float = float("inf")) -> list[float]:
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    if not vals or any(not lo <= v <= hi for v in vals):
+        raise ConfigError(f"bad {flag} {text!r}; accepted: comma-separated numbers in [{lo}, {hi}]")
+    return vals
+
+
+def plot_gap(rows: list[dict[str, Any]], path: Path) -> Path:
+    """PNG: value-ratio and priority ≤ 1 blocking gap to the centralised policy vs staleness."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = [max(r["staleness_s"], 0.1) for r in rows]  # log axis: 0 s drawn at 0.1 s
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    axes[0].plot(x, [r["value_ratio_central"] for r in rows], "k--", label="centralised")
+    axes[0].plot(x, [r["value_ratio_distributed"] for r in rows], "o-", label="regional")
+    axes[0].set(ylabel="weighted value ratio")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(x, [r["blocking_gap"] for r in rows], "o-", label="priority ≤ 1")
+    axes[1].plot(x, [r["blocking_all_gap"] for r in rows], "s:", label="all classes")
+    axes[1].set(ylabel="blocking gap (regional − central)")
+    axes[1].legend(fontsize=8)
+    axes[2].plot(x, [r["conflicts_per_1k"] for r in rows], "o-")
+    axes[2].set(ylabel="reservation conflicts / 1000 requests")
+    for ax in axes:
+        ax.set(xscale="log", xlabel="staleness (s; 0 drawn at 0.1)")
+    fig.suptitle(f"{rows[0]['policy']}: regional agents vs centralised")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    plt.close(fig)
+    return write_atomic(path, buf.getvalue())
+
+
+def _gap_table(rows: list[dict[str, Any]], title: str) -> Table:
+    t = Table(title=title)
+    for h in (
+        "staleness s",
+        "value central",
+        "value regional",
+        "value gap",
+        "block≤1 central",
+        "block≤1 regional",
+        "block≤1 gap",
+        "conflicts/episode",
+    ):
+        t.add_column(h, justify="right")
+    for r in rows:
+        t.add_row(
+            f"{r['staleness_s']:g}",
+            f"{r['value_ratio_central']:.4f}",
+            f"{r['value_ratio_distributed']:.4f}",
+            f"{r['value_gap']:+.4f}",
+            f"{r['blocking_central']:.4f}",
+            f"{r['blocking_distributed']:.4f}",
+            f"{r['blocking_gap']:+.4f}",
+            f"{r['conflicts']:.1f}",
+        )
+    return t
+
+
+def register(app: typer.Typer) -> None:
+    dist_app = typer.Typer(help="Regional edge agents and site trust (DESIGN §8).")
+    app.add_typer(dist_app, name="distributed")
+
+    @dist_app.command("gap")
+    def gap(
+        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
+        policy: Annotated[
+            str, typer.Option(help="policy spec of every region (ksp-ff, teacher@DIR …)")
+        ] = "ksp-ff",
+        staleness: Annotated[
+            str, typer.Option(help="comma-separated staleness values (s)")
+        ] = "0,1,10,60",
+        seeds: Annotated[str, typer.Option(help="seeds: 0-2, 1,3,7 …")] = "0-2",
+        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
+        load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/distributed"),
+    ) -> None:
+        """Value and blocking gap of regional agents to the centralised policy vs staleness."""
+        from pcnalloc.config import env_config
+        from pcnalloc.distributed.regions import distributed_gap
+        from pcnalloc.evaluate.sweep import parse_seeds
+
+        stale = _floats(staleness, "--staleness")
+        seed_list = parse_seeds(seeds)
+        cfg = env_config(network={"case": case}, traffic={"load": load})
+        total = requests * len(seed_list) * (1 + len(stale))
+        with progress_bar() as bar:
+            task = bar.add_task(f"gap {policy} on {case}", total=total)
+            rows = distributed_gap(
+                policy,
+                cfg,
+                staleness_s=stale,
+                seeds=seed_list,
+                requests=requests,
+                progress=lambda n: bar.advance(task, n),
+            )
+        meta = {"case": case, "policy": policy, "load": load, "seeds": seed_list}
+        write_json(out / "gap.json", {**meta, "requests": requests, "rows": rows})
+        plot_gap(rows, out / "gap.png")
+        console.print(
+            _gap_table(rows, f"{policy} on {case}, load {load}, seeds {seeds}, {requests} requests")
+        )
+        console.print(f"wrote {out / 'gap.json'} and {out / 'gap.png'}")
+
+    @dist_app.command("trust")
+    def trust(
+        scenario: Annotated[
+            str, typer.Option(help="malicious-sites, false-feedback or all")
+        ] = "all",
+        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
+        malicious: Annotated[int, typer.Option(min=0, help="malicious sites (seeded draw)")] = 2,
+        drop_share: Annotated[
+            float, typer.Option(min=0, max=1, help="share of relayed flows they drop")
+        ] = 0.8,
+        feedback_share: Annotated[
+            float, typer.Option(min=0, max=1, help="share of untruthful feedback")
+        ] = 0.1,
+        rate: Annotated[str, typer.Option(help="low, high or decisions per slot")] = "high",
+        slots: Annotated[int, typer.Option(min=1, help="reputation slots")] = 30,
+        shares: Annotated[
+            str, typer.Option(help="false-feedback shares swept (false-feedback scenario)")
+        ] = "0,0.1,0.2,0.3,0.4,0.45,0.5",
+        seeds: Annotated[str, typer.Option(help="seeds of the false-feedback sweep")] = "0-1",
+        seed: Annotated[int, typer.Option(help="seed of the malicious-sites scenario")] = 0,
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/trust"),
+    ) -> None:
+        """Bayesian site reputation under malicious sites and false feedback."""
+        from pcnalloc.distributed.scenarios import (
+            RATES,
+            TrustScenario,
+            feedback_sweep,
+            plot_feedback_sweep,
+            plot_trust_curves,
+            run_trust_scenario,
+        )
+        from pcnalloc.evaluate.sweep import parse_seeds
+
+        if scenario not in SCENARIOS:
+            raise ConfigError(f"unknown scenario {scenario!r}; accepted: {', '.join(SCENARIOS)}")
+        if rate in RATES:
+            rps = RATES[rate]
+        elif rate.isdigit() and int(rate) > 0:
+            rps = int(rate)
+        else:
+            raise ConfigError(f"bad --rate {rate!r}; accepted: low, high or a positive integer")
+        base = TrustScenario(
+            case=case,
+            malicious_sites=malicious,
+            drop_share=drop_share,
+            malicious_feedback_share=feedback_share,
+            requests_per_slot=rps,
+            slots=slots,
+            seed=seed,
+        )
+        report: dict[str, Any] = {}
+        if scenario in ("malicious-sites", "all"):
+            with progress_bar() as bar:
+                task = bar.add_task(f"malicious sites on {case}", total=slots)
+                res = run_trust_scenario(base, progress=lambda n: bar.advance(task, n))
+            report["malicious_sites"] = res
+            plot_trust_curves(res, out / "trust_curves.png")
+            t = Table(
+                title=f"{malicious} malicious sites dropping {drop_share:.0%}, "
+                f"{feedback_share:.0%} false feedback, {rps} requests/slot"
+            )
+            t.add_column("metric")
+            t.add_column("value", justify="right")
+            for name, s in res["isolation_slot"].items():
+                t.add_row(f"isolation slot of {name}", "never" if s is None else str(s))
+            t.add_row("false-isolation rate (ever)", f"{res['false_isolation_rate']:.3f}")
+            t.add_row("false-isolation rate (final)", f"{res['final_false_isolation_rate']:.3f}")
+            t.add_row(
+                "honest reputation mean / min",
+                f"{res['honest_final_mean']:.3f} / {res['honest_final_min']:.3f}",
+            )
+            v = res["critical_via_malicious"]
+            t.add_row(
+                "Zone I/II flows via a malicious site before / after isolation",
+                f"{v['before_isolation']} / {v['after_isolation']}",
+            )
+            console.print(t)
+        if scenario in ("false-feedback", "all"):
+            share_list = _floats(shares, "--shares", 0.0, 1.0)
+            seed_list = parse_seeds(seeds)
+            with progress_bar() as bar:
+                task = bar.add_task(
+                    "false-feedback sweep", total=len(share_list) * len(RATES) * len(seed_list)
+                )
+                rows = feedback_sweep(
+                    base, share_list, seeds=seed_list, progress=lambda n: bar.advance(task, n)
+                )
+            report["false_feedback"] = rows
+            plot_feedback_sweep(rows, out / "feedback_sweep.png")
+            t = Table(title="final honest-site reputation vs false-feedback share (no attackers)")
+            for h in ("rate", "requests/slot", "share", "weighted", "mean", "min", "false isol."):
+                t.add_column(h, justify="right")
+            for r in rows:
+                t.add_row(
+                    r["rate"],
+                    str(r["requests_per_slot"]),
+                    f"{r['share']:.0%}",
+                    f"{r['honest_final_weighted']:.3f}",
+                    f"{r['honest_final_mean']:.3f}",
+                    f"{r['honest_final_min']:.3f}",
+                    f"{r['false_isolation_rate']:.3f}",
+                )
+            console.print(t)
+        write_json(out / "trust.json", report)
+        console.print(f"wrote {out}/trust.json and PNG curves")
