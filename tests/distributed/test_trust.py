@@ -100,4 +100,5 @@ def test_malicious_site_isolated_within_reported_slots(tiny_graph_file: Path) ->
     assert rep_B[-1] < res["threshold"]
     assert res["false_isolation_rate"] == 0.0
     assert "B" not in res["committee_final"]
+    assert res["critical_via_malicious"]["after_isolation"] == 0  # the env's trust rule
     assert run_trust_scenario(sc)["reputation_TN"] == res["reputation_TN"]  # seeded

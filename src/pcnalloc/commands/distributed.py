@@ -199,7 +199,7 @@ def register(app: typer.Typer) -> None:
             )
             v = res["critical_via_malicious"]
             t.add_row(
-                "Zone I/II flows via a malicious site before / after isolation",
+                "Zone I/II flows via a malicious site trusted / distrusted",
                 f"{v['before_isolation']} / {v['after_isolation']}",
             )
             console.print(t)

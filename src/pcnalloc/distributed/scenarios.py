@@ -141,8 +141,9 @@ def run_trust_scenario(
         honest sites that received feedback), ``honest_final_weighted`` (their mean weighted
         by feedback received: the reputation an average reporting user's route sees),
         ``malicious_final``, ``committee_final``,
-        ``critical_via_malicious`` (accepted Zone I/II flows routed through a malicious site,
-        before and after its isolation) and ``outcomes``.
+        ``critical_via_malicious`` (accepted Zone I/II flows routed through a malicious site
+        while its trust was at/above the threshold, and while below it — the trust rule
+        keeps the latter at 0) and ``outcomes``.
     """
     cfg = sc.env_config()
     if env is None:
@@ -166,7 +167,6 @@ def run_trust_scenario(
     obs, _ = env.reset(seed=env_seed)
     rep_T = [tracker.reputation_N.copy()]
     fb_T: list[np.ndarray] = []
-    isolated_N = np.zeros(N, dtype=bool)
     outcomes: dict[str, int] = {}
     via_mal = {"before_isolation": 0, "after_isolation": 0}
     for _slot in range(sc.slots):
@@ -188,7 +188,8 @@ def run_trust_scenario(
             mal_relay = relay[is_mal_N[relay]]
             on_mal = sites[is_mal_N[sites]]
             if critical_C[req.cls] and on_mal.size:
-                via_mal["after_isolation" if isolated_N[on_mal].all() else "before_isolation"] += 1
+                below = env.state.trust_N1[on_mal] < thr  # the trust rule should forbid these
+                via_mal["after_isolation" if below.any() else "before_isolation"] += 1
             served = not (rng.random(mal_relay.size) < sc.drop_share).any()
             if rng.random() >= sc.feedback_probability:
                 continue
@@ -201,7 +202,6 @@ def run_trust_scenario(
         rep = tracker.update(pos, neg)
         env.state.trust_N1[:-1] = rep
         obs = _refresh(env)
-        isolated_N |= rep < thr
         rep_T.append(rep.copy())
         fb_T.append(pos + neg)
         if progress is not None:
