@@ -138,6 +138,9 @@ def play_window(
     else:
         env, obs = reset
     if policy is not None:
+        bind = getattr(policy, "bind_env", None)
+        if bind is not None:
+            bind(env)  # guarded and edge policies read the env they act in
         policy.reset(seed)
     st = env.state
     warm = list(st.flows.values())

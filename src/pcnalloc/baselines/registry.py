@@ -6,7 +6,8 @@ A policy spec is ``NAME[:K][@ARG][+rules]``:
   themselves when their module is imported, which :func:`make_policy` does on demand);
 - ``:K`` the number of candidate paths for heuristics (``ksp-ff:16``);
 - ``@ARG`` the factory's first argument — the checkpoint or artifact a learned policy loads
-  (``teacher@out/run/teacher``), so a spec stays one picklable string for any executor;
+  (``teacher@out/run/teacher``; ``edge@ARTIFACT::PUBLIC_KEY``), so a spec stays one
+  picklable string for any executor;
 - ``+rules`` puts the policy behind the rule engine, which intercepts forbidden proposals.
 """
 
@@ -62,7 +63,10 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
     if spec.endswith("+rules"):
         from pcnalloc.edge.guard import GuardedPolicy
 
-        guarded = GuardedPolicy(make_policy(spec[: -len("+rules")], **kwargs))
+        inner = make_policy(spec[: -len("+rules")], **kwargs)
+        if getattr(inner, "masked", False):
+            inner.masked = False  # the rule layer intercepts (and counts) invalid proposals
+        guarded = GuardedPolicy(inner)
         guarded.name = display_name(spec)
         return guarded
     head, _, arg = spec.partition("@")

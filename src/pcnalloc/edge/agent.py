@@ -428,6 +428,9 @@ def make_edge_policy(
     """
     if artifact_dir is None:
         raise ArtifactError("policy 'edge' needs artifact_dir=<compiled artifact folder>")
+    if public_key is None and "::" in str(artifact_dir):
+        # spec form ``edge@ARTIFACT::PUBLIC_KEY`` (one string for any executor)
+        artifact_dir, public_key = str(artifact_dir).split("::", 1)
     if k is not None:
         raise ArtifactError(f"policy 'edge:{k}': K is fixed by the artifact; use plain 'edge'")
     return EdgePolicy(artifact_dir, public_key, **kwargs)

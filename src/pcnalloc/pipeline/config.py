@@ -1,0 +1,111 @@
+"""Configuration of ``pcnalloc run``: one section per stage; YAML in, clear errors out.
+
+The embedded default (``data/run_default.yaml``) trains on the IEEE 30-bus case with budgets
+that finish in about 15 minutes on 2 CPU cores; ``configs/tiny.yaml`` runs every stage in
+about a minute; a larger file scales cases, loads, training and evaluation up.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
+
+
+class LibraryStage(_Frozen):
+    """Trajectory library built from the trained teacher."""
+
+    cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases rolled out")
+    loads: tuple[float, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
+    episodes: int = Field(8, ge=1, description="episodes per (case, load)")
+    requests: int = Field(1000, ge=1, description="decisions per episode")
+    explore: float = Field(0.05, ge=0, le=1, description="share of random valid actions")
+
+
+class DistillStage(_Frozen):
+    """Constrained distillation into the edge student."""
+
+    student: Literal["edge", "latent"] = Field("edge", description="student kind")
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="DistillConfig overrides (tau, lambda_hard, epochs …)"
+    )
+    ablation: bool = Field(True, description="also train KL-only, +hard, +hard+soft")
+    eval_seeds: tuple[int, ...] = Field((300, 301), description="closed-loop fidelity seeds")
+    eval_requests: int = Field(1000, ge=1, description="decisions per closed-loop episode")
+
+
+class CompileStage(_Frozen):
+    """ONNX export, parity and int8 gates, signed manifest."""
+
+    int8: bool = Field(True, description="also ship an int8 model if it keeps ≥ 99.5 % argmax")
+
+
+class EvaluateStage(_Frozen):
+    """Every policy on the same seeds, plus the offline bound on small windows."""
+
+    policies: tuple[str, ...] = Field(
+        (
+            "teacher",
+            "student",
+            "student+rules",
+            "edge+rules",
+            "ksp-ff",
+            "ksp-ff:16",
+            "cspf-pe",
+            "llp",
+            "sp-ff",
+            "random",
+        ),
+        min_length=1,
+        description="policy specs; teacher/student/edge use this run's artifacts",
+    )
+    cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases")
+    loads: tuple[float, ...] = Field((0.5, 1.0, 1.5), min_length=1, description="offered loads")
+    seeds: tuple[int, ...] = Field((100, 101, 102), min_length=1, description="episode seeds")
+    requests: int = Field(1000, ge=1, description="decisions per episode")
+    bound_cases: tuple[str, ...] = Field(("case30",), description="cases of the MILP windows")
+    bound_requests: int = Field(200, ge=0, description="requests per MILP window (0 = skip)")
+    bound_seeds: tuple[int, ...] = Field((100,), description="seeds of the MILP windows")
+    bound_loads: tuple[float, ...] = Field((1.0,), description="loads of the MILP windows")
+
+
+class RunConfig(_Frozen):
+    """All stages of the main job."""
+
+    seed: int = Field(0, ge=0, description="seed of teacher training and distillation")
+    env: EnvConfig = Field(default_factory=EnvConfig, description="training environment")
+    teacher: dict[str, Any] = Field(
+        default_factory=dict, description="TeacherConfig overrides (steps, lr, loads …)"
+    )
+    library: LibraryStage = Field(default_factory=LibraryStage)
+    distill: DistillStage = Field(default_factory=DistillStage)
+    compile: CompileStage = Field(default_factory=CompileStage)
+    evaluate: EvaluateStage = Field(default_factory=EvaluateStage)
+    executor: Literal["serial", "process", "ray"] = Field(
+        "process", description="where rollouts and sweeps run"
+    )
+    workers: int = Field(2, ge=1, description="worker processes (process/ray executors)")
+
+
+def load_run_config(path: str | Path | None = None) -> RunConfig:
+    """The embedded default (``path=None``) or a YAML file merged over it.
+
+    Raises:
+        ConfigError: naming every bad field.
+    """
+    with resources.as_file(resources.files("pcnalloc") / "data" / "run_default.yaml") as p:
+        base = read_yaml(p)
+    if path is not None:
+        base = _merge(base, read_yaml(path))
+    return build(RunConfig, base, f"run config {str(path) if path else '(embedded default)'}")
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out

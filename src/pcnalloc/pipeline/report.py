@@ -1,0 +1,243 @@
+"""The run report: headline table, verdict against the targets, stage timings, pictures."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pcnalloc.commands._common import write_atomic, write_json
+from pcnalloc.pipeline.config import RunConfig
+
+HEURISTICS = ("ksp-ff", "cspf-pe", "llp", "sp-ff", "random")
+
+
+def _png(fig: Any) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _record(out: Path, stage: str) -> dict[str, Any]:
+    return json.loads((out / stage / "stage.json").read_text())["outputs"]
+
+
+def headline(sweep: dict[str, Any], min_load: float = 1.0) -> list[dict[str, Any]]:
+    """Per (load ≥ min_load, policy): value ratio, critical blocking, violations, interceptions."""
+    rows = []
+    for a in sorted(sweep["aggregate"], key=lambda a: (a["case"], a["load"], a["policy"])):
+        if a["load"] < min_load:
+            continue
+        m = a["metrics"]
+        rows.append(
+            {
+                "case": a["case"],
+                "load": a["load"],
+                "policy": a["policy"],
+                "value": m["weighted_value_ratio"]["mean"],
+                "value_ci": m["weighted_value_ratio"].get("ci95"),
+                "critical_blocking": m["blocking_priority_le1"]["mean"],
+                "violations": m["executed_hard_violations"]["mean"] * m["intercepted"]["n"],
+                "intercepted": m["intercepted"]["mean"] * m["intercepted"]["n"],
+            }
+        )
+    return rows
+
+
+def verdict(rows: list[dict[str, Any]]) -> list[str]:
+    """Plain statements of whether student+rules met the targets at each (case, load)."""
+    out = []
+    for key in sorted({(r["case"], r["load"]) for r in rows}):
+        cell = {r["policy"]: r for r in rows if (r["case"], r["load"]) == key}
+        sr, t = cell.get("student+rules"), cell.get("teacher")
+        heur = [r for p, r in cell.items() if p.partition(":")[0] in HEURISTICS]
+        if sr is None or t is None or not heur:
+            continue
+        best = max(heur, key=lambda r: r["value"])
+        within = sr["value"] >= 0.97 * t["value"]
+        ahead = sr["value"] > best["value"]
+        out.append(
+            f"{key[0]} at load {key[1]:g}: student+rules {sr['value']:.4f} vs teacher "
+            f"{t['value']:.4f} ({'within' if within else 'NOT within'} 3 %), best heuristic "
+            f"{best['policy']} {best['value']:.4f} ({'ahead' if ahead else 'NOT ahead'}), "
+            f"executed violations {sr['violations']:.0f}."
+        )
+    return out
+
+
+def _cdf_plot(trace: dict[str, Any]) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, vals in sorted(trace["latency_over_bound"].items()):
+        v = np.sort(np.asarray(vals))
+        ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=f"{name} ({v.size})")
+    ax.axvline(1.0, color="k", ls="--", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("path latency / class bound")
+    ax.set_ylabel("CDF of admitted flows")
+    ax.set_title(f"latency / bound per class — {trace['policy']}")
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _latency_hist(trace: dict[str, Any]) -> bytes:
+    plt = _plt()
+    us = np.asarray(trace["act_us"])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    top = float(np.percentile(us, 99.5))
+    ax.hist(np.clip(us, 0, top), bins=60)
+    p50, p99 = np.percentile(us, [50, 99])
+    ax.axvline(p50, color="g", label=f"p50 {p50:.1f} µs")
+    ax.axvline(p99, color="r", label=f"p99 {p99:.1f} µs")
+    ax.set_xlabel("decision latency (µs): features + model + rules")
+    ax.set_ylabel("decisions")
+    ax.set_title(f"edge decision latency — {trace['policy']}")
+    ax.legend()
+    return _png(fig)
+
+
+def _ablation_plot(rows: list[dict[str, Any]]) -> bytes:
+    plt = _plt()
+    names = [r.get("variant", "?") for r in rows]
+    agree = [r.get("held_out", {}).get("top1_agreement", np.nan) for r in rows]
+    hard = [r.get("held_out", {}).get("hard_violation_rate", np.nan) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    axes[0].bar(names, agree, color="tab:blue")
+    axes[0].set_title("top-1 agreement with the teacher")
+    axes[0].set_ylim(min(0.9, np.nanmin(agree) - 0.02) if agree else 0, 1.0)
+    axes[1].bar(names, hard, color="tab:red")
+    axes[1].set_title("raw hard-violation proposal rate")
+    for ax in axes:
+        ax.tick_params(axis="x", rotation=15)
+    return _png(fig)
+
+
+def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) -> dict:
+    """Write ``report.md``/``report.json`` and the pictures into ``d`` (and ``out/report.md``)."""
+    from pcnalloc.network import cached_network
+    from pcnalloc.network.plot import plot_network
+    from pcnalloc.pipeline.steps import episode_trace, policy_specs
+
+    teacher, distill, compiled = (_record(out, s) for s in ("teacher", "distill", "compile"))
+    evaluation = _record(out, "evaluate")
+    sweep = json.loads(Path(evaluation["sweep"]).read_text())
+    rows = headline(sweep)
+    pics: list[tuple[str, str]] = []
+    for p in evaluation["plots"]:
+        shutil.copyfile(p, d / Path(p).name)
+        pics.append((Path(p).name, Path(p).stem.replace("_", " ")))
+    curves = sorted(Path(teacher["folder"]).glob("*.png"))
+    for p in curves:
+        shutil.copyfile(p, d / f"teacher_{p.name}")
+        pics.insert(0, (f"teacher_{p.name}", "teacher learning curve"))
+    for p in sorted(Path(distill["folder"]).glob("*.png")):
+        shutil.copyfile(p, d / f"distill_{p.name}")
+        pics.append((f"distill_{p.name}", "distillation losses and agreement"))
+    abl_file = Path(distill["folder"]) / "ablation.json"
+    ablation = json.loads(abl_file.read_text()) if abl_file.is_file() else []
+    if ablation:
+        write_atomic(d / "ablation.png", _ablation_plot(ablation))
+        pics.append(("ablation.png", "distillation ablation"))
+    specs = {
+        s.partition("@")[0] + ("+rules" if s.endswith("+rules") else ""): s
+        for s in policy_specs(cfg, teacher, distill, compiled)
+    }
+    pick = specs.get("edge+rules") or specs.get("student+rules") or next(iter(specs.values()))
+    load = 1.0 if 1.0 in cfg.evaluate.loads else cfg.evaluate.loads[-1]
+    trace = episode_trace(pick, cfg, cfg.evaluate.seeds[0], load)
+    write_atomic(d / "latency_cdf.png", _cdf_plot(trace))
+    write_atomic(d / "decision_latency.png", _latency_hist(trace))
+    net = cached_network(cfg.env.network.case, cfg.env.network)
+    plot_network(
+        net,
+        d / "utilisation_map.png",
+        link_values=np.asarray(trace["util_E"]),
+        value_label="link utilisation (busiest slice)",
+        title=f"{net.name}: utilisation after one episode of {trace['policy']} at load {load:g}",
+    )
+    pics += [
+        ("utilisation_map.png", "utilisation map"),
+        ("latency_cdf.png", "latency / bound CDF per class"),
+        ("decision_latency.png", "edge decision latency"),
+    ]
+    us = np.asarray(trace["act_us"])
+    summary = {
+        "headline": rows,
+        "verdict": verdict(rows),
+        "timings": timings,
+        "decision_latency_us": {
+            "policy": trace["policy"],
+            "p50": float(np.percentile(us, 50)),
+            "p99": float(np.percentile(us, 99)),
+        },
+        "compile": {
+            k: compiled.get(k) for k in ("parity_max_abs", "int8_agreement", "model_bytes")
+        },
+        "teacher_steps": teacher.get("steps"),
+    }
+    write_json(d / "report.json", summary)
+    md = _markdown(cfg, summary, rows, pics, evaluation["report"])
+    write_atomic(d / "report.md", md)
+    write_atomic(out / "report.md", md.replace("](", f"]({d.name}/"))
+    return {"report": str(d / "report.md"), "verdict": summary["verdict"], "headline": rows}
+
+
+def _markdown(cfg: RunConfig, s: dict[str, Any], rows: list[dict], pics: list, ev_md: str) -> str:
+    lines = [
+        "# pcnalloc run report",
+        "",
+        f"Case {cfg.env.network.case}, teacher {s['teacher_steps']} steps, student "
+        f"{cfg.distill.student}, evaluation seeds {list(cfg.evaluate.seeds)} "
+        f"({cfg.evaluate.requests} requests each).",
+        "",
+        "## Headline (offered load ≥ 1.0; value = weighted value ratio, mean ± 95 % CI)",
+        "",
+        "| case | load | policy | value | critical blocking | executed violations | intercepted |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ci = f" ± {r['value_ci']:.4f}" if r["value_ci"] is not None else ""
+        lines.append(
+            f"| {r['case']} | {r['load']:g} | {r['policy']} | {r['value']:.4f}{ci} | "
+            f"{r['critical_blocking']:.3f} | {r['violations']:.0f} | "
+            f"{r['intercepted']:.0f} |"
+        )
+    lines += ["", "## Against the targets", ""]
+    lines += [f"- {v}" for v in s["verdict"]] or ["- (no student+rules/teacher rows to compare)"]
+    lat = s["decision_latency_us"]
+    lines += [
+        "",
+        f"Edge decision latency ({lat['policy']}, one episode): p50 "
+        f"{lat['p50']:.1f} µs, p99 {lat['p99']:.1f} µs.",
+        "",
+        "## Stage timings",
+        "",
+        "| stage | seconds | reused |",
+        "|---|---|---|",
+    ]
+    for k, v in s["timings"].items():
+        sec = v.get("seconds")
+        lines.append(
+            f"| {k} | {sec if sec is not None else '-'} | {'yes' if v.get('skipped') else 'no'} |"
+        )
+    lines += ["", "## Pictures", ""]
+    lines += [f"### {title}\n\n![{title}]({name})\n" for name, title in pics]
+    lines += ["", "## Full evaluation", "", Path(ev_md).read_text()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,249 @@
+"""The stage bodies of ``pcnalloc run``; each takes its folder and returns its outputs."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pcnalloc.commands._common import write_atomic, write_json
+from pcnalloc.pipeline.config import RunConfig
+
+
+def network_stage(cfg: RunConfig, d: Path, bar: Any) -> dict[str, Any]:
+    from pcnalloc.network import cached_network
+    from pcnalloc.network.plot import plot_network
+
+    bar.start("network", None)
+    net = cached_network(cfg.env.network.case, cfg.env.network)
+    write_json(d / "network.json", net.summary())
+    plot_network(net, d / "network_map.png")
+    return {
+        "summary": str(d / "network.json"),
+        "map": str(d / "network_map.png"),
+        "sites": net.n_sites,
+        "links": net.n_links,
+    }
+
+
+def teacher_stage(overrides: dict[str, Any], d: Path, bar: Any) -> dict[str, Any]:
+    from pcnalloc.teacher.config import teacher_config
+    from pcnalloc.teacher.train import train_teacher
+
+    tcfg = teacher_config(**overrides)
+    bar.start("teacher (Double DQN)", tcfg.steps)
+    last = [0]
+
+    def on_progress(step: int, row: dict[str, Any]) -> None:
+        bar.advance(step - last[0])
+        last[0] = step
+
+    res = train_teacher(tcfg, d, on_progress=on_progress)
+    return {
+        "folder": str(d),
+        "checkpoint": str(res.checkpoint),
+        "steps": res.step,
+        "last_eval": res.last_eval,
+    }
+
+
+def library_stage(cfg: RunConfig, teacher: dict, d: Path, bar: Any, ex: Any) -> dict[str, Any]:
+    from pcnalloc.library.build import build_library
+
+    lc = cfg.library
+    bar.start("trajectory library", len(lc.cases) * len(lc.loads) * lc.episodes * lc.requests)
+    res = build_library(
+        teacher["checkpoint"],
+        d,
+        cases=lc.cases,
+        loads=lc.loads,
+        episodes=lc.episodes,
+        requests=lc.requests,
+        explore=lc.explore,
+        executor=ex,
+        progress=bar.advance,
+    )
+    return {"folder": str(d), "rows": res.rows, "rows_per_s": round(res.rows_per_s, 1)}
+
+
+class _Reporter:
+    """Adapts the distillation reporter protocol to the pipeline's progress sink."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def stage(self, label: str, total: int | None) -> None:
+        self.bar.start(f"distill: {label}", total)
+
+    def advance(self, n: int = 1, note: str | None = None) -> None:
+        self.bar.advance(n)
+
+
+def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: Any) -> dict:
+    from pcnalloc.baselines.registry import make_policy
+    from pcnalloc.distill.config import distill_config
+    from pcnalloc.distill.run import run_distillation
+
+    dc = distill_config(**{"seed": cfg.seed, **cfg.distill.config})
+    report = run_distillation(
+        library["folder"],
+        kind=cfg.distill.student,
+        cfg=dc,
+        out_dir=d,
+        teacher=make_policy(f"teacher@{teacher['checkpoint']}"),
+        eval_seeds=cfg.distill.eval_seeds,
+        requests=cfg.distill.eval_requests,
+        ablation=cfg.distill.ablation,
+        reporter=_Reporter(bar),
+    )
+    ho = report.get("held_out", {})
+    return {
+        "folder": str(d),
+        "student": str(d / "student.pt"),
+        "held_out": {k: v for k, v in ho.items() if isinstance(v, int | float)},
+    }
+
+
+def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
+    from pcnalloc.edge.compile import compile_student, library_rows, load_student_module
+    from pcnalloc.edge.keys import save_keypair
+
+    bar.start("compile + sign", None)
+    priv, pub = save_keypair(d / "keys")
+    module = load_student_module(distill["student"])
+    rows, env = library_rows(library["folder"], getattr(module, "input_key", "compact"))
+    res = compile_student(
+        module,
+        rows,
+        env_config=env,
+        private_key=priv,
+        out_dir=d / "artifact",
+        int8=cfg.compile.int8,
+        source={"student": distill["student"], "library": library["folder"]},
+    )
+    return {
+        "artifact": str(res.path),
+        "public_key": str(pub),
+        "private_key": str(priv),
+        "parity_max_abs": res.parity_max_abs,
+        "int8_agreement": res.int8_agreement,
+        "model_bytes": res.model_bytes,
+    }
+
+
+def policy_specs(cfg: RunConfig, teacher: dict, distill: dict, compiled: dict) -> list[str]:
+    """The configured policies with this run's artifacts attached (``teacher@CKPT`` …)."""
+    arg = {
+        "teacher": teacher["checkpoint"],
+        "student": distill["student"],
+        "edge": f"{compiled['artifact']}::{compiled['public_key']}",
+    }
+    out = []
+    for spec in cfg.evaluate.policies:
+        rules = spec.endswith("+rules")
+        base = spec.removesuffix("+rules")
+        if base in arg:
+            base = f"{base}@{arg[base]}"
+        out.append(base + ("+rules" if rules else ""))
+    return out
+
+
+def evaluate_stage(
+    cfg: RunConfig, teacher: dict, distill: dict, compiled: dict, d: Path, bar: Any, ex: Any
+) -> dict[str, Any]:
+    from pcnalloc.evaluate.report import PLOTS, markdown_report, plot_vs_load
+    from pcnalloc.evaluate.sweep import bound_sweep, sweep
+
+    ev = cfg.evaluate
+    specs = policy_specs(cfg, teacher, distill, compiled)
+    env_ov = cfg.env.model_dump()
+    bar.start("evaluate", len(specs) * len(ev.cases) * len(ev.loads) * len(ev.seeds))
+    result = sweep(
+        specs,
+        ev.cases,
+        ev.loads,
+        ev.seeds,
+        ev.requests,
+        ex,
+        env_overrides=env_ov,
+        progress=bar.advance,
+    )
+    write_json(d / "sweep.json", result)
+    bound = None
+    if ev.bound_requests > 0 and ev.bound_cases:
+        heur = [s for s in specs if "@" not in s]
+        bar.start(
+            "offline MILP bound", len(ev.bound_cases) * len(ev.bound_loads) * len(ev.bound_seeds)
+        )
+        bound = bound_sweep(
+            heur + [s for s in specs if "@" in s],
+            ev.bound_cases,
+            ev.bound_loads,
+            ev.bound_seeds,
+            ev.bound_requests,
+            ex,
+            env_overrides=env_ov,
+            progress=bar.advance,
+        )
+        write_json(d / "bound.json", bound)
+    plots = []
+    for name, (metric, label) in PLOTS.items():
+        write_atomic(d / name, plot_vs_load(result, metric, label))
+        plots.append(name)
+    write_atomic(d / "evaluation.md", markdown_report(result, bound, plots))
+    return {
+        "sweep": str(d / "sweep.json"),
+        "bound": str(d / "bound.json") if bound else None,
+        "plots": [str(d / p) for p in plots],
+        "report": str(d / "evaluation.md"),
+    }
+
+
+def report_stage(cfg: RunConfig, out: Path, timings: dict, d: Path, bar: Any) -> dict:
+    from pcnalloc.pipeline.report import write_report
+
+    bar.start("report", None)
+    return write_report(cfg, out, timings, d)
+
+
+def episode_trace(spec: str, cfg: RunConfig, seed: int, load: float) -> dict[str, Any]:
+    """Play one episode recording per-decision latency, per-class latency/bound and the
+    link utilisation at the end (for the report's pictures)."""
+    from pcnalloc.baselines.registry import make_policy
+    from pcnalloc.envs import PowerCommEnv
+    from pcnalloc.evaluate.runner import env_config_for
+
+    pol = make_policy(spec)
+    base = cfg.env.model_copy(update={"traffic": cfg.env.traffic.model_copy(update={"load": load})})
+    ecfg = env_config_for(pol, base, cfg.evaluate.requests)
+    env = PowerCommEnv(ecfg, observation=pol.observation)
+    bind = getattr(pol, "bind_env", None)
+    if bind is not None:
+        bind(env)
+    pol.reset(seed)
+    obs, _ = env.reset(seed=seed)
+    act_ns = np.zeros(ecfg.episode_requests, dtype=np.int64)
+    ratios: dict[str, list[float]] = {}
+    for i in range(ecfg.episode_requests):
+        t = time.perf_counter_ns()
+        a = pol.act(obs)
+        act_ns[i] = time.perf_counter_ns() - t
+        obs, _, _, _, info = env.step(a)
+        if info["outcome"] == "accepted":
+            ratios.setdefault(env.catalog.names[info["cls"]], []).append(
+                info["latency_ms"] / info["bound_ms"]
+            )
+    util_E = env.state.utilisation_ES().max(axis=1)
+    return {
+        "act_us": (act_ns / 1e3).tolist(),
+        "latency_over_bound": ratios,
+        "util_E": util_E.tolist(),
+        "policy": pol.name,
+    }
+
+
+def dump(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj))
