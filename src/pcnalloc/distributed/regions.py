@@ -212,6 +212,7 @@ class RegionalCoordinator:
             env.cfg,
             priority=env.current_priority,
         )
+        assert self._struck_A is not None
         allowed = ~self._struck_A
         violations = None
         if env.cfg.rules is not None:
