@@ -109,13 +109,8 @@ def _pick_malicious(env: PowerCommEnv, spec: int | list[str], rng: np.random.Gen
 
 
 def _refresh(env: PowerCommEnv) -> dict:
-    """Re-evaluate the pending request after its trust changed and rebuild the observation.
-
-    Uses the env's private ``_evaluate_current``/``_observe``: a public ``refresh()`` on
-    :class:`PowerCommEnv` would be the clean hook.
-    """
-    env._evaluate_current()
-    return env._observe()
+    """Re-evaluate the pending request after its trust changed and rebuild the observation."""
+    return env.refresh()
 
 
 def run_trust_scenario(

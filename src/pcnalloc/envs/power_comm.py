@@ -194,6 +194,12 @@ class PowerCommEnv(gym.Env):
                     t, f.cls, KIND_RESTORATION, holding=remaining, ends=(f.src, f.dst)
                 )
 
+    def refresh(self) -> dict:
+        """Re-evaluate the request on show after an outside change of state (site trust,
+        a what-if) and return its new observation."""
+        self._evaluate_current()
+        return self._observe()
+
     def cut_link(self, link: int) -> None:
         """Cut ``link`` now (a what-if or a test): flows switch over or are interrupted as for
         a random cut, and the request on show is re-evaluated on the cut topology."""

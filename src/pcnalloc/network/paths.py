@@ -8,10 +8,11 @@ length E + 1 — no Python loop over links or actions at decision time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import islice, pairwise
+from itertools import pairwise
 
-import networkx as nx
 import numpy as np
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import yen
 
 from pcnalloc.network.model import CommNetwork
 
@@ -77,11 +78,20 @@ def _pack(paths: list[list[int]], net: CommNetwork) -> PathSet:
     return PathSet(links_PH=links, nodes_PN=nodes, hops_P=hops, prop_ms_P=prop)
 
 
-def _k_shortest(g: nx.Graph, src: int, dst: int, k: int) -> list[list[int]]:
-    try:
-        return list(islice(nx.shortest_simple_paths(g, src, dst, weight="w"), k))
-    except (nx.NetworkXNoPath, nx.NodeNotFound):
+def _k_shortest(graph: csr_matrix, src: int, dst: int, k: int) -> list[list[int]]:
+    """Yen's K shortest loop-free paths (SciPy's compiled implementation) as site lists."""
+    if src == dst:
         return []
+    dist, pred = yen(graph, src, dst, k, return_predecessors=True)
+    paths = []
+    for i in range(dist.shape[0]):
+        if not np.isfinite(dist[i]):
+            break
+        path = [dst]
+        while path[-1] != src:
+            path.append(int(pred[i, path[-1]]))
+        paths.append(path[::-1])
+    return paths
 
 
 class PathCache:
@@ -100,22 +110,24 @@ class PathCache:
         self._cut: dict[tuple[int, int, tuple[int, ...]], PathSet] = {}
         self._pairs: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
         self._sets: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
-        self._empty_backup = None
+        self._w = net.link_prop_ms + net.config.switching_delay_ms
+        self._full = self._graph_without(())
 
-    def _graph_without(self, failed: tuple[int, ...]) -> nx.Graph:
-        if not failed:
-            return self.net.graph
-        ends = self.net.link_ends[list(failed)]
-        g = self.net.graph.copy()
-        g.remove_edges_from(map(tuple, ends))
-        return g
+    def _graph_without(self, removed: tuple[int, ...] | np.ndarray) -> csr_matrix:
+        """Symmetric latency-weighted adjacency without the ``removed`` links."""
+        keep = np.ones(self.net.n_links, dtype=bool)
+        keep[list(removed)] = False
+        a, b = self.net.link_ends[keep, 0], self.net.link_ends[keep, 1]
+        w = self._w[keep]
+        n = self.net.n_sites
+        return csr_matrix((np.r_[w, w], (np.r_[a, b], np.r_[b, a])), shape=(n, n))
 
     def paths(self, src: int, dst: int) -> PathSet:
         """Cached shortest paths on the intact topology (at most ``n_cached``)."""
         key = (src, dst)
         ps = self._plain.get(key)
         if ps is None:
-            ps = _pack(_k_shortest(self.net.graph, src, dst, self.n_cached), self.net)
+            ps = _pack(_k_shortest(self._full, src, dst, self.n_cached), self.net)
             self._plain[key] = ps
         return ps
 
@@ -171,16 +183,13 @@ class PathCache:
         return out
 
     def _protected(self, src: int, dst: int, k: int, failed: tuple[int, ...]) -> CandidateSet:
-        g = self._graph_without(failed)
-        primaries = _k_shortest(g, src, dst, k)
+        primaries = _k_shortest(self._graph_without(failed), src, dst, k)
         prim = _pack(primaries, self.net)
         backups: list[list[int]] = []
-        for i, p in enumerate(primaries):
-            h = g.copy()
-            h.remove_edges_from(pairwise(p))
-            alt = _k_shortest(h, src, dst, 1)
+        for i in range(len(primaries)):
+            own = prim.links_PH[i][prim.links_PH[i] < self.net.n_links]
+            alt = _k_shortest(self._graph_without((*failed, *own.tolist())), src, dst, 1)
             backups.append(alt[0] if alt else [])
-            del i
         return self._slots(prim, np.arange(len(primaries)), k, backup=backups)
 
     def _slots(
