@@ -1,8 +1,9 @@
 """Frozen configuration of constrained policy distillation (DESIGN §6); one docstring per field.
 
 Defaults follow Rusu et al. 2016 ("Policy Distillation": a sharp teacher softmax with a small
-temperature τ) plus the constraint terms of the power-communication distillation method (a
-squared hard-violation probability and an L2 soft-violation penalty).
+temperature τ, here tuned on a case30 library) plus the constraint terms of the
+power-communication distillation method (a squared hard-violation probability and an L2
+soft-violation penalty).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ class DistillConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     tau: float = Field(
-        0.05,
+        0.001,
         gt=0,
-        description="teacher temperature τ in softmax(Q_T/τ) (Q in the teacher's reward units)",
+        description="teacher temperature τ in softmax(Q_T/τ), in teacher-Q units (the case30 "
+        "teacher's top-2 valid Q gap has median ≈ 1e-3, so larger τ flattens the target and "
+        "lowers top-1 agreement)",
     )
     lambda_hard: float = Field(
         1.0, ge=0, description="weight λ_hard of (Σ_a π_S(a)·h(s,a))², the hard-violation term"
@@ -31,12 +34,12 @@ class DistillConfig(BaseModel):
     lambda_soft: float = Field(
         0.1, ge=0, description="weight λ_soft of ‖π_S ⊙ c(s,·)‖₂², the soft-violation term"
     )
-    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    lr: float = Field(3e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay")
     batch_size: int = Field(512, ge=1, description="rows per gradient step")
-    epochs: int = Field(40, ge=1, description="maximum passes over the training rows")
+    epochs: int = Field(60, ge=1, description="maximum passes over the training rows")
     patience: int = Field(
-        6, ge=1, description="epochs without a validation-loss improvement before stopping"
+        8, ge=1, description="epochs without a validation-loss improvement before stopping"
     )
     min_delta: float = Field(
         1e-5, ge=0, description="smallest validation-loss decrease that counts as improvement"
