@@ -189,7 +189,23 @@ def test_oversized_body_and_unknown_routes(service: tuple[TestClient, Clock, Any
     r = client.post("/v1/allocate", content=b" " * 70_000, headers=AUTH)
     assert r.status_code == 413 and "bytes" in r.json()["reason"]
     assert client.get("/v1/nothing", headers=AUTH).status_code == 404
+    assert client.get("/v1/nothing").status_code == 401  # closed by default
     assert client.get("/v1/allocate", headers=AUTH).status_code == 405
+    assert client.get("/openapi.json").status_code == 200  # open
+
+
+def test_internal_error_is_json_and_logged(
+    service: tuple[TestClient, Clock, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client, _, live = service
+
+    def boom(*_: Any) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(live, "allocate", boom)
+    quiet = TestClient(client.app, raise_server_exceptions=False)
+    r = quiet.post("/v1/allocate", headers=AUTH, json=body())
+    assert r.status_code == 500 and r.json() == {"reason": "internal error; see the service log"}
 
 
 # ---------------------------------------------------------------------------- decisions

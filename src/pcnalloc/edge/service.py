@@ -19,7 +19,7 @@ before the next request is decided, and before a release or a metrics read.
 Pre-empted flows are released at once and listed in the response; the controller tears them
 down and may request them again.
 
-Security. Every ``/v1/`` route but health needs ``Authorization: Bearer <token>``, checked
+Security. Every route but health and the schema needs ``Authorization: Bearer <token>``, checked
 with :func:`hmac.compare_digest` before the body is read. Malformed bodies get a 4xx whose
 ``reason`` names the bad value and what is accepted. Building the app verifies the artifact
 (:func:`~pcnalloc.edge.artifact.load_artifact`), so a tampered one never serves.
@@ -69,7 +69,8 @@ MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 64 * 1024
 ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 OUTCOMES = ("accepted", "rejected", "blocked", "refused")
-OPEN_PATHS = frozenset({"/v1/health"})
+OPEN_PATHS = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+"""Paths served without the token; every other path (a future route too) needs it."""
 
 
 class ServiceError(PcnallocError):
@@ -594,7 +595,7 @@ def validation_body(errors: Any, accepted: dict[str, list[str]]) -> dict[str, An
 
 
 class BearerAuth:
-    """ASGI middleware: ``/v1/`` routes (but health) need the bearer token; bodies are capped.
+    """ASGI middleware: every path but :data:`OPEN_PATHS` needs the token; bodies are capped.
 
     Runs before routing and body parsing, so an unauthenticated client learns nothing about
     the request schema.
@@ -616,7 +617,7 @@ class BearerAuth:
         if scope["type"] == "http":
             path, headers = scope["path"], scope["headers"]
             why, status = None, 401
-            if path.startswith("/v1/") and path not in OPEN_PATHS:
+            if path not in OPEN_PATHS:
                 why = self._authorised(headers)
             if why is None:
                 size = next((v for k, v in headers if k == b"content-length"), b"0")
@@ -712,6 +713,11 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def _http(_: Any, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"reason": str(exc.detail)}, exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Any, exc: Exception) -> JSONResponse:
+        log.error("request failed: %r", exc, exc_info=exc)
+        return JSONResponse({"reason": "internal error; see the service log"}, 500)
 
     @app.post(
         "/v1/allocate",
