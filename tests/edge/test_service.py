@@ -342,3 +342,20 @@ def test_tampered_artifact_refuses_to_start(
     argv[4] = str(other)
     assert main(argv) == 2
     assert "wrong key" in capsys.readouterr().err
+
+
+def test_audit_log_records_decisions_and_releases(
+    artifact: Path, signer: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from pcnalloc.edge.audit import verify
+
+    log = tmp_path / "audit.jsonl"
+    sc = ServiceConfig(artifact=artifact, public_key=signer[1], audit=log, audit_key=signer[0])
+    with TestClient(create_app(sc, TOKEN, clock=Clock())) as client:
+        for i in range(5):
+            client.post("/v1/allocate", headers=AUTH, json=body(request_id=f"f{i}"))
+        assert client.delete("/v1/flows/f0", headers=AUTH).status_code == 200
+    res = verify(log, signer[1])  # closed (and checkpointed) at shutdown
+    assert res.ok and res.unsigned_tail == 0, str(res)
+    types = [json.loads(x)["type"] for x in log.read_text().splitlines()]
+    assert types.count("decision") == 5 and types.count("release") == 1
