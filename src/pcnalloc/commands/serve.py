@@ -68,8 +68,8 @@ def serve_cmd(
     from pcnalloc.edge.service import ServiceConfig, create_app, read_token
 
     token = read_token(token_file)
-    sc = build(
-        ServiceConfig,
+    sc: ServiceConfig = build(
+        ServiceConfig,  # type: ignore[arg-type]  # a frozen pydantic model like _Frozen
         {
             "artifact": artifact,
             "public_key": public_key,

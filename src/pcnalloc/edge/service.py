@@ -467,7 +467,7 @@ def request_model(
     def enum(values: list[str], key: str) -> Any:
         return (Literal[tuple(values)], Field(description=_DOC[key], examples=[values[0]]))
 
-    return create_model(  # type: ignore[call-overload,no-any-return]
+    return create_model(
         "AllocationRequest",
         __base__=_AllocationBase,
         service_class=enum(classes, "service_class"),
@@ -568,7 +568,8 @@ def _shown(v: Any) -> str:
         return repr(v if len(v) <= 60 else v[:57] + "...")
     if v is None or isinstance(v, (bool, int, float)):
         return repr(v)
-    return {dict: "an object", list: "an array"}.get(type(v), type(v).__name__)
+    kinds: dict[type, str] = {dict: "an object", list: "an array"}
+    return kinds.get(type(v), type(v).__name__)
 
 
 def validation_body(errors: Any, accepted: dict[str, list[str]]) -> dict[str, Any]:
@@ -697,9 +698,11 @@ def create_app(
     app.state.live = live
     app.add_middleware(BearerAuth, token=secret, counts=live.counts)
     auth = [Depends(HTTPBearer(auto_error=False, description="the service's bearer token"))]
-    err = {"model": ErrorResponse}
-    refused = {401: {**err, "description": "missing or wrong bearer token"}}
-    invalid = {
+    err: dict[str, Any] = {"model": ErrorResponse}
+    refused: dict[int | str, dict[str, Any]] = {
+        401: {**err, "description": "missing or wrong bearer token"}
+    }
+    invalid: dict[int | str, dict[str, Any]] = {
         400: {**err, "description": "body that cannot be parsed (e.g. not UTF-8)"},
         413: {**err, "description": f"body over {MAX_BODY_BYTES} bytes"},
         422: {**err, "description": "malformed request; reason names the value"},
