@@ -129,6 +129,7 @@ class LibraryWriter:
         self._flush()
         self._writer.close()
         self._writer = None
+        os.chmod(self._tmp, 0o644)  # mkstemp creates 0600; a library is meant to be shared
         os.replace(self._tmp, self.path)
         log.info("wrote %d library rows to %s", self.rows_written, self.path)
         return self.path
@@ -162,5 +163,6 @@ def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
     with os.fdopen(fd, "w") as fh:
         json.dump(manifest, fh, indent=2, sort_keys=True)
         fh.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, p)
     return p

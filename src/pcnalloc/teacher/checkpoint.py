@@ -55,6 +55,7 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
             fh.write(buf.getbuffer())
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shared files
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
