@@ -27,7 +27,8 @@ schedules lie outside the model, so the comparison is reported but marked not ce
 
 Windows come from a real episode with grid events off, where the new requests are exogenous:
 drawn from the env's generator independently of the decisions (pre-emption only adds
-restoration requests, which draw no random numbers).
+restoration requests, which draw no random numbers). The MILP's variables and capacity rows
+are built in :mod:`pcnalloc.baselines.offline_milp`.
 """
 
 from __future__ import annotations
@@ -44,8 +45,8 @@ import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from pcnalloc.baselines.base import Policy
+from pcnalloc.baselines.offline_milp import capacity_rows, milp_variables
 from pcnalloc.config import EnvConfig
-from pcnalloc.envs.features import ZONE_RT_NRT
 from pcnalloc.envs.power_comm import PowerCommEnv
 from pcnalloc.errors import ConfigError
 from pcnalloc.network.paths import CandidateSet
@@ -193,109 +194,6 @@ def record_window(env_cfg: EnvConfig, seed: int, requests: int) -> Window:
     return play_window(env, None, seed, requests)[0]
 
 
-@dataclass(frozen=True, eq=False)
-class _Vars:
-    """The MILP's variables: one per admissible (request j, slot k, level l); V in all."""
-
-    req_V: np.ndarray
-    action_V: np.ndarray
-    kbps_V: np.ndarray
-    value_V: np.ndarray
-    res_ptr_V: np.ndarray  # CSR pointers into res_U (pools each variable's routes use)
-    res_U: np.ndarray
-
-
-def _variables(w: Window) -> _Vars:
-    """Enumerate the admissible (request, path, grant) triples and the pools they consume."""
-    cfg, cat, L = w.config, w.catalog, w.config.grant_levels
-    E, S = w.cap_kbps_ES.shape
-    times = np.array([r.time_s for r in w.requests])
-    warm_now = w.warm_usage_kbps(times) if len(times) else np.zeros((0, E, S), np.int64)
-    req, act, kbps, val, ptr, res = [], [], [], [], [0], []
-    for j, (r, cs) in enumerate(zip(w.requests, w.candidates, strict=True)):
-        c, s = r.cls, int(cat.slice_C[r.cls])
-        lat = np.where(cs.has_backup_K, np.maximum(cs.prop_ms_K, cs.backup_prop_ms_K), cs.prop_ms_K)
-        ok_K = cs.present_K & (lat <= cat.max_latency_ms_C[c])
-        if cat.protected_C[c]:
-            ok_K &= cs.has_backup_K
-        if cat.zone_C[c] < ZONE_RT_NRT:
-            trust = np.minimum(
-                w.trust_N1[cs.nodes_KN].min(axis=1), w.trust_N1[cs.backup_nodes_KN].min(axis=1)
-            )
-            ok_K &= trust >= cfg.trust_threshold
-        free_E = w.cap_kbps_ES[:, s] - warm_now[j, :, s]
-        for k in np.flatnonzero(ok_K):
-            links = cs.links_KH[k][cs.links_KH[k] < E]
-            if cs.has_backup_K[k]:
-                links = np.concatenate([links, cs.backup_links_KB[k][cs.backup_links_KB[k] < E]])
-            bottleneck = free_E[links].min() if links.size else 0
-            for lvl in range(L):
-                g = float(cat.grant_CL[c, lvl])
-                kb = round(cat.bandwidth_kbps_C[c] * g)
-                if g <= 0 or kb > bottleneck:  # never fits, even in an empty window
-                    continue
-                req.append(j)
-                act.append(int(k) * L + lvl)
-                kbps.append(kb)
-                val.append(float(cat.value_C[c]) * g)
-                res.extend((links * S + s).tolist())
-                ptr.append(len(res))
-    return _Vars(
-        req_V=np.array(req, dtype=np.int64),
-        action_V=np.array(act, dtype=np.int64),
-        kbps_V=np.array(kbps, dtype=np.int64),
-        value_V=np.array(val),
-        res_ptr_V=np.array(ptr, dtype=np.int64),
-        res_U=np.array(res, dtype=np.int64),
-    )
-
-
-def _capacity_rows(w: Window, v: _Vars) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Sparse capacity constraints A·x ≤ b over (pool, arrival instant) rows."""
-    S = w.cap_kbps_ES.shape[1]
-    times = np.array([r.time_s for r in w.requests])
-    ends = times + np.array([r.holding_s for r in w.requests])
-    n_u = np.diff(v.res_ptr_V)
-    var_U = np.repeat(np.arange(v.req_V.size), n_u)
-    order = np.lexsort((v.req_V[var_U], v.res_U))
-    res_U, var_U = v.res_U[order], var_U[order]
-    bounds = np.flatnonzero(np.diff(res_U)) + 1
-    rows, cols, data, rhs = [], [], [], []
-    n_rows = 0
-    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, res_U.size], strict=True):
-        if hi <= lo:
-            continue
-        r = int(res_U[lo])
-        e, s = divmod(r, S)
-        vars_ = var_U[lo:hi]
-        req_u = v.req_V[vars_]
-        inst = np.unique(req_u)  # arrival instants of requests that can use this pool
-        t_I = times[inst]
-        warm = (w.warm_end_s_M > t_I[:, None]) & (w.warm_link_M == e) & (w.warm_slice_M == s)
-        b_I = w.cap_kbps_ES[e, s] - (warm * w.warm_kbps_M).sum(axis=1)
-        act_IU = (req_u[None, :] <= inst[:, None]) & (ends[req_u][None, :] > t_I[:, None])
-        # Row i is implied by row i+1 when nothing on this pool departs in between and the
-        # warm residual does not grow: keep only rows where either happens (and the last).
-        keep = np.ones(inst.size, dtype=bool)
-        if inst.size > 1:
-            departs = (act_IU[:-1] & ~act_IU[1:]).any(axis=1)
-            keep[:-1] = departs | (b_I[1:] > b_I[:-1])
-        ii, uu = np.nonzero(act_IU[keep])
-        rows.append(ii + n_rows)
-        cols.append(vars_[uu])
-        data.append(v.kbps_V[vars_[uu]])
-        rhs.append(b_I[keep])
-        n_rows += int(keep.sum())
-    A = sp.csr_matrix(
-        (
-            np.concatenate(data or [[]]).astype(float),
-            (np.concatenate(rows or [[]]).astype(np.int64), np.concatenate(cols or [[]])),
-        ),
-        shape=(n_rows, v.req_V.size),
-    )
-    return A, np.concatenate(rhs or [[]]).astype(float)
-
-
 def solve_window(
     w: Window, *, time_limit_s: float = 60.0, mip_rel_gap: float = 1e-6
 ) -> dict[str, Any]:
@@ -319,12 +217,12 @@ def solve_window(
     cfg = w.config
     reject = cfg.k_paths * cfg.grant_levels
     J = len(w.requests)
-    v = _variables(w)
+    v = milp_variables(w)
     V = v.req_V.size
     offered = float(sum(w.catalog.value_C[r.cls] for r in w.requests))
     base = {"offered_value": round(offered, 9), "requests": J, "n_vars": V}
     pick = sp.csr_matrix((np.ones(V), (v.req_V, np.arange(V))), shape=(J, V))
-    cap, b = _capacity_rows(w, v)
+    cap, b = capacity_rows(w, v)
     t_build = time.perf_counter() - t0
     res = (
         milp(

@@ -8,14 +8,13 @@ then a handful of numpy ufunc calls on (A,) arrays; no Python loop runs over act
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from pcnalloc.edge.predicates import PY_OPS, Node, RowFn, eval_at, row_fn, why
 from pcnalloc.edge.priorities import DynamicPriorities
 from pcnalloc.edge.rules import (
     ACTION_FIELDS,
@@ -30,28 +29,6 @@ from pcnalloc.edge.rules import (
     RuleSet,
 )
 from pcnalloc.errors import choices
-
-_NP_OPS = {
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-    "eq": np.equal,
-    "ne": np.not_equal,
-}
-_PY_OPS = {
-    "lt": operator.lt,
-    "le": operator.le,
-    "gt": operator.gt,
-    "ge": operator.ge,
-    "eq": operator.eq,
-    "ne": operator.ne,
-    "in": lambda a, b: a in b,
-}
-_SYM = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥", "eq": "=", "ne": "≠", "in": "∈"}
-
-Node = tuple  # folded predicate: ("const", b) | ("leaf", field, op, value) | (kind, children)
-RowFn = Callable[[dict, np.ndarray], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +157,7 @@ class Verdict:
         if soft:
             ids += [(eng.soft_ids[j], eng._soft[j]) for j in np.flatnonzero(self.soft_AS[action])]
         for rid, rule in ids:
-            detail = _why(self._plan.folded.get(rid), self._fields, action, self.forbidden_A)
+            detail = why(self._plan.folded.get(rid), self._fields, action, self.forbidden_A)
             out.append(
                 (rid, f"[{rule.severity}] {rule.description}" + (f" ({detail})" if detail else ""))
             )
@@ -267,7 +244,7 @@ class RuleEngine:
         if plan.reject_rows:
             admissible = not forbidden[:-1].all()
             for j, node in plan.reject_rows:
-                if _eval_at(node, fields, A - 1, admissible):
+                if eval_at(node, fields, A - 1, admissible):
                     hits.append(j)
                     forbidden[-1] = True
         return Verdict(self, plan, fields, ctx, hits, forbidden)
@@ -300,7 +277,7 @@ class RuleEngine:
                     if out is None:
                         reject_rows.append((j, node))
                     continue
-                (path_rows if out is None else out).append((j, _row_fn(node)))
+                (path_rows if out is None else out).append((j, row_fn(node)))
         plan = _Plan(prio, tuple(path_rows), tuple(reject_rows), tuple(soft_rows), folded)
         self._plans[(cls, bool(emergency), region)] = plan
         return plan
@@ -322,7 +299,7 @@ class RuleEngine:
         f, op = node["field"], node["op"]
         value = self._resolve(rule, node["value"], cls, f)
         if f in REQUEST_FIELDS:
-            return ("const", bool(_PY_OPS[op](req[f], value)))
+            return ("const", bool(PY_OPS[op](req[f], value)))
         # Fields the evaluation may leave out, with the value that then holds by construction.
         default = int(self.catalog.slice_C[cls]) if f == "slice" else None
         return ("leaf", f, op, value, default)
@@ -413,101 +390,3 @@ def _mentions_region(r: Rule) -> bool:
         return isinstance(n, list) and any(walk(x) for x in n)
 
     return "regions" in r.scope or walk(r.violates)
-
-
-def _getter(f: str, default: Any) -> Callable[[dict], Any]:
-    if default is None:
-        return lambda fs: fs[f]
-    return lambda fs: fs[f] if f in fs else default
-
-
-def _value_at(node: Node, fields: dict, a: int, admissible: bool) -> Any:
-    _, f, _op, _v, d = node
-    if f == "admissible_exists":
-        return admissible
-    if f not in fields and d is not None:
-        return d
-    return fields[f][a].item()
-
-
-def _expr(node: Node) -> Callable[[dict], np.ndarray]:
-    kind = node[0]
-    if kind == "leaf":
-        _, f, op, v, d = node
-        get = _getter(f, d)
-        if op == "in":
-            vals = np.array(v)
-            return lambda fs: np.isin(get(fs), vals)
-        fn = _NP_OPS[op]
-        return lambda fs: fn(get(fs), v)
-    if kind == "not":
-        sub = _expr(node[1])
-        return lambda fs: np.logical_not(sub(fs))
-    subs = [_expr(k) for k in node[1]]
-    red = np.logical_and if kind == "all" else np.logical_or
-    return lambda fs: red.reduce([s(fs) for s in subs])
-
-
-def _row_fn(node: Node) -> RowFn:
-    """A writer ``fn(fields, row)`` for the top of a folded predicate (one ufunc when a leaf)."""
-    kind = node[0]
-    if kind == "const":
-        return lambda fs, row: row.fill(True)
-    if kind == "leaf" and node[4] is not None:
-        # The evaluation may omit the field; then its default holds for every action.
-        _, f, op, v, d = node
-        e = _expr(node)
-        if _PY_OPS[op](d, v):
-            return lambda fs, row: np.copyto(row, e(fs)) if f in fs else row.fill(True)
-        return lambda fs, row: np.copyto(row, e(fs)) if f in fs else None
-    if kind == "leaf":
-        _, f, op, v, _d = node
-        if op in ("eq", "ne") and isinstance(v, bool):
-            if (op == "eq") == v:
-                return lambda fs, row: np.copyto(row, fs[f])
-            return lambda fs, row: np.logical_not(fs[f], out=row)
-        if op == "in":
-            vals = np.array(v)
-            return lambda fs, row: np.copyto(row, np.isin(fs[f], vals))
-        fn = _NP_OPS[op]
-        return lambda fs, row: fn(fs[f], v, out=row)
-    if kind in ("all", "any") and len(node[1]) == 2:
-        a, b = _expr(node[1][0]), _expr(node[1][1])
-        red = np.logical_and if kind == "all" else np.logical_or
-        return lambda fs, row: red(a(fs), b(fs), out=row)
-    e = _expr(node)
-    return lambda fs, row: np.copyto(row, e(fs))
-
-
-def _eval_at(node: Node, fields: dict, a: int, admissible: bool) -> bool:
-    kind = node[0]
-    if kind == "const":
-        return bool(node[1])
-    if kind == "leaf":
-        return bool(_PY_OPS[node[2]](_value_at(node, fields, a, admissible), node[3]))
-    if kind == "not":
-        return not _eval_at(node[1], fields, a, admissible)
-    vals = (_eval_at(k, fields, a, admissible) for k in node[1])
-    return all(vals) if kind == "all" else any(vals)
-
-
-def _why(node: Node | None, fields: dict, a: int, forbidden_A: np.ndarray) -> str:
-    """Human-readable leaves that make ``node`` true at action ``a``."""
-    if node is None:
-        return ""
-    admissible = not forbidden_A[:-1].all()
-    kind = node[0]
-    if kind == "const":
-        return "holds for every action of this request"
-    if kind == "leaf":
-        _, f, op, v, _d = node
-        x = _value_at(node, fields, a, admissible)
-        xs = f"{x:.4g}" if isinstance(x, float) else str(x)
-        vs = f"{v:.4g}" if isinstance(v, float) else str(v)
-        if f == "slice":
-            xs, vs = SLICE_NAMES[int(x)], SLICE_NAMES[int(v)] if isinstance(v, int) else vs
-        return f"{f}={xs} {_SYM[op]} {vs}"
-    if kind == "not":
-        return f"not ({_why(node[1], fields, a, forbidden_A)})"
-    hits = [_why(k, fields, a, forbidden_A) for k in node[1] if _eval_at(k, fields, a, admissible)]
-    return " and ".join(hits) if kind == "all" else "; ".join(hits)

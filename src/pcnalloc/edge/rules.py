@@ -10,7 +10,8 @@ or a per-class table ``{per_class: {CLASS: literal, ...}, default: <value>}``.
 
 The packaged default set lives in ``pcnalloc/data/rules.yaml``; a user file overrides rules,
 parameters and emergency priorities by id and adds new ones (``extends: none`` starts empty).
-Compilation into vectorised numpy checks is :mod:`pcnalloc.edge.engine`.
+The field vocabulary is :mod:`pcnalloc.edge.rule_fields`; compilation into vectorised numpy
+checks is :mod:`pcnalloc.edge.engine`.
 """
 
 from __future__ import annotations
@@ -24,67 +25,23 @@ from typing import Any
 
 import yaml
 
+from pcnalloc.edge.rule_fields import (
+    ACTION_FIELDS,
+    BOOL,
+    CLASS,
+    CLASS_ATTRS,
+    DERIVED_FIELDS,
+    NUM,
+    OPS_BY_TYPE,
+    REQUEST_FIELDS,
+    SLICE,
+    SLICE_NAMES,
+    ZONE,
+    ZONE_NAMES,
+)
+from pcnalloc.edge.rule_fields import OPS as OPS
 from pcnalloc.errors import PcnallocError, choices
 
-BOOL, NUM, CLASS, ZONE, SLICE = "bool", "number", "class", "zone", "slice"
-ZONE_NAMES = ("I", "II", "III", "IV")
-SLICE_NAMES = ("rt", "nrt", "mgmt")
-
-ACTION_FIELDS: dict[str, str] = {
-    "is_reject": BOOL,
-    "present": BOOL,
-    "grant": NUM,
-    "kbps": NUM,
-    "latency_ms": NUM,
-    "latency_over_bound": NUM,
-    "residual_kbps": NUM,
-    "residual_with_preemption_kbps": NUM,
-    "fits": BOOL,
-    "fits_with_preemption": BOOL,
-    "needs_preemption": BOOL,
-    "has_backup": BOOL,
-    "min_trust": NUM,
-    "util_after": NUM,
-    "hops": NUM,
-    "slice": SLICE,
-}
-"""Per-action fields (arrays of shape (A,)) and their types. ``slice`` is the capacity pool an
-action reserves in; when the evaluation does not provide it the engine fills in the class's
-own pool, because the environment only ever reserves there (isolation by construction)."""
-
-REQUEST_FIELDS: dict[str, str] = {
-    "class": CLASS,
-    "zone": ZONE,
-    "priority": NUM,
-    "protected": BOOL,
-    "emergency": BOOL,
-    "region": NUM,
-}
-"""Per-request fields (scalars, folded into constants when a rule is compiled)."""
-
-DERIVED_FIELDS: dict[str, str] = {"admissible_exists": BOOL}
-"""Only in rules that apply to the reject action: some path action passes every
-critical/hard rule (pre-emption actions included)."""
-
-CLASS_ATTRS: dict[str, str] = {
-    "min_grant": NUM,
-    "max_latency_ms": NUM,
-    "bandwidth_kbps": NUM,
-    "priority": NUM,
-    "slice": SLICE,
-    "zone": ZONE,
-    "protected": BOOL,
-}
-"""Attributes of the request's class usable as ``value: {class: ATTR}``."""
-
-OPS = ("lt", "le", "gt", "ge", "eq", "ne", "in")
-OPS_BY_TYPE = {
-    BOOL: ("eq", "ne"),
-    NUM: OPS,
-    CLASS: ("eq", "ne", "in"),
-    ZONE: ("eq", "ne", "in"),
-    SLICE: ("eq", "ne", "in"),
-}
 SEVERITIES = ("critical", "hard", "soft")
 APPLIES_TO = ("paths", "reject")
 EMERGENCY = ("any", "active", "inactive")

@@ -29,7 +29,6 @@ one request at a time on one state. Run one worker process per region: several w
 each hold a private copy of the network and over-commit links.
 """
 
-import heapq
 import hmac
 import logging
 import os
@@ -38,28 +37,36 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import Depends, FastAPI
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 import pcnalloc
-from pcnalloc.config import SLICES, EnvConfig, build
-from pcnalloc.edge.agent import EdgeAgent, LocalState
+from pcnalloc.config import EnvConfig, build
+from pcnalloc.edge.agent import EdgeAgent
 from pcnalloc.edge.artifact import load_artifact
-from pcnalloc.envs.observation import History
-from pcnalloc.envs.state import NetworkState
-from pcnalloc.errors import PcnallocError, choices
+from pcnalloc.edge.live import OUTCOMES as OUTCOMES
+from pcnalloc.edge.live import LiveRegion, ServiceClock, ServiceError
+from pcnalloc.edge.service_models import (
+    ID_PATTERN,
+    AllocationResponse,
+    ErrorResponse,
+    HealthResponse,
+    MetricsResponse,
+    ReleaseResponse,
+    request_model,
+)
+from pcnalloc.edge.service_models import LatencySummary as LatencySummary
+from pcnalloc.edge.service_models import RuleReason as RuleReason
+from pcnalloc.errors import choices
 from pcnalloc.network.model import CommNetwork
-from pcnalloc.traffic.generator import Request
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +74,8 @@ TOKEN_ENV = "PCNALLOC_SERVE_TOKEN"
 """Environment variable read for the bearer token when no token file is given."""
 MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 64 * 1024
-ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-OUTCOMES = ("accepted", "rejected", "blocked", "refused")
 OPEN_PATHS = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 """Paths served without the token; every other path (a future route too) needs it."""
-
-
-class ServiceError(PcnallocError):
-    """A service that cannot start: bad token, region, or configuration."""
 
 
 # ---------------------------------------------------------------------------- configuration
@@ -172,394 +173,6 @@ def read_token(token_file: str | Path | None = None, env: dict[str, str] | None 
     if not token:
         raise ServiceError(f"no bearer token: pass --token-file FILE or set ${TOKEN_ENV}")
     return token
-
-
-class ServiceClock:
-    """Service time (s): seconds since UTC midnight of the start day, advanced monotonically."""
-
-    def __init__(self) -> None:
-        now = datetime.now(timezone.utc)
-        self._t0 = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
-        self._m0 = time.monotonic()
-
-    def __call__(self) -> float:
-        return self._t0 + time.monotonic() - self._m0
-
-
-# ---------------------------------------------------------------------------- live state
-class LiveRegion:
-    """The live network state of one region's service and what executes its decisions.
-
-    Args:
-        agent: the region's edge agent (with its rule engine and audit log).
-        network: the communication network.
-        region: region index whose requests are decided; None = every region.
-        clock: service time in seconds (default :class:`ServiceClock`).
-        latency_window: decisions kept for latency percentiles.
-    """
-
-    def __init__(
-        self,
-        agent: EdgeAgent,
-        network: CommNetwork,
-        region: int | None,
-        *,
-        clock: Callable[[], float] | None = None,
-        latency_window: int = 8192,
-    ) -> None:
-        if region is not None and not 0 <= region < network.n_regions:
-            raise ServiceError(
-                f"region {region} is not in network {network.name!r}; accepted: "
-                f"0..{network.n_regions - 1}"
-            )
-        self.agent, self.net, self.region = agent, network, region
-        self.cfg, self.catalog = agent.cfg, agent.catalog
-        self.clock = clock or ServiceClock()
-        self.state = NetworkState(network)
-        self.history = History(agent.cfg.history, agent.catalog)
-        self.emergency_R = np.zeros(network.n_regions, dtype=np.int64)
-        from pcnalloc.network.paths import shared_path_cache
-
-        self.paths = shared_path_cache(
-            network, int(self.cfg.network.path_cache or self.cfg.k_paths)
-        )
-        self.region_sites = [
-            n
-            for i, n in enumerate(network.site_names)
-            if region is None or int(network.site_region[i]) == region
-        ]
-        self.site_index = {n: i for i, n in enumerate(network.site_names)}
-        self.flow_of: dict[str, int] = {}  # public flow id → state flow id
-        self.public_of: dict[int, str] = {}
-        self._expiry: list[tuple[float, int]] = []
-        self.counts: Counter[str] = Counter()
-        self.latency_us = np.zeros(latency_window)
-        self.n_requests = 0
-        self.started = time.monotonic()
-        self._prefix = f"r{region}-" if region is not None else "all-"
-
-    def expire(self, now: float) -> None:
-        """Release every flow whose holding time ended at or before ``now``."""
-        q = self._expiry
-        while q and q[0][0] <= now:
-            _, fid = heapq.heappop(q)
-            if self.state.release(fid) is not None:
-                del self.flow_of[self.public_of.pop(fid)]
-                self.counts["expired"] += 1
-
-    def _sites(self, nodes: np.ndarray, src: int) -> list[str]:
-        """Site names of a route, oriented from ``src`` (cached routes are undirected)."""
-        idx = [i for i in nodes.tolist() if i < self.net.n_sites]
-        if idx and idx[0] != src:
-            idx.reverse()
-        return [self.net.site_names[i] for i in idx]
-
-    def allocate(
-        self, cls_name: str, src: str, dst: str, holding_s: float, request_id: str | None
-    ) -> dict[str, Any]:
-        """Decide one request on the live state and reserve its capacity if accepted.
-
-        Returns:
-            The fields of :class:`AllocationResponse`.
-
-        Raises:
-            HTTPException: 409 when ``request_id`` names a flow that is still active.
-        """
-        t0 = time.perf_counter_ns()
-        now = float(self.clock())
-        self.expire(now)
-        if request_id is not None and request_id in self.flow_of:
-            raise HTTPException(
-                409,
-                f"request_id {request_id!r} names an active flow; "
-                "release it first or send a new id",
-            )
-        rid = request_id or f"{self._prefix}{self.n_requests}"
-        cat, st, cfg = self.catalog, self.state, self.cfg
-        c = cat.names.index(cls_name)
-        req = Request(
-            self.n_requests, now, c, self.site_index[src], self.site_index[dst], float(holding_s)
-        )
-        self.n_requests += 1
-        cs = self.paths.candidates(
-            req.src,
-            req.dst,
-            cfg.k_paths,
-            protected=bool(cat.protected_C[c]),
-            failed_E1=st.failed_E1,
-            failed_key=st.failed_key,
-        )
-        d = self.agent.decide(LocalState(st, req, self.emergency_R, self.history, cs))
-        ev = self.agent.last_evaluation
-        assert ev is not None
-        a, L, E = d.action, cfg.grant_levels, self.net.n_links
-        out: dict[str, Any] = {
-            "path": None,
-            "backup_path": None,
-            "latency_ms": None,
-            "expires_at_s": None,
-            "flow_id": None,
-            "preempted_flow_ids": [],
-        }
-        grant = 0.0
-        if a == cfg.n_actions - 1:
-            outcome = "rejected" if ev.any_valid else "blocked"
-        elif not ev.mask_A[a]:
-            outcome = "refused"  # the network cannot carry it (rules file without capacity)
-        else:
-            k = a // L
-            links = cs.links_KH[k][cs.links_KH[k] < E]
-            backup = (
-                cs.backup_links_KB[k][cs.backup_links_KB[k] < E]
-                if cs.has_backup_K[k]
-                else links[:0]
-            )
-            s, kbps = int(cat.slice_C[c]), int(ev.kbps_A[a])
-            plan: list[int] | None = []
-            if ev.needs_preempt_A[a]:
-                plan = st.preemption_plan(np.concatenate([links, backup]), s, d.priority, kbps)
-            if plan is None:
-                outcome = "refused"
-            else:
-                for fid in plan:
-                    if st.release(fid) is not None:
-                        pub = self.public_of.pop(fid)
-                        del self.flow_of[pub]
-                        out["preempted_flow_ids"].append(pub)
-                flow = st.admit(
-                    cls=c,
-                    slice_=s,
-                    priority=d.priority,
-                    kbps=kbps,
-                    links=links,
-                    backup_links=backup,
-                    end_s=now + req.holding_s,
-                    src=req.src,
-                    dst=req.dst,
-                    value=float(cat.value_C[c] * ev.grant_A[a]),
-                    counted=True,
-                )
-                heapq.heappush(self._expiry, (flow.end_s, flow.id))
-                self.flow_of[rid], self.public_of[flow.id] = flow.id, rid
-                outcome, grant = "accepted", float(ev.grant_A[a])
-                out.update(
-                    path=self._sites(cs.nodes_KN[k], req.src),
-                    flow_id=rid,
-                    latency_ms=float(ev.latency_ms_K[k]),
-                    expires_at_s=flow.end_s,
-                )
-                if cs.has_backup_K[k]:
-                    out["backup_path"] = self._sites(cs.backup_nodes_KN[k], req.src)
-                self.counts["preempted"] += len(out["preempted_flow_ids"])
-        self.history.push(req, grant, outcome == "accepted")
-        us = (time.perf_counter_ns() - t0) / 1e3
-        self.latency_us[self.counts["decisions"] % self.latency_us.shape[0]] = us
-        self.counts["decisions"] += 1
-        self.counts[outcome] += 1
-        self.counts["intercepted"] += d.intercepted
-        out.update(
-            request_id=rid,
-            outcome=outcome,
-            action=a,
-            proposal=d.proposal,
-            grant=grant,
-            granted_mbps=grant * float(cat.bandwidth_kbps_C[c]) / 1000.0,
-            bound_ms=float(cat.max_latency_ms_C[c]),
-            intercepted=d.intercepted,
-            rule_ids=list(d.rule_ids),
-            reasons=[{"rule_id": r, "reason": m} for r, m in d.reasons],
-            soft_rule_ids=list(d.soft_ids),
-            priority=d.priority,
-            note=d.note,
-            decision_latency_us=us,
-        )
-        return out
-
-    def release(self, flow_id: str) -> dict[str, Any]:
-        """Release an active flow now.
-
-        Raises:
-            HTTPException: 404 when the flow is not active.
-        """
-        now = float(self.clock())
-        self.expire(now)
-        fid = self.flow_of.pop(flow_id, None)
-        if fid is None:
-            raise HTTPException(
-                404,
-                f"flow {flow_id!r} is not active (unknown, expired, "
-                "released or pre-empted); active flows: "
-                f"{len(self.flow_of)}",
-            )
-        del self.public_of[fid]
-        f = self.state.release(fid)
-        assert f is not None
-        self.counts["released"] += 1
-        if self.agent.audit is not None:
-            self.agent.audit.append("release", {"flow_id": flow_id, "time_s": round(now, 6)})
-        return {
-            "flow_id": flow_id,
-            "released": True,
-            "service_class": self.catalog.names[f.cls],
-            "mbps": f.kbps / 1000.0,
-            "remaining_s": max(f.end_s - now, 0.0),
-        }
-
-    def metrics(self) -> dict[str, Any]:
-        self.expire(float(self.clock()))
-        n = int(self.counts["decisions"])
-        lat = self.latency_us[: min(n, self.latency_us.shape[0])]
-        pct = np.percentile(lat, [50, 99]) if lat.size else (0.0, 0.0)
-        util = self.state.utilisation_ES().max(axis=0) if self.net.n_links else np.zeros(3)
-        return {
-            "decisions": n,
-            "outcomes": {o: int(self.counts[o]) for o in OUTCOMES},
-            "intercepted": int(self.counts["intercepted"]),
-            "interception_rate": self.counts["intercepted"] / n if n else 0.0,
-            "preempted": int(self.counts["preempted"]),
-            "released": int(self.counts["released"]),
-            "expired": int(self.counts["expired"]),
-            "active_flows": len(self.flow_of),
-            "invalid_requests": int(self.counts["invalid"]),
-            "unauthorized": int(self.counts["unauthorized"]),
-            "max_utilisation": {s: float(u) for s, u in zip(SLICES, util, strict=True)},
-            "decision_latency_us": {
-                "p50": float(pct[0]),
-                "p99": float(pct[1]),
-                "window": int(lat.size),
-            },
-        }
-
-
-# ---------------------------------------------------------------------------- HTTP schema
-_DOC = {
-    "service_class": "service class name from the catalog (e.g. scada, teleprotection)",
-    "src": "originating site (a site of this service's region)",
-    "dst": "destination site (e.g. the control center)",
-    "holding_s": "how long the flow is needed (s of service time); released after it",
-    "request_id": "client id of the request; becomes the flow id (default: assigned)",
-}
-
-
-class _AllocationBase(BaseModel):
-    """A service request (the accepted names are listed in the schema of each deployment)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    service_class: str = Field(description=_DOC["service_class"])
-    src: str = Field(description=_DOC["src"])
-    dst: str = Field(description=_DOC["dst"])
-    holding_s: float = Field(gt=0, allow_inf_nan=False, description=_DOC["holding_s"])
-    request_id: str | None = Field(None, pattern=ID_PATTERN, description=_DOC["request_id"])
-
-    @model_validator(mode="after")
-    def _two_sites(self) -> "_AllocationBase":
-        if self.src == self.dst:
-            raise ValueError(f"src and dst are both {self.src!r}; accepted: two different sites")
-        return self
-
-
-def request_model(
-    classes: list[str], src_sites: list[str], sites: list[str], max_holding_s: float
-) -> type[_AllocationBase]:
-    """The request model of one deployment: class and site names as enums in the schema."""
-
-    def enum(values: list[str], key: str) -> Any:
-        return (Literal[tuple(values)], Field(description=_DOC[key], examples=[values[0]]))
-
-    return create_model(
-        "AllocationRequest",
-        __base__=_AllocationBase,
-        service_class=enum(classes, "service_class"),
-        src=enum(src_sites, "src"),
-        dst=enum(sites, "dst"),
-        holding_s=(
-            float,
-            Field(gt=0, le=max_holding_s, allow_inf_nan=False, description=_DOC["holding_s"]),
-        ),
-    )
-
-
-class RuleReason(BaseModel):
-    rule_id: str = Field(description="id of a critical/hard rule the proposal broke")
-    reason: str = Field(description="why it broke the rule")
-
-
-class AllocationResponse(BaseModel):
-    """The decision on one request."""
-
-    request_id: str = Field(description="the client's request id, or the one assigned")
-    flow_id: str | None = Field(description="reserved flow (accepted only); DELETE to release")
-    outcome: Literal["accepted", "rejected", "blocked", "refused"] = Field(
-        description="accepted; rejected although a route existed; blocked (none existed); "
-        "refused (the chosen action was infeasible; nothing reserved)"
-    )
-    action: int = Field(description="action index k·L + l (route k, grant slot l); last = reject")
-    proposal: int = Field(description="the student's proposed action")
-    path: list[str] | None = Field(description="route as site names, source first")
-    backup_path: list[str] | None = Field(description="disjoint backup route (1+1 classes)")
-    grant: float = Field(description="granted fraction of the class bandwidth (0 if not)")
-    granted_mbps: float = Field(description="reserved bandwidth (Mb/s)")
-    latency_ms: float | None = Field(description="route latency at decision time (ms)")
-    bound_ms: float = Field(description="the class latency bound (ms)")
-    intercepted: bool = Field(description="the rule engine replaced the student's proposal")
-    rule_ids: list[str] = Field(description="critical/hard rules the proposal broke")
-    reasons: list[RuleReason] = Field(description="why each of those rules fired")
-    soft_rule_ids: list[str] = Field(description="soft rules firing on the executed action")
-    preempted_flow_ids: list[str] = Field(description="flows released to make room")
-    priority: int = Field(description="effective setup priority (0 = highest)")
-    note: str = Field(description="how the action was chosen (allowed, substituted, …)")
-    expires_at_s: float | None = Field(description="service time (s) the flow is released at")
-    decision_latency_us: float = Field(description="features → model → rules → reserve (µs)")
-
-
-class ReleaseResponse(BaseModel):
-    flow_id: str = Field(description="the released flow")
-    released: bool = Field(description="always true (unknown flows get 404)")
-    service_class: str = Field(description="its service class")
-    mbps: float = Field(description="bandwidth freed on each of its links (Mb/s)")
-    remaining_s: float = Field(description="holding time it had left (s)")
-
-
-class HealthResponse(BaseModel):
-    status: Literal["ok"] = Field(description="ok while the service answers")
-    version: str = Field(description="pcnalloc version")
-    region: int | None = Field(description="region decided (None = every region)")
-    region_sites: int = Field(description="sites whose requests this service decides")
-    network: str = Field(description="network (grid case) name")
-    model_sha256: str = Field(description="sha256 of the running ONNX model (signed manifest)")
-    precision: str = Field(description="fp32 or int8")
-    key_id: str = Field(description="fingerprint of the key that signed the artifact")
-    ruleset_sha256: str = Field(description="sha256 of the rule set")
-    uptime_s: float = Field(description="seconds since the service started")
-    service_time_s: float = Field(description="service clock (s since UTC midnight, start day)")
-    active_flows: int = Field(description="flows holding capacity")
-
-
-class LatencySummary(BaseModel):
-    p50: float = Field(description="median decision latency (µs)")
-    p99: float = Field(description="99th percentile decision latency (µs)")
-    window: int = Field(description="decisions the percentiles cover (the latest)")
-
-
-class MetricsResponse(BaseModel):
-    decisions: int = Field(description="requests decided")
-    outcomes: dict[str, int] = Field(description="decisions per outcome")
-    intercepted: int = Field(description="proposals the rule engine replaced")
-    interception_rate: float = Field(description="intercepted / decisions")
-    preempted: int = Field(description="flows pre-empted")
-    released: int = Field(description="flows released by DELETE")
-    expired: int = Field(description="flows released at the end of their holding time")
-    active_flows: int = Field(description="flows holding capacity")
-    invalid_requests: int = Field(description="requests refused as malformed (4xx)")
-    unauthorized: int = Field(description="requests refused for a missing/wrong token (401)")
-    max_utilisation: dict[str, float] = Field(description="highest link utilisation per slice")
-    decision_latency_us: LatencySummary
-
-
-class ErrorResponse(BaseModel):
-    reason: str = Field(description="what was wrong and what is accepted")
-    detail: list[dict[str, Any]] | None = Field(None, description="one entry per problem")
 
 
 # ---------------------------------------------------------------------------- errors, auth
