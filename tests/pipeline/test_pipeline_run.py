@@ -39,8 +39,13 @@ def test_every_stage_leaves_its_artifacts(tiny_run: tuple[Path, dict]) -> None:
     assert all("@" not in p for p in policies), "reports must name policies, not paths"
     report = (out / "report.md").read_text()
     assert "## Headline" in report and "## Stage timings" in report
-    for png in ("utilisation_map.png", "latency_cdf.png", "decision_latency.png",
-                "value_vs_load.png", "ablation.png"):
+    for png in (
+        "utilisation_map.png",
+        "latency_cdf.png",
+        "decision_latency.png",
+        "value_vs_load.png",
+        "ablation.png",
+    ):
         assert (out / "report" / png).stat().st_size > 5_000, png
     # The guarded student never executes a hard violation.
     guarded = [r for r in summary["headline"] if r["policy"].endswith("+rules")]
