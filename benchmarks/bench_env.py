@@ -56,21 +56,33 @@ def baselines_table(case: str, requests: int, seeds: list[int]) -> list[dict]:
     for load in (0.5, 1.0, 1.5):
         for spec in ("random", "sp-ff", "ksp-ff", "ksp-ff:8", "ksp-ff:16", "llp", "cspf-pe"):
             ms = [
-                run_policy(make_policy(spec), env_config(network={"case": case},
-                                                         traffic={"load": load}),
-                           seed=s, requests=requests)["metrics"]
+                run_policy(
+                    make_policy(spec),
+                    env_config(network={"case": case}, traffic={"load": load}),
+                    seed=s,
+                    requests=requests,
+                )["metrics"]
                 for s in seeds
             ]
-            mean = lambda k: round(sum(m[k] for m in ms) / len(ms), 4)  # noqa: E731
-            rows.append({
-                "case": case, "load": load, "policy": spec, "seeds": len(seeds),
-                "weighted_value_ratio": mean("weighted_value_ratio"),
-                "blocking_priority_le1": mean("blocking_priority_le1"),
-                "blocking_probability": mean("blocking_probability"),
-                "max_link_utilisation": mean("max_link_utilisation"),
-                "carried_util_mgmt": round(
-                    sum(m["carried_utilisation_per_slice"]["mgmt"] for m in ms) / len(ms), 4),
-            })
+
+            def mean(key: str, ms: list[dict] = ms) -> float:
+                return round(sum(m[key] for m in ms) / len(ms), 4)
+
+            rows.append(
+                {
+                    "case": case,
+                    "load": load,
+                    "policy": spec,
+                    "seeds": len(seeds),
+                    "weighted_value_ratio": mean("weighted_value_ratio"),
+                    "blocking_priority_le1": mean("blocking_priority_le1"),
+                    "blocking_probability": mean("blocking_probability"),
+                    "max_link_utilisation": mean("max_link_utilisation"),
+                    "carried_util_mgmt": round(
+                        sum(m["carried_utilisation_per_slice"]["mgmt"] for m in ms) / len(ms), 4
+                    ),
+                }
+            )
     return rows
 
 
