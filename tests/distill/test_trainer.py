@@ -17,17 +17,22 @@ FAST = {"epochs": 6, "batch_size": 128, "patience": 3, "lr": 1e-3}
 @pytest.fixture(scope="module")
 def trained(synthetic_library: Path, tmp_path_factory: pytest.TempPathFactory):
     out = tmp_path_factory.mktemp("edge")
-    res = train_student(synthetic_library, kind="edge", cfg=DistillConfig(**FAST), out_dir=out)
+    res = train_student(
+        synthetic_library, kind="edge", arch="mlp", cfg=DistillConfig(**FAST), out_dir=out
+    )
     return res, out
 
 
 def test_same_seed_same_weights(synthetic_library: Path, trained) -> None:
     first, _ = trained
-    again = train_student(synthetic_library, kind="edge", cfg=DistillConfig(**FAST))
+    again = train_student(synthetic_library, kind="edge", arch="mlp", cfg=DistillConfig(**FAST))
     for k, v in first.model.state_dict().items():
         assert torch.equal(v, again.model.state_dict()[k]), k
     other = train_student(
-        synthetic_library, kind="edge", cfg=DistillConfig(**{**FAST, "seed": 1, "epochs": 1})
+        synthetic_library,
+        kind="edge",
+        arch="mlp",
+        cfg=DistillConfig(**{**FAST, "seed": 1, "epochs": 1}),
     )
     assert not torch.equal(other.model.net[0].weight, first.model.net[0].weight)
 

@@ -63,12 +63,13 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="edge (reads the compact vector) or latent (teacher state)")
         ] = "edge",
         arch: Annotated[
-            str,
+            str | None,
             typer.Option(
                 help="shared (one head scores every action's candidate features; latent: "
-                "state+compact input) or mlp (plain MLP on compact or on the state alone)"
+                "state+compact input) or mlp (plain MLP on compact or on the state alone); "
+                "default: shared for edge, mlp for latent"
             ),
-        ] = "shared",
+        ] = None,
         config: Annotated[
             Path | None, typer.Option(help="DistillConfig YAML (τ, λ_hard, λ_soft, lr, …)")
         ] = None,

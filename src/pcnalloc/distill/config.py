@@ -9,7 +9,7 @@ soft-violation penalty).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -71,4 +71,5 @@ def distill_config(file: str | Path | None = None, **overrides: Any) -> DistillC
     """
     data: dict[str, Any] = read_yaml(file) if file is not None else {}
     data.update(overrides)
-    return build(DistillConfig, data, "distill config")
+    cfg: DistillConfig = build(cast(Any, DistillConfig), data, "distill config")
+    return cfg

@@ -233,7 +233,7 @@ ABLATION_VARIANTS: tuple[tuple[str, bool, bool], ...] = (
 def ablation_configs(cfg: DistillConfig) -> list[tuple[str, DistillConfig]]:
     """The three ablation configs derived from ``cfg`` (λ weights of ``cfg``, or the defaults
     when ``cfg`` switches a term off)."""
-    default = DistillConfig()
+    default = DistillConfig.model_validate({})
     lh = cfg.lambda_hard or default.lambda_hard
     ls = cfg.lambda_soft or default.lambda_soft
     return [

@@ -19,7 +19,13 @@ from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData
 from pcnalloc.distill.fidelity import ablation_configs, closed_loop, held_out_fidelity
 from pcnalloc.distill.policy import StudentPolicy
-from pcnalloc.distill.students import EDGE, INPUT_KEYS, MLPStudent, input_key_for
+from pcnalloc.distill.students import (
+    DEFAULT_ARCH,
+    EDGE,
+    INPUT_KEYS,
+    MLPStudent,
+    input_key_for,
+)
 from pcnalloc.distill.trainer import DistillResult, train_student
 from pcnalloc.errors import ConfigError
 
@@ -88,7 +94,7 @@ def run_distillation(
     requests: int = 1000,
     ablation: bool = False,
     hidden: Sequence[int] | None = None,
-    arch: str = "mlp",
+    arch: str | None = None,
     env_configs: Sequence[EnvConfig] | None = None,
     reporter: Reporter | None = None,
 ) -> dict[str, Any]:
@@ -105,7 +111,8 @@ def run_distillation(
         requests: decisions per closed-loop episode.
         ablation: also train KL-only, KL+hard and KL+hard+soft on the same split and seed.
         hidden: student hidden widths (default per kind).
-        arch: ``mlp`` or ``shared`` (edge only, see :class:`SharedHeadStudent`).
+        arch: ``mlp`` or ``shared`` (see :class:`SharedHeadStudent`); None = ``DEFAULT_ARCH``
+            of the kind (shared for edge, mlp for latent).
         env_configs: closed-loop envs (default: every case × load of the library).
         reporter: progress sink (see :class:`Reporter`).
 
@@ -115,6 +122,7 @@ def run_distillation(
     rep = reporter or _Silent()
     if kind not in INPUT_KEYS:
         raise ConfigError(f"unknown student kind {kind!r}; accepted: {', '.join(INPUT_KEYS)}")
+    arch = arch or DEFAULT_ARCH[kind]
     out = Path(out_dir)
     data = LibraryData(library, input_key=input_key_for(kind, arch), cfg=cfg)
     envs = (

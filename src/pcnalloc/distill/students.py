@@ -29,6 +29,10 @@ INPUT_KEYS: dict[str, str] = {EDGE: "compact", LATENT: "state"}
 STATE_COMPACT = "state+compact"
 """Input of the shared-head latent student: the teacher state followed by the compact vector."""
 ARCHS: tuple[str, ...] = ("mlp", "shared")
+DEFAULT_ARCH: dict[str, str] = {EDGE: "shared", LATENT: "mlp"}
+"""Arch used when none is given: the shared head for the edge student (lower KL and higher
+agreement with a quarter of the parameters on case30), the state-only MLP for the latent one
+(the source method's student; ``shared`` adds the candidate features)."""
 DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
     EDGE: (96, 64),
     LATENT: (128, 64),
@@ -56,6 +60,10 @@ class MLPStudent(nn.Module):
     Attributes:
         input_key: library column / observation key of the input (``compact`` or ``state``).
     """
+
+    in_mean: Tensor
+    in_scale: Tensor
+    net: nn.Module
 
     def __init__(self, *, kind: str, input_dim: int, n_actions: int, hidden: Sequence[int]) -> None:
         super().__init__()
@@ -90,7 +98,7 @@ class MLPStudent(nn.Module):
     def init_weights(self, generator: torch.Generator) -> None:
         """Re-draw every weight from ``generator`` (PyTorch's default Linear init, seeded)."""
         with torch.no_grad():
-            for m in self.net:
+            for m in self.net.modules():
                 if isinstance(m, nn.Linear):
                     nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=generator)
                     if m.bias is not None:
@@ -310,6 +318,7 @@ def input_dim_for(kind: str, spec: Any, arch: str = "mlp") -> int:
 
 __all__ = [
     "ARCHS",
+    "DEFAULT_ARCH",
     "DEFAULT_HIDDEN",
     "EDGE",
     "EDGE_BUDGET_BYTES",

@@ -23,10 +23,11 @@ from pcnalloc.distill._io import write_atomic
 from pcnalloc.distill.checkpoint import STUDENT_FILE, save_student
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData, Rows
-from pcnalloc.distill.loss import distill_loss
+from pcnalloc.distill.loss import LossTerms, distill_loss
 from pcnalloc.distill.metrics import DecisionStats
 from pcnalloc.distill.plots import plot_history
 from pcnalloc.distill.students import (
+    DEFAULT_ARCH,
     MLPStudent,
     compact_layout,
     input_dim_for,
@@ -66,7 +67,9 @@ class DistillResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _terms(model: MLPStudent, rows: Rows, cfg: DistillConfig):  # type: ignore[no-untyped-def]
+def _terms(
+    model: MLPStudent, rows: Rows, cfg: DistillConfig
+) -> tuple[torch.Tensor, LossTerms, tuple[torch.Tensor, ...]]:
     x, q, m, h, c = rows.tensors()
     logits = model(x)
     terms = distill_loss(
@@ -109,7 +112,7 @@ def train_student(
     cfg: DistillConfig,
     out_dir: str | Path | None = None,
     hidden: Sequence[int] | None = None,
-    arch: str = "mlp",
+    arch: str | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> DistillResult:
     """Distil the library's teacher into a fresh ``kind`` student.
@@ -122,13 +125,14 @@ def train_student(
         out_dir: where ``student.pt``, ``history.csv`` and ``curves.png`` go (None: nothing is
             written).
         hidden: hidden layer widths (default per kind, see ``DEFAULT_HIDDEN``).
-        arch: ``mlp`` or ``shared`` (edge only; see :class:`SharedHeadStudent`).
+        arch: ``mlp`` or ``shared`` (see :class:`SharedHeadStudent`); None = ``DEFAULT_ARCH``.
         on_epoch: called with each epoch's history row (progress reporting).
 
     Returns:
         :class:`DistillResult` with the best-validation student.
     """
     torch.set_num_threads(cfg.threads)
+    arch = arch or DEFAULT_ARCH.get(kind, "mlp")
     if isinstance(library, LibraryData):
         data = library
         if data.input_key != input_key_for(kind, arch):
