@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 help="shared (one head scores every action's candidate features; latent: "
                 "state+compact input) or mlp (plain MLP on compact or on the state alone); "
-                "default: shared for edge, mlp for latent"
+                "default: mlp"
             ),
         ] = None,
         config: Annotated[

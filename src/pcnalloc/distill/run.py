@@ -112,7 +112,7 @@ def run_distillation(
         ablation: also train KL-only, KL+hard and KL+hard+soft on the same split and seed.
         hidden: student hidden widths (default per kind).
         arch: ``mlp`` or ``shared`` (see :class:`SharedHeadStudent`); None = ``DEFAULT_ARCH``
-            of the kind (shared for edge, mlp for latent).
+            of the kind (mlp).
         env_configs: closed-loop envs (default: every case × load of the library).
         reporter: progress sink (see :class:`Reporter`).
 

@@ -29,10 +29,11 @@ INPUT_KEYS: dict[str, str] = {EDGE: "compact", LATENT: "state"}
 STATE_COMPACT = "state+compact"
 """Input of the shared-head latent student: the teacher state followed by the compact vector."""
 ARCHS: tuple[str, ...] = ("mlp", "shared")
-DEFAULT_ARCH: dict[str, str] = {EDGE: "shared", LATENT: "mlp"}
-"""Arch used when none is given: the shared head for the edge student (lower KL and higher
-agreement with a quarter of the parameters on case30), the state-only MLP for the latent one
-(the source method's student; ``shared`` adds the candidate features)."""
+DEFAULT_ARCH: dict[str, str] = {EDGE: "mlp", LATENT: "mlp"}
+"""Arch used when none is given. On the case30 library (52k rows) the plain edge MLP reached
+96.1 % held-out top-1 agreement (KL 0.0038, 100 KB) against 95.0 % (KL 0.0056, 40 KB) for the
+shared head; the latent MLP is the source method's state-only student (``shared`` adds the
+candidate features it lacks)."""
 DEFAULT_HIDDEN: dict[str, tuple[int, ...]] = {
     EDGE: (96, 64),
     LATENT: (128, 64),
