@@ -22,9 +22,9 @@ from typing import Any
 
 import torch
 
-from pcnalloc.distill._io import write_atomic
 from pcnalloc.distill.students import MLPStudent, student_from_config
 from pcnalloc.errors import PcnallocError
+from pcnalloc.fileio import write_atomic
 
 STUDENT_CHECKPOINT_VERSION = 1
 STUDENT_FORMAT = "pcnalloc-student"

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pcnalloc.distill._io import write_atomic
+from pcnalloc.fileio import write_atomic
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:

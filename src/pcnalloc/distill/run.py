@@ -14,7 +14,6 @@ from typing import Any, Protocol
 
 from pcnalloc.baselines.base import Policy
 from pcnalloc.config import EnvConfig
-from pcnalloc.distill._io import write_atomic
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData
 from pcnalloc.distill.fidelity import ablation_configs, closed_loop, held_out_fidelity
@@ -28,6 +27,7 @@ from pcnalloc.distill.students import (
 )
 from pcnalloc.distill.trainer import DistillResult, train_student
 from pcnalloc.errors import ConfigError
+from pcnalloc.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from pcnalloc.distill._io import write_atomic
 from pcnalloc.distill.checkpoint import STUDENT_FILE, save_student
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData, Rows
@@ -35,6 +34,7 @@ from pcnalloc.distill.students import (
     make_student,
 )
 from pcnalloc.errors import ConfigError
+from pcnalloc.fileio import write_atomic
 
 log = logging.getLogger(__name__)
 

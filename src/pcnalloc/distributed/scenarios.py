@@ -351,7 +351,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 
     import matplotlib.pyplot as plt
 
-    from pcnalloc.distill._io import write_atomic
+    from pcnalloc.fileio import write_atomic
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)

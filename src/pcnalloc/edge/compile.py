@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -51,6 +50,7 @@ from pcnalloc.edge.artifact import (
     sha256_bytes,
 )
 from pcnalloc.errors import PcnallocError
+from pcnalloc.fileio import write_atomic
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 
 log = logging.getLogger(__name__)
@@ -352,10 +352,9 @@ def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
         "input_key": str(getattr(module, "input_key", "compact")),
         "state_dict": {k: v.detach().cpu() for k, v in module.state_dict().items()},
     }
-    tmp = p.with_name(f".{p.name}.tmp")
-    torch.save(ck, tmp)
-    os.replace(tmp, p)
-    return p
+    buf = io.BytesIO()
+    torch.save(ck, buf)
+    return write_atomic(p, buf.getbuffer())
 
 
 def load_student_module(ckpt: str | Path | torch.nn.Module) -> torch.nn.Module:

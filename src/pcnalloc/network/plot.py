@@ -32,7 +32,7 @@ def plot_network(
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
-    from pcnalloc.commands._common import write_atomic
+    from pcnalloc.fileio import write_atomic
 
     xy = net.site_xy
     vals = net.link_capacity_mbps if link_values is None else np.asarray(link_values, float)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.commands._common import write_atomic, write_json
+from pcnalloc.fileio import write_atomic, write_json
 from pcnalloc.pipeline.config import RunConfig
 
 HEURISTICS = ("ksp-ff", "cspf-pe", "llp", "sp-ff", "random")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pcnalloc import __version__
-from pcnalloc.commands._common import write_json
+from pcnalloc.fileio import write_json
 
 log = logging.getLogger(__name__)
 RECORD = "stage.json"

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.commands._common import write_atomic, write_json
+from pcnalloc.fileio import write_atomic, write_json
 from pcnalloc.pipeline.config import RunConfig
 
 

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from pcnalloc.errors import PcnallocError
+from pcnalloc.fileio import write_atomic
 from pcnalloc.nn import EncoderShape, QNetwork
 
 CHECKPOINT_VERSION = 1
@@ -45,21 +44,9 @@ def step_path(folder: str | Path, step: int) -> Path:
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (temp file in the same folder, fsync, rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": CHECKPOINT_VERSION, **payload}, buf)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getbuffer())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; checkpoints are ordinary shared files
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    p = write_atomic(path, buf.getbuffer())
     return p
 
 
