@@ -188,7 +188,8 @@ def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) ->
             "p99": float(np.percentile(us, 99)),
         },
         "compile": {
-            k: compiled.get(k) for k in ("parity_max_abs", "int8_agreement", "model_bytes")
+            k: compiled.get(k)
+            for k in ("parity_max_abs", "int8_agreement", "model_bytes", "int8_rejected")
         },
         "teacher_steps": teacher.get("steps"),
     }
@@ -221,6 +222,14 @@ def _markdown(cfg: RunConfig, s: dict[str, Any], rows: list[dict], pics: list, e
         )
     lines += ["", "## Against the targets", ""]
     lines += [f"- {v}" for v in s["verdict"]] or ["- (no student+rules/teacher rows to compare)"]
+    comp = s["compile"]
+    lines += [
+        "",
+        f"Compiled student: {comp.get('model_bytes')} bytes; ONNX/torch max |Δlogit| "
+        f"{comp.get('parity_max_abs')}; int8 agreement {comp.get('int8_agreement')}.",
+    ]
+    if comp.get("int8_rejected"):
+        lines += [f"int8 model not shipped — {comp['int8_rejected']}"]
     lat = s["decision_latency_us"]
     lines += [
         "",

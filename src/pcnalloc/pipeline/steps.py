@@ -108,22 +108,37 @@ def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: An
 
 
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
-    from pcnalloc.edge.compile import compile_student, library_rows, load_student_module
+    from pcnalloc.edge.compile import (
+        QuantizationRejected,
+        compile_student,
+        library_rows,
+        load_student_module,
+    )
     from pcnalloc.edge.keys import save_keypair
 
     bar.start("compile + sign", None)
     priv, pub = save_keypair(d / "keys")
     module = load_student_module(distill["student"])
     rows, env = library_rows(library["folder"], getattr(module, "input_key", "compact"))
-    res = compile_student(
-        module,
-        rows,
-        env_config=env,
-        private_key=priv,
-        out_dir=d / "artifact",
-        int8=cfg.compile.int8,
-        source={"student": distill["student"], "library": library["folder"]},
-    )
+
+    def build(int8: bool):  # type: ignore[no-untyped-def]
+        return compile_student(
+            module,
+            rows,
+            env_config=env,
+            private_key=priv,
+            out_dir=d / "artifact",
+            int8=int8,
+            source={"student": distill["student"], "library": library["folder"]},
+        )
+
+    int8_note = None
+    try:
+        res = build(cfg.compile.int8)
+    except QuantizationRejected as err:
+        # The int8 gate did its job: ship the fp32 model and say why in the report.
+        int8_note = str(err)
+        res = build(False)
     return {
         "artifact": str(res.path),
         "public_key": str(pub),
@@ -131,6 +146,7 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
         "parity_max_abs": res.parity_max_abs,
         "int8_agreement": res.int8_agreement,
         "model_bytes": res.model_bytes,
+        "int8_rejected": int8_note,
     }
 
 
