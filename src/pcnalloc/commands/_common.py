@@ -22,3 +22,26 @@ def progress_bar() -> Progress:
         console=Console(stderr=True),
         transient=False,
     )
+
+
+def parse_numbers(
+    text: str, flag: str, *, lo: float = 0.0, hi: float = float("inf"), lo_inclusive: bool = False
+) -> list[float]:
+    """Parse a comma-separated number list given to ``flag``.
+
+    Raises:
+        ConfigError: naming the flag, the text and the accepted range.
+    """
+    from pcnalloc.errors import ConfigError
+
+    try:
+        vals = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        vals = []
+    low_ok = (lambda v: v >= lo) if lo_inclusive else (lambda v: v > lo)
+    if not vals or any(not (low_ok(v) and v <= hi) for v in vals):
+        bound = f"{'≥' if lo_inclusive else '>'} {lo:g}" + (
+            f" and ≤ {hi:g}" if hi < float("inf") else ""
+        )
+        raise ConfigError(f"bad {flag} {text!r}; accepted: comma-separated numbers {bound}")
+    return vals

@@ -9,20 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pcnalloc.commands._common import console, progress_bar, write_atomic, write_json
+from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
 from pcnalloc.errors import ConfigError
 
 SCENARIOS = ("malicious-sites", "false-feedback", "all")
 
 
 def _floats(text: str, flag: str, lo: float = 0.0, hi: float = float("inf")) -> list[float]:
-    try:
-        vals = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        vals = []
-    if not vals or any(not lo <= v <= hi for v in vals):
-        raise ConfigError(f"bad {flag} {text!r}; accepted: comma-separated numbers in [{lo}, {hi}]")
-    return vals
+    return parse_numbers(text, flag, lo=lo, hi=hi, lo_inclusive=True)
 
 
 def plot_gap(rows: list[dict[str, Any]], path: Path) -> Path:

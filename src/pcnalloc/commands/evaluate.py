@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from pcnalloc.commands._common import console, progress_bar, write_atomic, write_json
+from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
 
 
 def _split(text: str) -> list[str]:
@@ -16,15 +16,7 @@ def _split(text: str) -> list[str]:
 
 
 def _loads(text: str) -> list[float]:
-    from pcnalloc.errors import ConfigError
-
-    try:
-        loads = [float(x) for x in _split(text)]
-    except ValueError:
-        raise ConfigError(f"bad --loads {text!r}; accepted: comma-separated numbers > 0") from None
-    if not loads or any(x <= 0 for x in loads):
-        raise ConfigError(f"bad --loads {text!r}; accepted: comma-separated numbers > 0")
-    return loads
+    return parse_numbers(text, "--loads")
 
 
 def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:

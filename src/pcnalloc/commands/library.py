@@ -8,19 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.commands._common import console, parse_numbers, progress_bar
 
 
 def _floats(text: str, what: str) -> list[float]:
-    from pcnalloc.errors import ConfigError
-
-    try:
-        vals = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"bad {what} {text!r}; accepted: comma-separated numbers") from None
-    if not vals or any(v <= 0 for v in vals):
-        raise ConfigError(f"bad {what} {text!r}; accepted: comma-separated numbers > 0")
-    return vals
+    return parse_numbers(text, what)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,19 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.commands._common import console, parse_numbers, progress_bar
 
 
 def _loads(text: str) -> tuple[float, ...]:
-    from pcnalloc.errors import ConfigError
-
-    try:
-        loads = tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"bad --load {text!r}; accepted: comma-separated numbers > 0") from None
-    if not loads or any(x <= 0 for x in loads):
-        raise ConfigError(f"bad --load {text!r}; accepted: comma-separated numbers > 0")
-    return loads
+    return tuple(parse_numbers(text, "--load"))
 
 
 def register(app: typer.Typer) -> None:
