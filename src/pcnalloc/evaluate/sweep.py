@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.baselines.registry import make_policy
+from pcnalloc.baselines.registry import display_name, make_policy
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.distributed.executors import Executor, SerialExecutor
 from pcnalloc.errors import ConfigError
@@ -321,7 +321,7 @@ def bound_sweep(
                 if w["case"] == c and w["load"] == float(x)
                 for r, b in ((r, _bound_of(w, r)) for r in w["policies"])
             ]
-            for p in policies:
+            for p in map(display_name, policies):  # results name policies without paths
                 rs = [r for r in rows if r["policy"] == p]
                 agg.append(
                     {
