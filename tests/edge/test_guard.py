@@ -118,7 +118,7 @@ def test_critical_service_preempts_before_rejecting(engine, catalog, make_fields
     assert d.action == A - 1
     # teleprotection proposing reject is turned into the pre-emption
     d = Guard(engine).decide(A - 1, scores, f, RequestContext(catalog.index("teleprotection")))
-    assert d.intercepted and d.rule_ids == ("no_reject_priority0",) and d.action == 3
+    assert d.intercepted and d.rule_ids == ("no_reject_critical",) and d.action == 3
     # nothing admissible at all → reject
     f2 = make_fields(fits=fits, fits_with_preemption=fits, needs_preemption=np.zeros(A, bool))
     d = Guard(engine).decide(0, scores, f2, ctx)
@@ -187,5 +187,5 @@ def test_guarded_heuristics_are_never_intercepted_on_env_rules(
     for _ in range(100):
         obs, *_ = env.step(gp.act(obs))
     # heuristics only pick env-valid actions; only the priority-0 reject rule can intercept
-    assert set(gp.rule_counts) <= {"no_reject_priority0"}
+    assert set(gp.rule_counts) <= {"no_reject_critical"}
     assert gp.summary()["executed_violations"] == 0

@@ -37,8 +37,13 @@ def test_engine_scopes_follow_effective_priority(engine, catalog, make_fields) -
     calm = engine.check(f, RequestContext(pmu, 0, False))
     storm = engine.check(f, RequestContext(pmu, 0, True))
     assert calm.priority == 1 and storm.priority == 0
-    assert not calm.forbidden_A[-1]
-    assert storm.violated(len(f["grant"]) - 1) == ["no_reject_priority0"]
+    reject = len(f["grant"]) - 1
+    # PMU is critical (priority ≤ 1) either way: it may not be rejected while admissible
+    assert calm.violated(reject) == storm.violated(reject) == ["no_reject_critical"]
+    # metering becomes critical only in an emergency (fault records, priority 3 → 1)
+    met = catalog.index("metering")
+    assert not engine.check(f, RequestContext(met, 0, False)).forbidden_A[-1]
+    assert engine.check(f, RequestContext(met, 0, True)).violated(reject) == ["no_reject_critical"]
 
 
 def test_bad_priority_rules(catalog) -> None:

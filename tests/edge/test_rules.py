@@ -30,7 +30,7 @@ def test_default_set_loads_and_hash_is_stable() -> None:
         "trust_zone_1_2",
         "min_grant",
         "route_present",
-        "no_reject_priority0",
+        "no_reject_critical",
     } <= ids
     assert a.params["critical_latency_margin"] == 1.0  # default reproduces the env mask
 
@@ -41,8 +41,9 @@ def test_every_env_field_is_known() -> None:
 
 def test_benign_request_allows_full_grants(engine, catalog, make_fields) -> None:
     v = engine.check(make_fields(), ctx_for(catalog, "scada"))
-    # slots 0 (1.0) allowed; slot 1 is 0.5 < scada min 1.0; slot 2 has grant 0
-    assert v.forbidden_A.tolist() == [False, True, True] * 4 + [False]
+    # slots 0 (1.0) allowed; slot 1 is 0.5 < scada min 1.0; slot 2 has grant 0; a critical
+    # class may not be rejected while an action admits it
+    assert v.forbidden_A.tolist() == [False, True, True] * 4 + [True]
     assert v.violated(1) == ["min_grant"] and v.violated(2) == ["min_grant"]
 
 
@@ -99,13 +100,17 @@ def test_missing_slice_field_is_structural(engine, catalog, make_fields) -> None
 def test_reject_rule_priority0(engine, catalog, make_fields) -> None:
     ctx = ctx_for(catalog, "teleprotection")
     v = engine.check(make_fields(), ctx)
-    assert v.forbidden_A[-1] and v.violated(A - 1) == ["no_reject_priority0"]
+    assert v.forbidden_A[-1] and v.violated(A - 1) == ["no_reject_critical"]
     # nothing admissible → rejecting is allowed
     blocked = make_fields(fits_with_preemption=np.append(np.zeros(A - 1, bool), True))
     v = engine.check(blocked, ctx)
     assert v.forbidden_A.tolist() == [True] * (A - 1) + [False]
-    # a priority-1 class may be rejected
-    assert not engine.check(make_fields(), ctx_for(catalog, "scada")).forbidden_A[-1]
+    # every critical class (priority ≤ 1) is covered, not only priority 0
+    assert engine.check(make_fields(), ctx_for(catalog, "scada")).violated(A - 1) == [
+        "no_reject_critical"
+    ]
+    # a non-critical class may be rejected
+    assert not engine.check(make_fields(), ctx_for(catalog, "metering")).forbidden_A[-1]
 
 
 def test_soft_rules_penalise_never_forbid(engine, catalog, make_fields) -> None:
@@ -121,13 +126,13 @@ def test_soft_rules_penalise_never_forbid(engine, catalog, make_fields) -> None:
     assert v.soft_penalty_A[6] == 0.0 and v.soft_penalty_A[-1] == 0.0
 
 
-def test_user_file_overrides_extends_and_disables(tmp_path: Path, catalog, make_fields) -> None:
+def test_user_file_tightens_extends_and_disables_soft(tmp_path: Path, catalog, make_fields) -> None:
     p = tmp_path / "user.yaml"
     p.write_text(
         "params: {critical_latency_margin: 0.9}\n"
         "rules:\n"
-        "  - {id: capacity, severity: hard, enabled: false,"
-        "     violates: {field: fits_with_preemption, op: eq, value: false}}\n"
+        "  - {id: soft_load_balance, severity: soft, enabled: false,"
+        "     violates: {field: util_after, op: gt, value: 0.8}}\n"
         "  - id: short_paths\n"
         "    severity: hard\n"
         "    scope: {classes: [office], emergency: active}\n"
@@ -137,16 +142,17 @@ def test_user_file_overrides_extends_and_disables(tmp_path: Path, catalog, make_
     rs = RuleSet.load(p)
     assert rs.sha256 != RuleSet.load().sha256
     eng = RuleEngine(rs, catalog)
-    assert "capacity" not in eng.rule_ids and "short_paths" in eng.rule_ids
+    assert "soft_load_balance" not in eng.rule_ids and "short_paths" in eng.rule_ids
+    assert "capacity" in eng.rule_ids
     f = make_fields()
     f["latency_over_bound"] = f["latency_over_bound"].copy()
     f["latency_over_bound"][0] = 0.95
-    f["fits_with_preemption"] = np.zeros(A, bool)
+    f["util_after"] = np.full(A, 0.95)
     f["hops"] = f["hops"].copy()
     f["hops"][3] = 5
     v = eng.check(f, ctx_for(catalog, "scada"))
     assert v.violated(0) == ["latency_margin_critical"]  # the 0.9 margin
-    assert not v.forbidden_A[3]  # capacity disabled
+    assert not v.forbidden_A[3] and v.soft_penalty_A[3] == 0.0  # soft balance rule off
     office = eng.check(f, ctx_for(catalog, "office", emergency=True))
     assert office.violated(3) == ["short_paths"]
     assert not eng.check(f, ctx_for(catalog, "office", emergency=False)).forbidden_A[3]

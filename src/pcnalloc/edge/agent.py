@@ -301,7 +301,7 @@ class EdgeAgent:
         t2 = time.perf_counter_ns()
         req, ctx = local.request, self._ctx
         if self.guard is not None:
-            d = self.guard.decide(proposal, logits, ev.fields, ctx)
+            d = self.guard.decide(proposal, logits, ev.fields, ctx, physical_mask_A=ev.mask_A)
         else:
             d = self._mask_check(proposal, logits, ev, ctx)
         t3 = time.perf_counter_ns()

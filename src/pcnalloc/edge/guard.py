@@ -7,6 +7,11 @@ needs no pre-emption, else by a pre-emption request on the best allowed candidat
 capacity from lower-priority flows (RSVP-TE setup/hold priorities, fewest and lowest first,
 carried out by :meth:`pcnalloc.envs.state.NetworkState.preemption_plan`), and only then
 rejected. Soft rules re-rank, never forbid.
+
+Safety floor: when the caller passes the environment's physical mask (what the network can
+actually carry), the final choice is always inside it as well as inside the rules' allowed
+set — a rule file can never widen what the network allows. A proposal outside the physical
+mask is intercepted under the pseudo rule id :data:`PHYSICAL_MASK`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.edge.engine import RequestContext, RuleEngine, Verdict
+
+PHYSICAL_MASK = "physical_mask"
+"""Rule id reported when a proposal is outside the environment's physical mask."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +107,7 @@ class Guard:
         fields: dict[str, np.ndarray],
         ctx: RequestContext,
         verdict: Verdict | None = None,
+        physical_mask_A: np.ndarray | None = None,
     ) -> Decision:
         """Return the action to execute for ``proposal``.
 
@@ -108,9 +117,16 @@ class Guard:
             fields: the request's per-action fields (``Evaluation.fields``).
             ctx: request context (class, region, emergency).
             verdict: a verdict already computed for these fields (skips the check).
+            physical_mask_A: bool (A,), what the network can carry (``Evaluation.mask_A``);
+                the executed action is always inside it. None = trust the rules alone.
         """
         v = verdict if verdict is not None else self.engine.check(fields, ctx)
         forb = v.forbidden_A
+        outside = None
+        if physical_mask_A is not None:
+            outside = ~np.asarray(physical_mask_A, dtype=bool)
+            outside[-1] = False  # rejecting is always physically possible
+            forb = forb | outside
         prio = v.priority
         if not forb[proposal] and not self.rerank_soft:
             return Decision(
@@ -142,6 +158,8 @@ class Guard:
             action, note = reject, "rejected-no-admissible"
         intercepted = bool(forb[proposal])
         rule_ids = tuple(v.violated(proposal)) if intercepted else ()
+        if intercepted and outside is not None and outside[proposal]:
+            rule_ids += (PHYSICAL_MASK,)
         reasons = tuple(v.explain(proposal, soft=False)) if intercepted and self.explain else ()
         soft = tuple(v.soft_ids[j] for j in np.flatnonzero(v.soft_AS[action]))
         return Decision(
@@ -244,12 +262,22 @@ class GuardedPolicy:
         n = verdict.forbidden_A.shape[0]
         scores = preference_scores(self.policy, obs, n) if verdict.forbidden_A[proposal] else None
         assert self.guard is not None
+        physical = np.asarray(ev.mask_A, dtype=bool)
+        if scores is None and not physical[proposal]:
+            scores = preference_scores(self.policy, obs, n)
         d = self.guard.decide(
-            proposal, scores if scores is not None else np.zeros(n), ev.fields, ctx, verdict
+            proposal,
+            scores if scores is not None else np.zeros(n),
+            ev.fields,
+            ctx,
+            verdict,
+            physical_mask_A=physical,
         )
         self.stats["decisions"] += 1
         self.stats["intercepted"] += d.intercepted
         self.stats["preempt"] += d.preempt
+        # The guard's own claim; evaluation counts executed violations with an independent
+        # checker over the network state (pcnalloc.evaluate.checker), not with this mask.
         self.stats["executed_violations"] += bool(verdict.forbidden_A[d.action])
         self.rule_counts.update(d.rule_ids)
         self.last = d

@@ -8,8 +8,15 @@ evaluated as code. Fields are the per-action quantities of
 rule-set parameter ``{param: NAME}``, an attribute of the request's class ``{class: ATTR}``,
 or a per-class table ``{per_class: {CLASS: literal, ...}, default: <value>}``.
 
-The packaged default set lives in ``pcnalloc/data/rules.yaml``; a user file overrides rules,
-parameters and emergency priorities by id and adds new ones (``extends: none`` starts empty).
+The packaged default set lives in ``pcnalloc/data/rules.yaml``; a user file overrides soft
+rules, parameters and emergency priorities by id and adds new ones (``extends: none`` drops the
+packaged soft rules and emergency priorities).
+
+Safety floor (DESIGN §7): the packaged critical and hard rules can never be disabled, replaced
+or loosened by a user file. A user file may add rules (a rule only ever forbids more, so an
+added rule can only tighten the mask) and tighten the floor parameters of
+:data:`FLOOR_PARAMS`; anything else that touches the floor is a :class:`RuleError` naming the
+rule or parameter. The floor is kept under ``extends: none`` too.
 The field vocabulary is :mod:`pcnalloc.edge.rule_fields`; compilation into vectorised numpy
 checks is :mod:`pcnalloc.edge.engine`.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -58,6 +66,15 @@ RULE_KEYS = (
 SCOPE_KEYS = ("classes", "zones", "regions", "emergency", "priority_min", "priority_max")
 FILE_KEYS = ("version", "extends", "params", "emergency_priorities", "rules")
 PRIO_KEYS = ("id", "description", "classes", "priority", "enabled")
+FLOOR_SEVERITIES = ("critical", "hard")
+FLOOR_PARAMS: dict[str, int] = {
+    "trust_threshold": +1,
+    "critical_latency_margin": -1,
+    "critical_priority": +1,
+}
+"""Parameters the packaged floor rules read, with the direction that tightens them (+1: a user
+file may only raise it, −1: only lower it)."""
+PACKAGED_SOURCE = "packaged:rules.yaml"
 
 
 class RuleError(PcnallocError):
@@ -110,6 +127,8 @@ class RuleSet:
     params: dict[str, Any] = field(default_factory=dict)
     emergency_priorities: tuple[PriorityRule, ...] = ()
     sources: tuple[str, ...] = ()
+    floor: frozenset[str] = frozenset()
+    """Ids of the packaged critical/hard rules that a user file cannot disable or loosen."""
 
     @property
     def active_rules(self) -> tuple[Rule, ...]:
@@ -146,9 +165,7 @@ class RuleSet:
             raise RuleError(
                 f"unknown rule parameter(s) {sorted(unknown)}; accepted: {choices(self.params)}"
             )
-        return RuleSet(
-            self.rules, {**self.params, **params}, self.emergency_priorities, self.sources
-        )
+        return replace(self, params={**self.params, **params})
 
     def for_classes(self, names: Any) -> RuleSet:
         """A copy without the class-scoped rules and emergency priorities that name none of
@@ -169,7 +186,9 @@ class RuleSet:
             for p in self.emergency_priorities
             if any(c in known for c in p.classes)
         )
-        return RuleSet(tuple(rules), dict(self.params), prio, self.sources)
+        return replace(
+            self, rules=tuple(rules), params=dict(self.params), emergency_priorities=prio
+        )
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> RuleSet:
@@ -181,20 +200,49 @@ class RuleSet:
         Raises:
             RuleError: for a missing file, malformed YAML or any invalid rule.
         """
-        default = _read_default()
+        base = cls.packaged()
         if path is None:
-            return cls.from_mapping(default, source="packaged:rules.yaml")
+            return base
         user = _read(Path(path))
         extends = user.get("extends", "default")
         if extends not in ("default", "none"):
             raise RuleError(f"{path}: extends must be 'default' or 'none', got {extends!r}")
-        if extends == "none":
-            return cls.from_mapping(user, source=str(path))
-        base = cls.from_mapping(default, source="packaged:rules.yaml")
+        if extends == "none":  # the safety floor stays; soft rules and priorities go
+            base = replace(
+                base,
+                rules=tuple(r for r in base.rules if r.id in base.floor),
+                emergency_priorities=(),
+            )
         return base.merged(cls.from_mapping(user, source=str(path), partial=True))
 
+    @classmethod
+    def packaged(cls) -> RuleSet:
+        """The packaged default set; its critical/hard rules form the safety floor."""
+        rs = cls.from_mapping(_read_default(), source=PACKAGED_SOURCE)
+        floor = frozenset(r.id for r in rs.rules if r.severity in FLOOR_SEVERITIES)
+        return replace(rs, floor=floor)
+
     def merged(self, other: RuleSet) -> RuleSet:
-        """``other`` over ``self``: same ids replace (in place), new ids append."""
+        """``other`` over ``self``: same ids replace (in place), new ids append.
+
+        Raises:
+            RuleError: ``other`` disables, replaces or loosens a rule of ``self``'s safety
+                floor, or loosens a floor parameter (:data:`FLOOR_PARAMS`).
+        """
+        where = other.sources[0] if other.sources else "<rules>"
+        mine = {r.id: r for r in self.rules}
+        for r in other.rules:
+            if r.id in self.floor:
+                _check_floor_rule(mine.get(r.id), r, where)
+        for name, direction in FLOOR_PARAMS.items():
+            if name in other.params and name in self.params:
+                old, new = float(self.params[name]), float(other.params[name])
+                if (new - old) * direction < 0:
+                    way = "raised" if direction > 0 else "lowered"
+                    raise RuleError(
+                        f"{where}: parameter {name!r} = {other.params[name]!r} loosens the "
+                        f"safety floor ({self.params[name]!r}); it may only be {way}"
+                    )
         rules = {r.id: r for r in self.rules}
         rules.update({r.id: r for r in other.rules})
         prios = {p.id: p for p in self.emergency_priorities}
@@ -210,6 +258,7 @@ class RuleSet:
             {**self.params, **other.params},
             tuple(prios.values()),
             self.sources + other.sources,
+            self.floor,
         )
 
     @classmethod
@@ -231,6 +280,9 @@ class RuleSet:
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()
         ):
             raise RuleError(f"{source}: params must map names to numbers, got {params!r}")
+        for name, v in params.items():
+            if not math.isfinite(v):
+                raise RuleError(f"{source}: parameter {name!r} must be a finite number, got {v!r}")
         raw_rules = data.get("rules") or []
         if not isinstance(raw_rules, list):
             raise RuleError(f"{source}: rules must be a list, got {type(raw_rules).__name__}")
@@ -246,6 +298,30 @@ class RuleSet:
         if len({p.id for p in prios}) != len(prios):
             raise RuleError(f"{source}: duplicate emergency_priorities id")
         return cls(tuple(rules), dict(params), tuple(prios), (source,))
+
+
+def _check_floor_rule(base: Rule | None, new: Rule, where: str) -> None:
+    """Refuse a user rule that would disable, replace or loosen the packaged floor rule
+    ``base``. Restating it unchanged, editing its description or raising hard to critical
+    is accepted; everything else is not, because no general test can tell a tighter
+    predicate from a looser one — a user who wants more adds a rule with a new id."""
+    if base is None:  # pragma: no cover - the floor is a subset of the base's ids
+        return
+    changed = [
+        k for k in ("scope", "violates", "applies_to") if getattr(base, k) != getattr(new, k)
+    ]
+    if not new.enabled:
+        changed.insert(0, "enabled: false")
+    if new.severity != base.severity and not (
+        base.severity == "hard" and new.severity == "critical"
+    ):
+        changed.append(f"severity {new.severity}")
+    if changed:
+        raise RuleError(
+            f"{where}: rule {new.id!r} belongs to the packaged safety floor and cannot be "
+            f"disabled or loosened (changed: {', '.join(changed)}); add a rule with a new id "
+            "to tighten it"
+        )
 
 
 # ---------------------------------------------------------------------------- reading
