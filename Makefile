@@ -8,12 +8,12 @@ OUT    ?= out/run
 
 .PHONY: setup run test test-all lint format bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch is pinned first so no CUDA wheels are pulled in.
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[dev]"
+	# The CPU build of torch (pinned in constraints.txt) first, so no CUDA wheels are pulled in.
+	$(BIN)/pip install --quiet -c constraints.txt torch
+	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
 setup: $(STAMP)

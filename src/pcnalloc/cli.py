@@ -19,9 +19,30 @@ app = typer.Typer(
     name="pcnalloc",
     help="Secure, distributed resource allocation for power communication networks.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from pcnalloc import __version__
+
+        print(f"pcnalloc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
+) -> None:
+    """Secure, distributed resource allocation for power communication networks."""
 
 
 def _register_commands() -> None:
