@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -74,7 +76,7 @@ def test_build_rows_labels_and_chunking_invariance(tiny_teacher, tmp_path, small
     assert (q.argmax(1)[greedy] == a["action"][greedy]).all()
     meta = LibraryReader(tmp_path / "serial").metadata
     assert len(meta["teacher_sha256"]) == 64 and meta["loads"] == [1.0, 2.0]
-    assert (tmp_path / "serial" / "manifest.json").is_file()
+    assert (tmp_path / "serial" / "_manifest.json").is_file()
 
 
 def test_build_rejects_bad_arguments(tiny_teacher, tmp_path):
@@ -93,3 +95,28 @@ def test_process_pool_gives_same_rows(tiny_teacher, tmp_path, small_pool_graph_f
     _assert_same(
         LibraryReader(tmp_path / "serial").read_all(), LibraryReader(tmp_path / "pool").read_all()
     )
+
+
+def test_library_folder_reads_as_a_parquet_dataset_and_parts_are_verified(
+    tiny_teacher, tmp_path, small_pool_graph_file
+):
+    import pandas as pd
+
+    out = tmp_path / "lib"
+    res = build_library(tiny_teacher, out, **_kw(small_pool_graph_file))
+    df = pd.read_parquet(out)  # the manifest does not get in the way
+    assert len(df) == res.rows and "action" in df.columns
+    manifest = json.loads((out / "_manifest.json").read_text())
+    part = out / manifest["files"][0]
+    assert manifest["parts"][part.name]["rows"] == res.rows
+    # flip one byte in the middle of the part: the reader names it instead of reading it
+    raw = bytearray(part.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    part.write_bytes(bytes(raw))
+    with pytest.raises(LibraryError, match=rf"part .*{part.name}.* is corrupted"):
+        LibraryReader(out)
+    # a part that is not a Parquet file at all (and no manifest) is a LibraryError too
+    (out / "_manifest.json").unlink()
+    part.write_bytes(b"not parquet")
+    with pytest.raises(LibraryError, match="not a readable Parquet file"):
+        LibraryReader(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from pcnalloc.library.schema import (
     column_shapes,
     decode_metadata,
 )
+from pcnalloc.library.writer import MANIFEST, file_sha256
 
 Batch = dict[str, Any]
 """Column name → numpy array with leading row axis B (``case`` is a list of str); shapes in
@@ -38,6 +40,55 @@ def library_files(path: str | Path) -> list[Path]:
             return files
         raise LibraryError(f"library folder {str(p)!r} holds no .parquet files")
     raise LibraryError(f"library {str(p)!r} does not exist")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any] | None:
+    """The folder's manifest (``_manifest.json``, or ``manifest.json`` of older libraries),
+    or None when it has none."""
+    for name in (MANIFEST, "manifest.json"):
+        p = Path(folder) / name
+        if p.is_file():
+            try:
+                data = json.loads(p.read_text())
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+                raise LibraryError(f"library manifest {str(p)!r} is unreadable: {err}") from None
+            if not isinstance(data, dict):
+                raise LibraryError(f"library manifest {str(p)!r} must hold a JSON object")
+            return data
+    return None
+
+
+def verify_parts(folder: str | Path, files: Sequence[Path]) -> None:
+    """Check each part against the SHA-256 and row count its manifest recorded.
+
+    Raises:
+        LibraryError: naming the first part that is missing from the manifest, differs in
+            bytes (corrupted, truncated, replaced) or in row count.
+    """
+    manifest = read_manifest(folder)
+    parts = (manifest or {}).get("parts")
+    if not parts:  # libraries written before part hashes existed
+        return
+    for f in files:
+        rec = parts.get(f.name)
+        if rec is None:
+            raise LibraryError(f"library part {str(f)!r} is not listed in the manifest")
+        if file_sha256(f) != rec.get("sha256"):
+            raise LibraryError(
+                f"library part {str(f)!r} is corrupted: its SHA-256 differs from the manifest"
+            )
+    missing = sorted(set(parts) - {f.name for f in files})
+    if missing:
+        raise LibraryError(f"library {str(folder)!r} lacks parts listed in its manifest: {missing}")
+
+
+def _schema_metadata(f: Path) -> dict[bytes, bytes] | None:
+    try:
+        return pq.read_schema(f).metadata
+    except (OSError, pa.ArrowException) as err:
+        raise LibraryError(
+            f"library file {str(f)!r} is not a readable Parquet file: {err}"
+        ) from None
 
 
 def _to_numpy(arr: pa.Array | pa.ChunkedArray, name: str, shapes: dict) -> Any:
@@ -69,7 +120,9 @@ class LibraryReader:
 
     def __init__(self, path: str | Path, *, expect: LibrarySpec | EnvConfig | None = None) -> None:
         self.files = library_files(path)
-        metas = [decode_metadata(pq.read_schema(f).metadata, str(f)) for f in self.files]
+        if Path(path).is_dir():
+            verify_parts(path, self.files)
+        metas = [decode_metadata(_schema_metadata(f), str(f)) for f in self.files]
         self.metadata: dict[str, Any] = metas[0]
         self.spec = LibrarySpec.from_json(metas[0]["spec"])
         for f, m in zip(self.files[1:], metas[1:], strict=True):
@@ -104,10 +157,13 @@ class LibraryReader:
         unknown = [c for c in cols if c not in COLUMNS]
         if unknown:
             raise LibraryError(f"unknown library columns {unknown}; accepted: {list(COLUMNS)}")
-        for rb in self._dataset.to_batches(columns=cols, batch_size=batch_size):
-            if rb.num_rows == 0:
-                continue
-            yield {c: _to_numpy(rb.column(c), c, self._shapes) for c in cols}
+        try:
+            for rb in self._dataset.to_batches(columns=cols, batch_size=batch_size):
+                if rb.num_rows == 0:
+                    continue
+                yield {c: _to_numpy(rb.column(c), c, self._shapes) for c in cols}
+        except (OSError, pa.ArrowException) as err:
+            raise LibraryError(f"library {self.files[0].parent} is unreadable: {err}") from None
 
     def read_all(self, columns: Sequence[str] | None = None) -> Batch:
         """Every row at once (small libraries and tests only)."""
@@ -123,4 +179,4 @@ class LibraryReader:
         return out
 
 
-__all__ = ["Batch", "LibraryReader", "library_files"]
+__all__ = ["Batch", "LibraryReader", "library_files", "read_manifest", "verify_parts"]

@@ -1,7 +1,9 @@
 """Column layout, shapes and file metadata of the trajectory library (DESIGN §6).
 
-A library is a folder of Parquet files (``part-*.parquet``) plus ``manifest.json``. Each row
-is one decision of a teacher rollout. Shapes below use A = K·L + 1 actions, D = compact
+A library is a folder of Parquet files (``part-*.parquet``) plus ``_manifest.json`` (its
+summary with each part's SHA-256 and row count; the underscore makes Parquet readers skip it,
+so ``pandas.read_parquet(folder)`` reads the rows). Each row is one decision of a teacher
+rollout. Shapes below use A = K·L + 1 actions, D = compact
 dimension (183 with the default catalog and K = 4, L = 3), S = teacher state dimension (128)
 and Q = ``len(SOFT_COSTS)`` soft-cost kinds (4).
 

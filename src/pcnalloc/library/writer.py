@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -156,9 +157,34 @@ class LibraryWriter:
             self.abort()
 
 
+MANIFEST = "_manifest.json"
+"""Name of a library folder's summary file. The leading underscore makes pyarrow, pandas,
+polars and DuckDB skip it, so the folder reads as a plain Parquet dataset."""
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_manifest(folder: str | Path, manifest: dict[str, Any]) -> Path:
-    """Write ``manifest.json`` (human-readable summary of a library folder) atomically."""
-    p = Path(folder) / "manifest.json"
+    """Write :data:`MANIFEST` (human-readable summary of a library folder) atomically.
+
+    For every Parquet file named in ``manifest["files"]`` the manifest also records its
+    SHA-256 and row count under ``parts``, which :class:`~pcnalloc.library.LibraryReader`
+    checks, so a corrupted or swapped part is named rather than read.
+    """
+    folder = Path(folder)
+    parts = {}
+    for name in manifest.get("files", []):
+        f = folder / name
+        parts[name] = {"sha256": file_sha256(f), "rows": int(pq.ParquetFile(f).metadata.num_rows)}
+    manifest = {**manifest, "parts": parts}
+    p = folder / MANIFEST
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".manifest.", suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
         json.dump(manifest, fh, indent=2, sort_keys=True)
