@@ -58,14 +58,46 @@ def _register_commands() -> None:
 _register_commands()
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: typed errors become a one-line message and exit status 2."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__
+
+
+def _anticipated(err: BaseException) -> str | None:
+    """The one-line message of a failure that bad input causes (a path, a file's bytes, a
+    nesting depth), or None for an unexpected error."""
+    if isinstance(err, PcnallocError):
+        return _one_line(err)
+    if isinstance(err, UnicodeDecodeError):
+        return f"a file is not valid UTF-8 text ({err.reason} at byte {err.start})"
+    if isinstance(err, OSError):
+        where = f" {err.filename!r}" if err.filename else ""
+        return f"cannot use{where}: {err.strerror or _one_line(err)}"
+    if isinstance(err, RecursionError):
+        return "input nested too deeply (a rule predicate or a config); flatten it"
     try:
-        rc = app(args=argv, standalone_mode=False)
-    except PcnallocError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is a dependency
+        return None
+    if isinstance(err, pa.ArrowException):
+        return f"unreadable Parquet/Arrow data: {_one_line(err)}"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input becomes a one-line message and exit status 2.
+
+    Typed errors (:class:`~pcnalloc.errors.PcnallocError`) and the failures bad input causes
+    (OS errors on paths, undecodable files, Parquet errors, too-deep nesting) print one line,
+    exit 2. An unexpected exception prints one line and a pointer to ``--debug``, exit 1;
+    with ``--debug`` as the first argument it is raised with its traceback.
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = bool(args) and args[0] == "--debug"
+    if debug:
+        args = args[1:]
+    try:
+        rc = app(args=args, standalone_mode=False)
     except typer.Exit as ex:
         return int(ex.exit_code or 0)
     except typer.Abort:
@@ -78,6 +110,22 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {err}", file=sys.stderr)
         return int(getattr(err, "exit_code", 2))
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if debug:
+            raise
+        msg = _anticipated(err)
+        if msg is not None:
+            print(f"error: {msg}", file=sys.stderr)
+            return 2
+        print(
+            f"internal error: {type(err).__name__}: {_one_line(err)} "
+            "(rerun as `pcnalloc --debug ...` for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     return rc if isinstance(rc, int) else 0
 
 

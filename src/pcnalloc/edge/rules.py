@@ -329,10 +329,16 @@ def _read(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise RuleError(f"rule file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise RuleError(
+            f"rule file {str(path)!r} is not UTF-8 text ({err.reason} at byte {err.start})"
+        ) from None
     except yaml.YAMLError as err:
         msg = str(err).replace("\n", " ")
         raise RuleError(f"malformed YAML in rule file {str(path)!r}: {msg}") from None
+    except RecursionError:
+        raise RuleError(f"rule file {str(path)!r} is nested too deeply") from None
     if not isinstance(data, dict):
         raise RuleError(f"rule file {str(path)!r} must hold a mapping, got {type(data).__name__}")
     return data
@@ -427,7 +433,18 @@ def _is_num(x: Any) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def _predicate(node: Any, where: str, fields: dict[str, str], params: dict | None) -> None:
+MAX_PREDICATE_DEPTH = 16
+"""Deepest all/any/not nesting a rule predicate may have (deeper trees are refused)."""
+
+
+def _predicate(
+    node: Any, where: str, fields: dict[str, str], params: dict | None, depth: int = 0
+) -> None:
+    if depth > MAX_PREDICATE_DEPTH:
+        raise RuleError(
+            f"{where.split(': violates')[0]}: predicate nested deeper than "
+            f"{MAX_PREDICATE_DEPTH} levels; flatten it"
+        )
     if not isinstance(node, dict):
         raise RuleError(f"{where}: a predicate must be a mapping, got {node!r}")
     if set(node) & {"all", "any", "not"}:
@@ -435,12 +452,12 @@ def _predicate(node: Any, where: str, fields: dict[str, str], params: dict | Non
             raise RuleError(f"{where}: a combinator takes exactly one key, got {sorted(node)}")
         ((kind, sub),) = node.items()
         if kind == "not":
-            _predicate(sub, f"{where}.not", fields, params)
+            _predicate(sub, f"{where}.not", fields, params, depth + 1)
             return
         if not isinstance(sub, list) or not sub:
             raise RuleError(f"{where}.{kind}: must be a non-empty list of predicates, got {sub!r}")
         for j, child in enumerate(sub):
-            _predicate(child, f"{where}.{kind}[{j}]", fields, params)
+            _predicate(child, f"{where}.{kind}[{j}]", fields, params, depth + 1)
         return
     _keys(node, ("field", "op", "value"), where)
     f = node.get("field")
