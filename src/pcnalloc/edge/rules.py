@@ -27,6 +27,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -152,9 +153,12 @@ class RuleSet:
             "rules": [r.__dict__ for r in self.rules],
         }
 
-    @property
+    @cached_property
     def sha256(self) -> str:
-        """SHA-256 of the canonical JSON of the merged set (formatting and comments ignored)."""
+        """SHA-256 of the canonical JSON of the merged set (formatting and comments ignored).
+
+        Computed once per (immutable) set: the edge agent and the guard read it on every
+        decision."""
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(blob.encode()).hexdigest()
 
