@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[str, typer.Option(help="seeds: 0-2, 1,3,7 …")] = "0-2",
         requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
         load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
-        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/distributed"),
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("out/distributed"),
     ) -> None:
         """Value and blocking gap of regional agents to the centralised policy vs staleness."""
         from pcnalloc.config import env_config
@@ -140,7 +140,7 @@ def register(app: typer.Typer) -> None:
         ] = "0,0.1,0.2,0.3,0.4,0.45,0.5",
         seeds: Annotated[str, typer.Option(help="seeds of the false-feedback sweep")] = "0-1",
         seed: Annotated[int, typer.Option(help="seed of the malicious-sites scenario")] = 0,
-        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/trust"),
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("out/trust"),
     ) -> None:
         """Bayesian site reputation under malicious sites and false feedback."""
         from pcnalloc.distributed.scenarios import (
