@@ -170,3 +170,64 @@ def test_candidates_avoid_failed_links(tiny_net: CommNetwork, protected: bool) -
         np.testing.assert_allclose(
             cs.prop_ms_K[:n], [_route_latency_ms(tiny_net, r) for r in routes]
         )
+
+
+def _trap_network(tmp_path) -> CommNetwork:
+    """s–a–b–t is the shortest route and blocks every route disjoint from it, although the
+    pair s–a–t / s–b–t is link-disjoint (the classic trap of remove-and-reroute)."""
+    import json
+
+    from pcnalloc.config import NetworkConfig
+    from pcnalloc.network import cached_network
+
+    sites = [{"id": n, "kv": 110.0, "x": float(i), "y": 0.0} for i, n in enumerate("sabt")]
+    links = [
+        {"a": "s", "b": "a", "length_km": 10.0},
+        {"a": "a", "b": "b", "length_km": 10.0},
+        {"a": "b", "b": "t", "length_km": 10.0},
+        {"a": "s", "b": "b", "length_km": 50.0},
+        {"a": "a", "b": "t", "length_km": 50.0},
+    ]
+    p = tmp_path / "trap.json"
+    p.write_text(
+        json.dumps({"name": "trap", "sites": sites, "links": links, "control_centers": ["s"]})
+    )
+    return cached_network(str(p), NetworkConfig())
+
+
+def test_trap_topology_gets_the_disjoint_pair(tmp_path) -> None:
+    from pcnalloc.network.paths import disjoint_pair
+
+    net = _trap_network(tmp_path)
+    idx = {sid: i for i, sid in enumerate(net.site_names)}
+    s, t = idx["s"], idx["t"]
+    E = net.n_links
+    cache = PathCache(net, 4)
+    w = net.link_prop_ms + net.config.switching_delay_ms
+    # remove-and-reroute fails: no route avoids the shortest path's links
+    shortest = cache.paths(s, t)
+    own = shortest.links_PH[0][shortest.links_PH[0] < E]
+    h = net.graph.copy()
+    h.remove_edges_from(map(tuple, net.link_ends[own]))
+    assert not nx.has_path(h, s, t)
+    # Suurballe's pair exists and is what a protected request is offered
+    pair = disjoint_pair(net, s, t, w)
+    assert pair is not None
+    a, b = pair
+    la = {net.graph.edges[x, y]["link"] for x, y in itertools.pairwise(a)}
+    lb = {net.graph.edges[x, y]["link"] for x, y in itertools.pairwise(b)}
+    assert not la & lb and {a[0], a[-1]} == {b[0], b[-1]} == {s, t}
+    failed, key = _no_failures(net)
+    # K = 1: the only slot is the trap path under remove-and-reroute; it must hold the pair
+    for k in (1, 4):
+        cs = cache.candidates(s, t, k, protected=True, failed_E1=failed, failed_key=key)
+        assert cs.has_backup_K[0] or k > 1
+        assert cs.has_backup_K.any()
+        i = int(np.flatnonzero(cs.has_backup_K)[0])
+        prim = set(cs.links_KH[i][cs.links_KH[i] < E].tolist())
+        back = set(cs.backup_links_KB[i][cs.backup_links_KB[i] < E].tolist())
+        assert prim and back and not prim & back
+        n = int(cs.present_K.sum())
+        assert (np.diff(cs.prop_ms_K[:n]) >= -1e-12).all()
+    # with a link of the pair down no disjoint pair is left
+    assert disjoint_pair(net, s, t, w, removed=(next(iter(la)),)) is None

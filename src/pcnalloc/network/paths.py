@@ -1,5 +1,12 @@
 """K shortest paths by latency (Yen) and link-disjoint 1+1 pairs, cached per site pair.
 
+A 1+1 candidate is a primary from Yen's list with the shortest route avoiding its links.
+Where that fails for every primary — a *trap* topology, whose shortest path blocks every
+disjoint alternative although a disjoint pair exists — the min-sum link-disjoint pair
+(Suurballe's problem, solved as a two-unit min-cost flow with networkx's network simplex)
+takes the place of a backup-less slot, so a protected service is never refused for want of
+a pair the topology has.
+
 Paths are held as padded integer arrays (path × hop → link index, padded with the sentinel
 link index E), so per-decision feature work is numpy gathers over per-link state arrays of
 length E + 1 — no Python loop over links or actions at decision time.
@@ -10,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from itertools import pairwise
 
+import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import yen
@@ -92,6 +100,60 @@ def _k_shortest(graph: csr_matrix, src: int, dst: int, k: int) -> list[list[int]
             path.append(int(pred[i, path[-1]]))
         paths.append(path[::-1])
     return paths
+
+
+def disjoint_pair(
+    net: CommNetwork, src: int, dst: int, weight_E: np.ndarray, removed: tuple[int, ...] = ()
+) -> tuple[list[int], list[int]] | None:
+    """The link-disjoint pair of routes of least total weight (Suurballe's problem).
+
+    Solved as a min-cost flow of two units from ``src`` to ``dst`` over unit-capacity arcs
+    (both directions of every link that is not ``removed``); with positive weights an optimal
+    flow never uses both directions of a link, so its two unit paths share no link.
+
+    Args:
+        net: the network.
+        src, dst: site indices.
+        weight_E: per-link weight (e.g. latency in ms), shape (E,), all > 0.
+        removed: links that are down.
+
+    Returns:
+        ``(shorter, longer)`` site lists, or None when no disjoint pair exists.
+    """
+    if src == dst:
+        return None
+    g = nx.DiGraph()
+    down = set(removed)
+    # integer weights keep network simplex exact; ns resolution is ample for fibre latencies
+    w_int = np.maximum(np.rint(np.asarray(weight_E) * 1e6), 1).astype(np.int64)
+    for e, (a, b) in enumerate(net.link_ends.tolist()):
+        if e in down:
+            continue
+        g.add_edge(a, b, capacity=1, weight=int(w_int[e]))
+        g.add_edge(b, a, capacity=1, weight=int(w_int[e]))
+    if src not in g or dst not in g:
+        return None
+    g.nodes[src]["demand"] = -2
+    g.nodes[dst]["demand"] = 2
+    try:
+        _, flow = nx.network_simplex(g)
+    except nx.NetworkXUnfeasible:
+        return None
+    succ = {u: [v for v, f in out.items() if f > 0] for u, out in flow.items()}
+    paths = []
+    for _ in range(2):
+        path = [src]
+        while path[-1] != dst:
+            path.append(succ[path[-1]].pop())
+        paths.append(path)
+    cost = [sum(float(weight_E[g_link(net, a, b)]) for a, b in pairwise(p)) for p in paths]
+    order = np.argsort(cost, kind="stable")
+    return paths[int(order[0])], paths[int(order[1])]
+
+
+def g_link(net: CommNetwork, a: int, b: int) -> int:
+    """Index of the link joining sites ``a`` and ``b``."""
+    return int(net.graph.edges[a, b]["link"])
 
 
 class PathCache:
@@ -190,6 +252,29 @@ class PathCache:
             own = prim.links_PH[i][prim.links_PH[i] < self.net.n_links]
             alt = _k_shortest(self._graph_without((*failed, *own.tolist())), src, dst, 1)
             backups.append(alt[0] if alt else [])
+        if primaries and not all(backups):
+            pair = disjoint_pair(self.net, src, dst, self._w, failed)
+            if pair is not None and list(pair[0]) not in primaries:
+                # a trap: put the disjoint pair in the last backup-less slot (or a free slot),
+                # then keep the slots in order of primary latency
+                slot = (
+                    len(primaries)
+                    if len(primaries) < k
+                    else max(i for i, b in enumerate(backups) if not b)
+                )
+                if slot == len(primaries):
+                    primaries.append(pair[0])
+                    backups.append(pair[1])
+                else:
+                    primaries[slot], backups[slot] = pair[0], pair[1]
+                lat = [
+                    sum(float(self._w[g_link(self.net, a, b)]) for a, b in pairwise(p))
+                    for p in primaries
+                ]
+                order = np.argsort(lat, kind="stable")
+                primaries = [primaries[i] for i in order]
+                backups = [backups[i] for i in order]
+                prim = _pack(primaries, self.net)
         return self._slots(prim, np.arange(len(primaries)), k, backup=backups)
 
     def _slots(
