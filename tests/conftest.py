@@ -8,6 +8,8 @@ capacity-by-voltage rule is exercised without loading a pandapower case.
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -19,6 +21,10 @@ import yaml
 from pcnalloc.config import EnvConfig, NetworkConfig, env_config
 from pcnalloc.network import CommNetwork, cached_network
 from pcnalloc.network.builder import from_pandapower, load_pandapower
+
+# Tests keep the on-disk network cache (pcnalloc.network.store) out of the user's home:
+# one fresh folder per test session, inherited by the subprocesses tests start.
+os.environ.setdefault("PCNALLOC_CACHE_DIR", tempfile.mkdtemp(prefix="pcnalloc-cache-"))
 
 TINY_SITES: tuple[dict[str, Any], ...] = (
     {"id": "A", "kv": 110.0, "x": 0.0, "y": 1.0, "region": "north"},

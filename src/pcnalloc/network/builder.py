@@ -392,11 +392,14 @@ _CACHE: dict[tuple[str, str], CommNetwork] = {}
 
 
 def cached_network(case: str, config: NetworkConfig) -> CommNetwork:
-    """:func:`build_network`, memoised per (case, config) within the process.
+    """:func:`build_network`, memoised per (case, config) within the process and on disk
+    across processes (:mod:`pcnalloc.network.store`).
 
     A :class:`CommNetwork` is immutable, so envs and workers in one process share it.
     """
     key = (case, config.model_dump_json())
     if key not in _CACHE:
-        _CACHE[key] = build_network(case, config)
+        from pcnalloc.network.store import load_or_build
+
+        _CACHE[key] = load_or_build(case, config, build_network)
     return _CACHE[key]
