@@ -8,6 +8,7 @@ import numpy as np
 
 from pcnalloc.config import SLICES
 from pcnalloc.envs.power_comm import OUTCOMES, PowerCommEnv
+from pcnalloc.evaluate.checker import SafetyChecker
 
 METRIC_KEYS = (
     "requests",
@@ -23,6 +24,7 @@ METRIC_KEYS = (
     "jain_fairness_link_utilisation",
     "mean_latency_over_bound",
     "executed_hard_violations",
+    "executed_violations_by_kind",
     "intercepted",
     "preempted_flows",
     "preempted_value",
@@ -44,14 +46,24 @@ class MetricsRecorder:
     their service away. A pre-empted flow's re-routing request is offered (and may be
     admitted) like any other request.
 
+    ``executed_hard_violations`` (and its split ``executed_violations_by_kind``) come from a
+    :class:`~pcnalloc.evaluate.checker.SafetyChecker` that re-derives capacity, isolation,
+    latency, trust, 1+1 and grant from the raw state after every recorded step, never from
+    the mask or evaluation that chose the action. Build the recorder right after
+    ``env.reset()`` and record every step.
+
     Args:
         env: the (unwrapped) environment being played.
         sample_every: decisions between utilisation samples (deterministic).
+        checker: the safety checker to use (default: a new one on ``env``).
     """
 
-    def __init__(self, env: PowerCommEnv, sample_every: int = 10) -> None:
+    def __init__(
+        self, env: PowerCommEnv, sample_every: int = 10, checker: SafetyChecker | None = None
+    ) -> None:
         cat = env.catalog
         self.env = env
+        self.checker = checker if checker is not None else SafetyChecker(env)
         self.sample_every = sample_every
         C = cat.n_classes
         self.names = cat.names
@@ -65,13 +77,14 @@ class MetricsRecorder:
         self.mbps = 0.0
         self.mbps_hops = 0.0
         self.lat_ratio: list[float] = []
-        self.violations = 0
         self.preempted = 0
         self.reward = 0.0
         self.samples: list[tuple[float, float, float, np.ndarray]] = []
         self.n = 0
 
     def record(self, info: dict[str, Any], reward: float) -> None:
+        """Account one step's ``info`` and reward, and run the safety checker on it."""
+        self.checker.after_step(info)
         c = info["cls"]
         self.n += 1
         self.offered_C[c] += 1
@@ -85,9 +98,6 @@ class MetricsRecorder:
             self.mbps += mb
             self.mbps_hops += mb * info["hops"]
             self.lat_ratio.append(info["latency_ms"] / info["bound_ms"])
-            # Independent re-check of what was executed: the latency bound and the pools.
-            if info["latency_ms"] > info["bound_ms"] + 1e-9:
-                self.violations += 1
             self.value_preempted += info["preempted_value"]
             self.preempted += info["preempted"]
         if self.n % self.sample_every == 0:
@@ -95,8 +105,6 @@ class MetricsRecorder:
 
     def sample(self) -> None:
         st = self.env.state
-        if (st.used_ES1 > st.cap_ES1).any() or (st.used_ES1 < 0).any():
-            self.violations += 1
         u_ES = st.utilisation_ES()
         u_E = u_ES.max(axis=1)
         sq = float((u_E**2).sum())
@@ -114,6 +122,8 @@ class MetricsRecorder:
         s = np.array([x[:3] for x in self.samples])
         carried = np.mean([x[3] for x in self.samples], axis=0)
         c = self.env.counters
+        self.checker.finish()
+        safety = self.checker.summary()
         r = lambda x: round(float(x), 6)  # noqa: E731 - rounding keeps JSON stable and short
         return {
             "requests": self.n,
@@ -137,7 +147,9 @@ class MetricsRecorder:
             "p95_link_utilisation": r(s[:, 1].mean()),
             "jain_fairness_link_utilisation": r(s[:, 2].mean()),
             "mean_latency_over_bound": r(np.mean(self.lat_ratio)) if self.lat_ratio else 0.0,
-            "executed_hard_violations": self.violations,
+            "executed_hard_violations": safety["executed_hard_violations"],
+            "executed_violations_by_kind": safety["executed_violations_by_kind"],
+            "safety_checks": {k: safety[k] for k in ("checked_admissions", "unchecked_admissions")},
             "intercepted": int(c["refused"]),
             "preempted_flows": self.preempted,
             "preempted_value": r(self.value_preempted),

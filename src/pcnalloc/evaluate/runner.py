@@ -35,6 +35,11 @@ def run_policy(
 ) -> dict[str, Any]:
     """Play ``policy`` for one episode of ``requests`` decisions from ``reset(seed=seed)``.
 
+    Every executed action is checked by a
+    :class:`~pcnalloc.evaluate.checker.SafetyChecker` on the raw state: its count is
+    ``metrics["executed_hard_violations"]``. A rule guard's own summary goes to
+    ``metrics["guard"]`` (its ``executed_violations`` is the guard's claim, kept apart).
+
     Returns:
         ``{"policy", "case", "load", "seed", "requests", "metrics", "timing"}`` where
         ``metrics`` is identical for the same inputs and ``timing`` holds wall-clock figures.
@@ -62,11 +67,10 @@ def run_policy(
         progress(requests % 100)
     metrics = rec.result(model_bytes=policy.model_bytes)
     summary = getattr(policy, "summary", None)
-    if callable(summary):  # a rule guard reports what it intercepted and what slipped through
+    if callable(summary):  # a rule guard reports what it intercepted and what it let through
         g = summary()
         metrics["intercepted"] += int(g.get("intercepted", 0))
-        metrics["executed_hard_violations"] += int(g.get("executed_violations", 0))
-        metrics["guard"] = g
+        metrics["guard"] = g  # the guard's own claim; the checker's count stands apart
     return {
         "policy": policy.name,
         "case": cfg.network.case,
