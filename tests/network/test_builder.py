@@ -254,6 +254,14 @@ def test_graph_json_capacity_overrides_voltage(tmp_path: Path) -> None:
     assert net.n_regions == 1  # no region labels, 3 sites → one Louvain region
 
 
+def _two(**link: float) -> dict:
+    """Two sites joined by one link with the given link fields."""
+    return {
+        "sites": [{"id": "a"}, {"id": "b"}],
+        "links": [{"a": "a", "b": "b", "length_km": 10.0, **link}],
+    }
+
+
 @pytest.mark.parametrize(
     ("data", "needle"),
     [
@@ -277,6 +285,12 @@ def test_graph_json_capacity_overrides_voltage(tmp_path: Path) -> None:
             },
             "connected",
         ),
+        (_two(length_km=float("nan")), "length_km nan is invalid"),
+        (_two(length_km=float("inf")), "length_km inf is invalid"),
+        (_two(capacity_mbps=-5.0), "capacity_mbps -5.0 is invalid"),
+        (_two(capacity_mbps=1e30), "capacity_mbps 1e[+]?30 is invalid"),
+        (_two(circuits=-1), "circuits -1.0 is invalid"),
+        ({**_two(), "control_centers": ["nope"]}, "control center 'nope' names no site"),
     ],
 )
 def test_malformed_graph_json(tmp_path: Path, data: dict, needle: str) -> None:

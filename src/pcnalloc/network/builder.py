@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from pcnalloc.config import SLICES, NetworkConfig
-from pcnalloc.errors import NetworkError, UnknownCaseError
+from pcnalloc.errors import NetworkError, UnknownCaseError, choices
 from pcnalloc.network.model import CommNetwork, capacity_for_kv
 
 log = logging.getLogger(__name__)
@@ -311,40 +311,78 @@ def _louvain_regions(graph: nx.Graph, config: NetworkConfig) -> np.ndarray:
     return region
 
 
+MAX_LENGTH_KM = 20_000.0
+"""Longest fiber link a graph JSON may declare (km)."""
+MAX_CAPACITY_MBPS = 10_000_000.0
+"""Largest line rate a graph JSON may declare (Mb/s, 10 Tb/s); pools are integer kb/s."""
+
+
+def _check_numbers(
+    path: Path, what: str, x: np.ndarray, *, lo: float, hi: float, lo_open: bool = True
+) -> None:
+    """Refuse NaN/inf and values outside (lo, hi] (or [lo, hi]) naming the first bad one."""
+    ok = np.isfinite(x) & (x <= hi) & ((x > lo) if lo_open else (x >= lo))
+    if not ok.all():
+        bad = float(x[~ok][0])
+        rng = f"{'>' if lo_open else '≥'} {lo:g} and ≤ {hi:g}"
+        raise NetworkError(f"{path}: {what} {bad!r} is invalid; accepted: finite numbers {rng}")
+
+
 def from_graph_json(path: Path, config: NetworkConfig) -> CommNetwork:
     """Build from a pcnalloc graph JSON file (schema in docs/network.md)."""
     try:
         data = json.loads(path.read_text())
         sites = data["sites"]
         links = data["links"]
+        if not isinstance(sites, list) or not isinstance(links, list):
+            raise NetworkError(f"{path}: 'sites' and 'links' must be lists")
         ids = [str(s["id"]) for s in sites]
         index = {sid: i for i, sid in enumerate(ids)}
         if len(index) != len(ids):
-            raise NetworkError(f"{path}: duplicate site ids")
+            dup = sorted({i for i in ids if ids.count(i) > 1})
+            raise NetworkError(f"{path}: duplicate site ids {dup}; every site id must be unique")
         kv = np.array([float(s.get("kv", 0.0)) for s in sites])
+        _check_numbers(path, "site kv", kv, lo=0.0, hi=2000.0, lo_open=False)
         xy = np.array([[float(s.get("x", np.nan)), float(s.get("y", np.nan))] for s in sites])
+        if np.isinf(xy).any():
+            raise NetworkError(f"{path}: site x/y must be finite numbers (or absent)")
         if not links:
             raise NetworkError(f"{path}: a network needs at least one link")
+        for j, lk in enumerate(links):
+            for end in ("a", "b"):
+                if str(lk[end]) not in index:
+                    raise NetworkError(
+                        f"{path}: link {j} end {end}={lk[end]!r} names no site; "
+                        f"accepted: {choices(ids)}"
+                    )
         ends = np.array(
             [[index[str(lk["a"])], index[str(lk["b"])]] for lk in links], dtype=np.int64
         )
         if (ends[:, 0] == ends[:, 1]).any():
             raise NetworkError(f"{path}: a link joins a site to itself")
         length = np.array([float(lk["length_km"]) for lk in links])
-        if (length <= 0).any():
-            raise NetworkError(f"{path}: every link needs length_km > 0")
+        _check_numbers(path, "link length_km", length, lo=0.0, hi=MAX_LENGTH_KM)
         caps = [lk.get("capacity_mbps") for lk in links]
         cap = (
             None
             if all(c is None for c in caps)
             else np.array([float(c) if c is not None else np.nan for c in caps])
         )
+        if cap is not None:
+            _check_numbers(
+                path, "link capacity_mbps", cap[~np.isnan(cap)], lo=0.0, hi=MAX_CAPACITY_MBPS
+            )
+        circuits = np.array([float(lk.get("circuits", 1)) for lk in links])
+        _check_numbers(path, "link circuits", circuits, lo=0.0, hi=1000.0)
         link_kv = np.maximum(kv[ends[:, 0]], kv[ends[:, 1]])
         if cap is not None and np.isnan(cap).any():
             cap = np.where(np.isnan(cap), capacity_for_kv(link_kv), cap)
+        for c in data.get("control_centers", []):
+            if str(c) not in index:
+                raise NetworkError(f"{path}: control center {c!r} names no site")
         cc = [index[str(c)] for c in data.get("control_centers", [])]
         zones = [str(s["region"]) for s in sites] if all("region" in s for s in sites) else None
-    except (KeyError, TypeError, ValueError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise NetworkError(f"malformed graph JSON {str(path)!r}: {err!r}") from None
     return assemble(
         name=str(data.get("name", path.stem)),
@@ -354,7 +392,7 @@ def from_graph_json(path: Path, config: NetworkConfig) -> CommNetwork:
         site_xy=xy,
         link_ends=ends,
         link_length_km=length,
-        link_circuits=np.array([float(lk.get("circuits", 1)) for lk in links]),
+        link_circuits=circuits,
         link_kv=link_kv,
         link_capacity_mbps=cap,
         primary_cc=cc[0] if cc else None,
