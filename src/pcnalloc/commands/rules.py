@@ -48,7 +48,9 @@ def check(
 def explain(
     case: Annotated[str, typer.Option(help="grid case")] = "case30",
     seed: Annotated[int, typer.Option(help="episode seed")] = 0,
-    step: Annotated[int, typer.Option(help="request index to explain (0 = first)", min=0)] = 0,
+    step: Annotated[
+        int, typer.Option(help="request index to explain (0 = first)", min=0, max=100_000)
+    ] = 0,
     rules: Annotated[Path | None, typer.Option(help="rule YAML merged over the defaults")] = None,
     policy: Annotated[str, typer.Option(help="heuristic that plays the first STEP requests")] = (
         "ksp-ff"
