@@ -22,9 +22,9 @@ from pcnalloc.baselines import make_policy
 from pcnalloc.config import env_config
 from pcnalloc.edge import keys
 from pcnalloc.edge.audit import AuditLog
-from pcnalloc.edge.engine import RequestContext, build_engine
-from pcnalloc.edge.guard import Guard
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.rules.engine import RequestContext, build_engine
+from pcnalloc.rules.guard import Guard
 
 
 def pct(ns: list[int]) -> dict[str, float]:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pcnalloc.edge.engine import RuleEngine, build_engine
+from pcnalloc.rules.engine import RuleEngine, build_engine
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 
 K, L = 4, 3

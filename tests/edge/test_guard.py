@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pcnalloc.baselines import make_policy
-from pcnalloc.edge.engine import RequestContext
-from pcnalloc.edge.guard import Guard, GuardedPolicy, preference_scores
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.rules.engine import RequestContext
+from pcnalloc.rules.guard import Guard, GuardedPolicy, preference_scores
 
 
 @st.composite

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pcnalloc.baselines import make_policy
-from pcnalloc.edge.engine import RequestContext, build_engine
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.rules.engine import RequestContext, build_engine
 
 
 @pytest.mark.parametrize(("policy", "seed"), [("cspf-pe:4", 0), ("random", 1)])

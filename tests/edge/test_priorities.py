@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pcnalloc.edge.engine import RequestContext
-from pcnalloc.edge.priorities import DynamicPriorities, PriorityRuleError, RegionEmergencies
-from pcnalloc.edge.rules import PriorityRule, RuleSet
+from pcnalloc.rules.engine import RequestContext
+from pcnalloc.rules.priorities import DynamicPriorities, PriorityRuleError, RegionEmergencies
+from pcnalloc.rules.schema import PriorityRule, RuleSet
 
 
 def test_apply_and_revert(engine, catalog) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcnalloc.edge.engine import RequestContext, RuleEngine, build_engine
-from pcnalloc.edge.rules import ACTION_FIELDS, RuleError, RuleSet
 from pcnalloc.envs.features import FIELDS
+from pcnalloc.rules.engine import RequestContext, RuleEngine, build_engine
+from pcnalloc.rules.schema import ACTION_FIELDS, RuleError, RuleSet
 
 A = 13
 

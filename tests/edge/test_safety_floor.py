@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pcnalloc.edge.engine import RequestContext, RuleEngine
-from pcnalloc.edge.guard import PHYSICAL_MASK, Guard
-from pcnalloc.edge.rules import FLOOR_PARAMS, RuleError, RuleSet
+from pcnalloc.rules.engine import RequestContext, RuleEngine
+from pcnalloc.rules.guard import PHYSICAL_MASK, Guard
+from pcnalloc.rules.schema import FLOOR_PARAMS, RuleError, RuleSet
 
 A = 13
 FLOOR = sorted(RuleSet.packaged().floor)

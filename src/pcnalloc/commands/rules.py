@@ -22,8 +22,8 @@ def check(
     ] = None,
 ) -> None:
     """Validate FILE (syntax, fields, operators, values, classes); exit non-zero if bad."""
-    from pcnalloc.edge.engine import RuleEngine
-    from pcnalloc.edge.rules import RuleSet
+    from pcnalloc.rules.engine import RuleEngine
+    from pcnalloc.rules.schema import RuleSet
     from pcnalloc.traffic.catalog import load_catalog
 
     rs = RuleSet.load(file)
@@ -60,9 +60,9 @@ def explain(
     """Replay the env to request STEP with POLICY and show which rules fire for each action."""
     from pcnalloc.baselines import make_policy
     from pcnalloc.config import env_config
-    from pcnalloc.edge.engine import RequestContext, build_engine
     from pcnalloc.envs import PowerCommEnv
     from pcnalloc.evaluate.runner import env_config_for
+    from pcnalloc.rules.engine import RequestContext, build_engine
 
     pol = make_policy(policy)
     cfg = env_config_for(pol, env_config(network={"case": case}, traffic={"load": load}))

@@ -216,7 +216,7 @@ class RegionalCoordinator:
         allowed = ~self._struck_A
         violations = None
         if env.cfg.rules is not None:
-            from pcnalloc.edge.engine import RequestContext
+            from pcnalloc.rules.engine import RequestContext
 
             emergency = bool(env.emergency_R[r] > 0)
             v = env.engine.check(ev.fields, RequestContext(req.cls, r, emergency))

@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "RuleSet": "rules",
+    "RuleSet": "rules",  # aliases of pcnalloc.rules.schema
     "Rule": "rules",
     "RuleError": "rules",
     "RuleEngine": "engine",

@@ -136,7 +136,7 @@ def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
     (they decide which candidates may pre-empt), queueing model, a user rule file (it
     tightens the mask, hence the ``valid`` feature), and the catalog.
     """
-    from pcnalloc.edge.engine import build_engine
+    from pcnalloc.rules.engine import build_engine
 
     engine = build_engine(cfg.rules, catalog, trust_threshold=cfg.trust_threshold)
     pr = engine.priorities

@@ -438,7 +438,7 @@ def evaluate_request(
     prio = int(prio_table_2C[int(emergency), req.cls])
     ev = evaluate(state, cs, req, catalog, cfg, priority=prio)
     if cfg.rules is not None:
-        from pcnalloc.edge.engine import RequestContext
+        from pcnalloc.rules.engine import RequestContext
 
         v = engine.check(ev.fields, RequestContext(int(req.cls), region, emergency))
         ev = ev.restricted(~v.forbidden_A, v.violations_AR)
