@@ -42,8 +42,8 @@ from pcnalloc.edge import keys
 from pcnalloc.edge.agent import BoundModel, EdgeAgent, LocalState
 from pcnalloc.edge.artifact import load_artifact
 from pcnalloc.edge.audit import AuditLog
-from pcnalloc.edge.compile import compile_student, load_student_module
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.export.compile import compile_student, load_student_module
 from pcnalloc.rules.engine import build_engine
 
 TARGETS = {"model_fp32_bytes_max": 125_000, "inference_p50_us_max": 20, "decision_p99_us_max": 100}

@@ -22,7 +22,7 @@ from pcnalloc.edge.artifact import (
     load_artifact,
     manifest_bytes,
 )
-from pcnalloc.edge.compile import compile_student, save_student_checkpoint
+from pcnalloc.export.compile import compile_student, save_student_checkpoint
 from pcnalloc.library.schema import LibrarySpec, encode_metadata
 from pcnalloc.library.writer import LibraryWriter
 from pcnalloc.traffic.catalog import load_catalog

@@ -14,7 +14,8 @@ from onnx import numpy_helper
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
 from pcnalloc.edge.artifact import MANIFEST, compact_blocks, load_artifact
-from pcnalloc.edge.compile import (
+from pcnalloc.envs.observation import compact_dim
+from pcnalloc.export.compile import (
     CompileError,
     QuantizationRejected,
     compile_student,
@@ -24,7 +25,6 @@ from pcnalloc.edge.compile import (
     save_student_checkpoint,
     torch_logits,
 )
-from pcnalloc.envs.observation import compact_dim
 from pcnalloc.traffic.catalog import load_catalog
 
 CFG = EnvConfig()

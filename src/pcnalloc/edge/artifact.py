@@ -1,6 +1,6 @@
 """Signed edge artifacts: manifest layout, feature schema, and the verifying loader.
 
-An artifact is a folder written by :func:`pcnalloc.edge.compile.compile_student`::
+An artifact is a folder written by :func:`pcnalloc.export.compile.compile_student`::
 
     ARTIFACT/
       manifest.json     what the model reads and writes, versions, sha256 of every model file
