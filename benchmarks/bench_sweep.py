@@ -18,7 +18,7 @@ import os
 import platform
 import time
 
-from pcnalloc.distributed import make_executor
+from pcnalloc.core import make_executor
 from pcnalloc.evaluate.sweep import parse_seeds, sweep
 
 

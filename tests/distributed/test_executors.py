@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pcnalloc.distributed import (
+from pcnalloc.core import (
     Executor,
     LocalExecutor,
     MissingDependencyError,

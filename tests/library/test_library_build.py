@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from pcnalloc.distributed.executors import LocalExecutor
+from pcnalloc.core.executors import LocalExecutor
 from pcnalloc.library import LibraryError, LibraryReader
 from pcnalloc.library.build import build_library
 from pcnalloc.teacher import teacher_config, train_teacher

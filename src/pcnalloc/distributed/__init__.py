@@ -4,7 +4,7 @@ summaries and two-phase reservations, site trust by Bayesian reputation.
 The PettingZoo env lives in :mod:`pcnalloc.distributed.parallel_env` (import it directly).
 """
 
-from pcnalloc.distributed.executors import (
+from pcnalloc.core.executors import (
     EXECUTORS,
     Executor,
     LocalExecutor,
