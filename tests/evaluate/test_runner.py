@@ -62,3 +62,28 @@ def test_progress_callback_counts_every_request(cfg) -> None:
     seen: list[int] = []
     run_policy(make_policy("llp"), cfg, seed=0, requests=250, progress=seen.append)
     assert sum(seen) == 250
+
+
+def test_guard_claim_is_reported_apart_from_the_checker(cfg) -> None:
+    """A guard's own ``executed_violations`` is its claim; the metric is the checker's."""
+
+    class Claiming:
+        name, observation, env_overrides, model_bytes = "claiming", "compact", {}, 0
+
+        def __init__(self) -> None:
+            self.inner = make_policy("ksp-ff")
+
+        def reset(self, seed: int | None = None) -> None:
+            self.inner.reset(seed)
+
+        def act(self, obs):
+            return self.inner.act(obs)
+
+        def summary(self) -> dict:
+            return {"intercepted": 2, "executed_violations": 7}
+
+    m = run_policy(Claiming(), cfg, seed=0, requests=60)["metrics"]
+    assert m["guard"]["executed_violations"] == 7
+    assert m["executed_hard_violations"] == 0 and m["intercepted"] == 2
+    assert sum(m["executed_violations_by_kind"].values()) == 0
+    assert m["safety_checks"]["checked_admissions"] > 0
