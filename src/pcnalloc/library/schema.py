@@ -130,7 +130,10 @@ class LibrarySpec:
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> LibrarySpec:
         try:
-            return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+            fields: dict[str, Any] = {
+                k: tuple(v) if isinstance(v, list) else v for k, v in d.items()
+            }
+            return cls(**fields)
         except TypeError as err:
             raise LibraryError(f"malformed library spec {d!r}: {err}") from None
 

@@ -175,10 +175,10 @@ def from_pandapower(net: Any, name: str, config: NetworkConfig) -> CommNetwork:
     inv = {
         (site_of_root[a], site_of_root[b]): g for (a, b), g in groups.items() if a in site_of_root
     }
-    ends = np.array(keys, dtype=np.int64).reshape(-1, 2)
+    ends_E2 = np.array(keys, dtype=np.int64).reshape(-1, 2)
     circuits = np.array([inv[k]["n"] for k in keys])
-    length = np.array([inv[k]["len"] / inv[k]["n"] for k in keys])
-    kv = np.array([inv[k]["kv"] for k in keys])
+    length_E = np.array([inv[k]["len"] / inv[k]["n"] for k in keys])
+    kv_E = np.array([inv[k]["kv"] for k in keys])
 
     slack_sites = (
         [
@@ -199,10 +199,10 @@ def from_pandapower(net: Any, name: str, config: NetworkConfig) -> CommNetwork:
         site_buses=[sorted(members[r]) for r in roots],
         site_kv=site_kv,
         site_xy=xy,
-        link_ends=ends,
-        link_length_km=length,
+        link_ends=ends_E2,
+        link_length_km=length_E,
         link_circuits=circuits,
-        link_kv=kv,
+        link_kv=kv_E,
         link_capacity_mbps=None,
         primary_cc=slack_sites[0] if slack_sites else None,
         zones=zones,

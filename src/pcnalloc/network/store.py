@@ -105,7 +105,7 @@ def save(net: CommNetwork, folder: Path, key: str) -> Path:
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".npz.tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
+            np.savez(fh, **arrays)  # type: ignore[arg-type]  # numpy stubs type **kwds as bool
         os.chmod(tmp, 0o644)
         final = folder / f"{key}.npz"
         os.replace(tmp, final)

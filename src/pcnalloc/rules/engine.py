@@ -264,7 +264,10 @@ class RuleEngine:
             "emergency": bool(emergency),
             "region": region,
         }
-        path_rows, reject_rows, soft_rows, folded = [], [], [], {}
+        path_rows: list[Any] = []
+        reject_rows: list[Any] = []
+        soft_rows: list[Any] = []
+        folded: dict[Any, Any] = {}
         for rules, out in ((self._hard, None), (self._soft, soft_rows)):
             for j, r in enumerate(rules):
                 if not _in_scope(r, req, region):

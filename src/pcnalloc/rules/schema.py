@@ -547,7 +547,7 @@ def _prio(raw: Any, i: int, source: str) -> PriorityRule:
     _keys(raw, PRIO_KEYS, where)
     classes = _str_list(raw.get("classes"), f"{where}: classes")
     p = raw.get("priority")
-    if not _is_int(p) or not 0 <= p <= 7:
+    if not isinstance(p, int) or isinstance(p, bool) or not 0 <= p <= 7:
         raise RuleError(f"{where}: priority must be an integer in 0..7, got {p!r}")
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
