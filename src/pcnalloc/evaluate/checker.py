@@ -175,7 +175,14 @@ class SafetyChecker:
         self._protected_C = np.asarray(cat.protected_C, dtype=bool)
         bw = np.asarray(cat.bandwidth_kbps_C, dtype=float)
         grants = np.asarray(cat.grant_CL, dtype=float)[:, :L]
-        self._grant_kbps_C = [bw[c] * g[g > 0] for c, g in enumerate(grants)]
+        # Python lists: the per-flow checks touch a handful of entries each.
+        self._grant_l = [(bw[c] * g[g > 0]).tolist() for c, g in enumerate(grants)]
+        self._ends_l = [(int(a), int(b)) for a, b in self._ends.tolist()]
+        self._link_ms_l = self._link_ms.tolist()
+        self._pool_l = self._pool_C.tolist()
+        self._needs_trust_l = self._needs_trust_C.tolist()
+        self._bound_l = self._bound_C.tolist()
+        self._protected_l = self._protected_C.tolist()
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -353,22 +360,32 @@ class SafetyChecker:
     def _snapshot(self) -> None:
         st = self.env.state
         self._snap_used = self._used[: self.E].copy()
-        self._snap_queue: np.ndarray | None = None
         self._snap_trust = np.asarray(st.trust_N1, dtype=float).copy()
         self._snap_failed = np.asarray(st.failed_E1[: self.E], dtype=bool).copy()
+        self._view: tuple[list, list, list] | None = None
 
-    def _walk(self, links: np.ndarray, src: int, dst: int) -> list[int] | None:
+    def _admission_view(self) -> tuple[list, list, list]:
+        """Queueing term per (link, pool), trust per site and cut flag per link at admission,
+        as Python lists (built once per step, only when a flow is checked)."""
+        if self._view is None:
+            u = np.minimum(self._snap_used / self._capf, self._ucap)
+            queue = (self._q0 * u / (1.0 - u)).tolist()
+            self._view = (queue, self._snap_trust.tolist(), self._snap_failed.tolist())
+        return self._view
+
+    def _walk(self, links: list[int], src: int, dst: int) -> list[int] | None:
         """Sites visited by ``links``; None unless they form a walk joining ``src`` and ``dst``.
 
         Routes are cached per unordered site pair, so a flow's links may run from either end.
         """
+        ends, E = self._ends_l, self.E
         for start, end in ((int(src), int(dst)), (int(dst), int(src))):
             node = start
             sites = [node]
-            for e in links.tolist():
-                if not 0 <= e < self.E:
+            for e in links:
+                if not 0 <= e < E:
                     return None
-                a, b = int(self._ends[e, 0]), int(self._ends[e, 1])
+                a, b = ends[e]
                 if node == a:
                     node = b
                 elif node == b:
@@ -381,51 +398,48 @@ class SafetyChecker:
                     return sites
         return None
 
-    def _latency_ms(self, links: np.ndarray, s: int) -> float:
-        """Σ propagation + hops · switching + Σ q0 · ũ / (1 − ũ) at the snapshot's utilisation."""
-        if self._snap_queue is None:  # per-pool queueing term, once per step when needed
-            u = np.minimum(self._snap_used / self._capf, self._ucap)
-            self._snap_queue = self._q0 * u / (1.0 - u)
-        delay = self._link_ms[links] + self._snap_queue[links, s]
-        return float(delay.sum()) + links.size * self._switch_ms
-
     def _check_flow(self, f: Flow) -> None:
-        c = int(f.cls)
-        prim = np.asarray(f.links, dtype=np.int64)
-        back = np.asarray(f.backup_links, dtype=np.int64)
-        routes = [prim] + ([back] if back.size else [])
-        fid = int(f.id)
+        c, fid, sl = int(f.cls), int(f.id), int(f.slice)
+        prim = np.asarray(f.links, dtype=np.int64).tolist()
+        back = np.asarray(f.backup_links, dtype=np.int64).tolist()
+        routes = [prim, back] if back else [prim]
+        pool = self._pool_l[c]
+        queue, trust, failed = self._admission_view()
         # zone isolation: the class's own pool only
-        if int(f.slice) != int(self._pool_C[c]):
-            self._flag("zone", flow=fid, cls=c, slice=int(f.slice), pool=int(self._pool_C[c]))
-        # route: a walk of live links from src to dst
+        if sl != pool:
+            self._flag("zone", flow=fid, cls=c, slice=sl, pool=pool)
+        # route: walks of existing links joining the two end sites, none of them cut
         walks = [self._walk(r, f.src, f.dst) for r in routes]
-        if not prim.size or any(w is None for w in walks):
+        if not prim or any(w is None for w in walks):
             self._flag("route", flow=fid, reason="not a walk joining the two end sites")
-        elif any(self._snap_failed[r].any() for r in routes):
+        elif any(failed[e] for r in routes for e in r):
             self._flag("route", flow=fid, reason="uses a link that was cut")
-        valid = [r for r, w in zip(routes, walks, strict=True) if w is not None and r.size]
         # 1+1: both routes exist and share no link
-        if self._protected_C[c] and (
-            not prim.size or not back.size or np.intersect1d(prim, back).size
-        ):
-            shared = np.intersect1d(prim, back).tolist()
-            self._flag("protection", flow=fid, backup_hops=int(back.size), shared=shared)
+        if self._protected_l[c]:
+            shared = sorted(set(prim) & set(back))
+            if not prim or not back or shared:
+                self._flag("protection", flow=fid, backup_hops=len(back), shared=shared)
         # latency against the class bound at the utilisation of the pool it sits in
-        s = int(f.slice) if 0 <= int(f.slice) < self.S else int(self._pool_C[c])
-        if valid:
-            lat = max(self._latency_ms(r, s) for r in valid)
+        s = sl if 0 <= sl < self.S else pool
+        ms, sw = self._link_ms_l, self._switch_ms
+        lats = [
+            sum(ms[e] + queue[e][s] for e in r) + len(r) * sw
+            for r, w in zip(routes, walks, strict=True)
+            if w is not None and r
+        ]
+        if lats:
+            lat = max(lats)
             self.last_latency_ms[fid] = lat
-            bound = float(self._bound_C[c])
+            bound = self._bound_l[c]
             if lat > bound * (1.0 + _LAT_RTOL) + _LAT_ATOL_MS:
                 self._flag("latency", flow=fid, latency_ms=round(lat, 6), bound_ms=bound)
         # trust of every site on a Zone I/II route
-        if self._needs_trust_C[c]:
-            sites = sorted({n for w in walks if w is not None for n in w})
-            low = [n for n in sites if self._snap_trust[n] < self._trust_thr]
+        if self._needs_trust_l[c]:
+            sites = {n for w in walks if w is not None for n in w}
+            low = sorted(n for n in sites if trust[n] < self._trust_thr)
             if low:
                 self._flag("trust", flow=fid, sites=low, threshold=self._trust_thr)
         # grant: one of the class's positive levels (integer rounding allowed)
-        levels = self._grant_kbps_C[c]
-        if not levels.size or float(np.abs(levels - int(f.kbps)).min()) > 0.5 + 1e-9:
-            self._flag("grant", flow=fid, kbps=int(f.kbps), levels_kbps=levels.tolist())
+        levels, kb = self._grant_l[c], int(f.kbps)
+        if not levels or min(abs(g - kb) for g in levels) > 0.5 + 1e-9:
+            self._flag("grant", flow=fid, kbps=kb, levels_kbps=levels)
