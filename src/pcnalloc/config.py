@@ -96,6 +96,20 @@ class TrafficConfig(_Frozen):
         True, description="start episodes from the stationary M/G/∞ flow population"
     )
     events: EventsConfig = Field(default_factory=EventsConfig)
+    scenario: str | None = Field(
+        None,
+        description="scenario family (normal, storm, fiber-cut, mixed) or a scenario YAML file "
+        "whose events are scheduled inside every episode; None = the per-hour event rates only",
+    )
+
+    @field_validator("scenario")
+    @classmethod
+    def _scenario(cls, v: str | None) -> str | None:
+        if v is not None:
+            from pcnalloc.traffic.scenarios import load_scenario
+
+            load_scenario(v)  # unknown names and bad files fail here, before any work
+        return v
 
     @field_validator("load")
     @classmethod

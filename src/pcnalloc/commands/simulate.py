@@ -56,15 +56,26 @@ def summary_table(result: dict[str, Any]) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate(
-        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
+        case: Annotated[
+            str | None, typer.Option(help="grid case name or file [default: case30]")
+        ] = None,
         policy: Annotated[
             str, typer.Option(help="policy name, e.g. ksp-ff or ksp-ff:16")
         ] = "ksp-ff",
-        load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
-        requests: Annotated[int, typer.Option(min=1, help="requests to decide")] = 5000,
-        seed: Annotated[int, typer.Option(help="episode seed")] = 0,
+        load: Annotated[
+            float | None, typer.Option(help="offered load ρ (> 0) [default: 1]")
+        ] = None,
+        scenario: Annotated[
+            str | None,
+            typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
+        ] = None,
+        requests: Annotated[
+            int, typer.Option(min=1, max=10_000_000, help="requests to decide")
+        ] = 5000,
+        seed: Annotated[int, typer.Option(min=0, help="episode seed")] = 0,
         config: Annotated[
-            Path | None, typer.Option(help="EnvConfig YAML (overridden by flags)")
+            Path | None,
+            typer.Option(help="EnvConfig YAML; --case/--load/--scenario override it when given"),
         ] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         rules: Annotated[
@@ -86,10 +97,18 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.evaluate import run_policy
 
         raw: dict[str, Any] = read_yaml(config) if config else {}
-        raw.setdefault("network", {})["case"] = case
-        raw.setdefault("traffic", {})["load"] = load
+        if case is not None:  # a flag overrides the file only when it is given
+            raw.setdefault("network", {})["case"] = case
+        if load is not None:
+            raw.setdefault("traffic", {})["load"] = load
+        if scenario is not None:
+            raw.setdefault("traffic", {})["scenario"] = scenario
+        if json_out is not None and json_out.is_dir():
+            from pcnalloc.errors import ConfigError
+
+            raise ConfigError(f"--json {str(json_out)!r} is a folder; give a file path")
         if rules is not None:
-            from pcnalloc.edge.rules import RuleSet
+            from pcnalloc.rules.schema import RuleSet
 
             RuleSet.load(rules)  # validate before any long work
             raw["rules"] = str(rules)
@@ -97,7 +116,7 @@ def register(app: typer.Typer) -> None:
         pol = make_policy(policy)
         log = None
         if guard or audit is not None:
-            from pcnalloc.edge.guard import GuardedPolicy
+            from pcnalloc.rules.guard import GuardedPolicy
 
             if audit is not None:
                 from pcnalloc.edge.audit import AuditLog
@@ -107,14 +126,14 @@ def register(app: typer.Typer) -> None:
                     private_key=key,
                     checkpoint_every=1000,
                     sync_every=100,
-                    meta={"case": case, "policy": policy, "seed": seed},
+                    meta={"case": cfg.network.case, "policy": policy, "seed": seed},
                 )
             pol = GuardedPolicy(pol, audit=log)
         from pcnalloc.network import cached_network
 
         cached_network(cfg.network.case, cfg.network)  # fail fast on a bad case, before the bar
         with progress_bar() as bar:
-            task = bar.add_task(f"{policy} on {case}", total=requests)
+            task = bar.add_task(f"{policy} on {cfg.network.case}", total=requests)
             result = run_policy(
                 pol, cfg, seed=seed, requests=requests, progress=lambda n: bar.advance(task, n)
             )

@@ -31,6 +31,7 @@ from pcnalloc.network.model import CommNetwork
 from pcnalloc.network.paths import CandidateSet, shared_path_cache
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import KIND_BURST, KIND_NEW, KIND_RESTORATION, Request, TrafficModel
+from pcnalloc.traffic.scenarios import Scenario, load_scenario
 
 ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = range(7)
 OUTCOMES = ("accepted", "rejected", "blocked", "refused")
@@ -68,12 +69,23 @@ class PowerCommEnv(gym.Env):
             config = build(EnvConfig, config, "environment config")
         if observation not in ("full", "compact"):
             raise ConfigError(f"unknown observation mode {observation!r}; accepted: full, compact")
+        self.scenario: Scenario | None = None
+        if config.traffic.scenario is not None:
+            # The family's event settings replace the per-hour defaults (one EnvConfig holds
+            # what actually runs, so reports and library metadata say it).
+            self.scenario = load_scenario(config.traffic.scenario)
+            events = config.traffic.events.model_copy(update=dict(self.scenario.events))
+            config = config.model_copy(
+                update={"traffic": config.traffic.model_copy(update={"events": events})}
+            )
         self.cfg: EnvConfig = config
         self.net = network or cached_network(config.network.case, config.network)
         self.catalog = catalog or load_catalog(
             config.traffic.catalog, max_levels=config.grant_levels
         )
         self.traffic = TrafficModel(self.net, self.catalog, config.traffic)
+        if self.scenario is not None and self.scenario.burst_weights is not None:
+            self.traffic.set_burst_weights(self.scenario.burst_weights)
         self.paths = shared_path_cache(self.net, config.network.path_cache)
         self.state = NetworkState(self.net)
         self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
@@ -84,12 +96,12 @@ class PowerCommEnv(gym.Env):
         )
         self.reject_action = config.n_actions - 1
         self._near_cache: dict[int, np.ndarray] = {}
+        self._flow_id = -1
         self._req: Request | None = None
         self._ev: Evaluation | None = None
         self._cs = None
         self.emergency_R = np.zeros(self.net.n_regions, dtype=np.int64)
-        # The rule engine lives in pcnalloc.edge (no torch); imported here, never the reverse.
-        from pcnalloc.edge.engine import build_engine
+        from pcnalloc.rules.engine import build_engine
 
         self.engine = build_engine(
             config.rules, self.catalog, trust_threshold=config.trust_threshold
@@ -128,12 +140,20 @@ class PowerCommEnv(gym.Env):
         near: np.ndarray | None = None,
         holding: float | None = None,
         ends: tuple[int, int] | None = None,
+        full_holding: float = 0.0,
     ) -> None:
         src, dst = ends if ends is not None else self.traffic.endpoints(self.np_random, cls, near)
         h = holding if holding is not None else self.traffic.holding(self.np_random, cls)
         self._pending.append(
             Request(
-                id=self._n_requests, time_s=t, cls=cls, src=src, dst=dst, holding_s=h, kind=kind
+                id=self._n_requests,
+                time_s=t,
+                cls=cls,
+                src=src,
+                dst=dst,
+                holding_s=h,
+                kind=kind,
+                full_holding_s=full_holding,
             )
         )
         self._n_requests += 1
@@ -155,7 +175,8 @@ class PowerCommEnv(gym.Env):
             self._push(end, EMERG_END, regions)
             if ev_cfg.burst_rate_per_s > 0 and self.traffic.burst_p is not None:
                 self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, (link, end))
-            self._schedule_process(FAULT, ev_cfg.faults_per_hour)
+            if payload is None:  # the background process schedules its next fault
+                self._schedule_process(FAULT, ev_cfg.faults_per_hour)
         elif kind == EMERG_END:
             self.emergency_R[payload] -= 1
         elif kind == BURST:
@@ -168,8 +189,20 @@ class PowerCommEnv(gym.Env):
         elif kind == CUT:
             alive = np.flatnonzero(~self.state.failed_E1[:-1])
             if alive.size:
-                self._cut(int(alive[self.np_random.integers(alive.size)]), t)
-            self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
+                if payload in ("busy", "busiest"):  # a scheduled cut at a busy link
+                    n_flows = np.array([len(self.state.on_link[int(e)]) for e in alive])
+                    order = alive[np.argsort(-n_flows, kind="stable")]
+                    if payload == "busiest" or order.size < 3:
+                        top = order[:1]
+                    else:
+                        share = self.scenario.busy_share if self.scenario is not None else 0.3
+                        top = order[1 : max(2, int(round(share * order.size)))]
+                    link = int(top[self.np_random.integers(top.size)])
+                else:
+                    link = int(alive[self.np_random.integers(alive.size)])
+                self._cut(link, t)
+            if payload is None:  # the background process schedules its next cut
+                self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
         elif kind == REPAIR:
             self.state.set_failed(payload, False)
 
@@ -191,7 +224,12 @@ class PowerCommEnv(gym.Env):
             remaining = f.end_s - t
             if remaining > 0:
                 self._new_request(
-                    t, f.cls, KIND_RESTORATION, holding=remaining, ends=(f.src, f.dst)
+                    t,
+                    f.cls,
+                    KIND_RESTORATION,
+                    holding=remaining,
+                    ends=(f.src, f.dst),
+                    full_holding=f.full_holding_s,
                 )
 
     def refresh(self) -> dict:
@@ -299,8 +337,23 @@ class PowerCommEnv(gym.Env):
         ev_cfg = self.cfg.traffic.events
         self._schedule_process(FAULT, ev_cfg.faults_per_hour)
         self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
+        self._schedule_scenario()
         self._advance()
         return self._observe(), {"request": self._req, "time_s": self.now}
+
+    def _schedule_scenario(self) -> None:
+        """Place the family's faults and cuts inside this episode's window (seeded)."""
+        sc = self.scenario
+        if sc is None:
+            return
+        span = self.traffic.expected_span_s(self.cfg.episode_requests, self.now)
+        lo, hi = sc.window
+        for kind, n, payload in (
+            (FAULT, sc.faults, "scheduled"),
+            (CUT, sc.fiber_cuts, sc.cut_target),
+        ):
+            for u in np.sort(self.np_random.uniform(lo, hi, size=n)):
+                self._push(self.now + float(u) * span, kind, payload)
 
     def _observe(self) -> dict:
         assert self._req is not None and self._ev is not None
@@ -334,9 +387,11 @@ class PowerCommEnv(gym.Env):
                         KIND_RESTORATION,
                         holding=max(f.end_s - self.now, 1.0),
                         ends=(f.src, f.dst),
+                        full_holding=f.full_holding_s,
                     )
             self.counters["preempted"] += len(preempted)
-        value = float(self.catalog.value_C[c] * ev.grant_A[action])
+        # what the flow earns: value · grant for the share of its service still to run
+        value = float(self.catalog.value_C[c] * ev.grant_A[action] * req.value_fraction)
         flow = self.state.admit(
             cls=c,
             slice_=s,
@@ -349,7 +404,9 @@ class PowerCommEnv(gym.Env):
             dst=req.dst,
             value=value,
             counted=counted,
+            full_holding_s=req.full_holding_s if req.full_holding_s > 0 else req.holding_s,
         )
+        self._flow_id = flow.id
         self._push(flow.end_s, DEPART, flow.id)
         del K
         return preempted, float(ev.latency_ms_K[k])
@@ -366,11 +423,17 @@ class PowerCommEnv(gym.Env):
         rw = self.cfg.reward
         c = req.cls
         value = float(self.catalog.value_C[c])
+        frac = req.value_fraction
+        offered = value * frac
         bound = float(self.catalog.max_latency_ms_C[c])
+        plain_valid = bool((ev.mask_A[:-1] & ~ev.needs_preempt_A[:-1]).any())
         info: dict[str, Any] = {
             "cls": c,
             "kind": req.kind,
             "value": value,
+            "offered_value": offered,
+            "earned_value": 0.0,
+            "plain_valid_existed": plain_valid,
             "src": req.src,
             "dst": req.dst,
             "valid_existed": ev.any_valid,
@@ -386,7 +449,9 @@ class PowerCommEnv(gym.Env):
         }
         if a == self.reject_action:
             outcome = "rejected" if ev.any_valid else "blocked"
-            reward = -rw.block_penalty * value if ev.any_valid else 0.0
+            # the penalty only where an admission without pre-emption was possible: rejecting
+            # rather than displacing another flow is never penalised
+            reward = -rw.block_penalty * offered if plain_valid else 0.0
         elif not ev.mask_A[a]:
             outcome = "refused"
             self.counters["refused"] += 1
@@ -406,9 +471,12 @@ class PowerCommEnv(gym.Env):
                 latency_ms=latency,
                 preempted_value=pre_val,
                 preempted=len(preempted),
+                earned_value=offered * g,
+                flow_id=self._flow_id,
+                preempted_ids=[int(f.id) for f in preempted],
             )
             reward = (
-                value * g
+                offered * g
                 - rw.w_res * (ev.kbps_A[a] / 1000.0) * hops
                 - rw.w_bal * max(0.0, float(ev.util_after_A[a]) - rw.balance_knee)
                 - rw.w_lat * latency / bound

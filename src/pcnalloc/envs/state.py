@@ -32,6 +32,8 @@ class Flow:
     value: float
     counted: bool
     """Admitted during the measured episode (warm-start flows are not)."""
+    full_holding_s: float = 0.0
+    """Holding time of the service as first requested (restorations keep the original's)."""
 
 
 class NetworkState:
@@ -89,6 +91,7 @@ class NetworkState:
         dst: int,
         value: float,
         counted: bool,
+        full_holding_s: float = 0.0,
     ) -> Flow:
         """Reserve ``kbps`` on every link of the route(s); the caller has checked capacity."""
         all_links = np.concatenate([links, backup_links])
@@ -110,6 +113,7 @@ class NetworkState:
             dst=dst,
             value=value,
             counted=counted,
+            full_holding_s=full_holding_s,
         )
         self.flows[flow.id] = flow
         for e in all_links.tolist():

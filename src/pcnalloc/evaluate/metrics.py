@@ -40,11 +40,13 @@ METRIC_KEYS = (
 class MetricsRecorder:
     """Accumulates per-decision ``info`` dicts and periodic utilisation samples.
 
-    The weighted value ratio is (Σ value·grant admitted − Σ value of flows the policy
-    pre-empted) / Σ value offered. Pre-empted flows count whether they were admitted in the
-    episode or were already present at its start: either way the policy's decision took
-    their service away. A pre-empted flow's re-routing request is offered (and may be
-    admitted) like any other request.
+    The weighted value ratio is (Σ earned − Σ value of flows the policy pre-empted) / Σ offered,
+    where a request offers ``value × f`` and an admission earns ``value × grant × f`` with
+    ``f`` the share of its service still to run (1 for a fresh request; remaining / original
+    holding time for a restoration after a cut or a pre-emption, DESIGN §4). A pre-empted
+    flow's value (what it earned) is lost whether it was admitted in the episode or was
+    already present at its start: the policy's decision took its service away; its
+    restoration can earn back only the remaining share, never the full value again.
 
     ``executed_hard_violations`` (and its split ``executed_violations_by_kind``) come from a
     :class:`~pcnalloc.evaluate.checker.SafetyChecker` that re-derives capacity, isolation,
@@ -89,11 +91,11 @@ class MetricsRecorder:
         self.n += 1
         self.offered_C[c] += 1
         self.outcomes[info["outcome"]] += 1
-        self.value_offered += info["value"]
+        self.value_offered += info.get("offered_value", info["value"])
         self.reward += reward
         if info["outcome"] == "accepted":
             self.accepted_C[c] += 1
-            self.value_carried += info["value"] * info["grant"]
+            self.value_carried += info.get("earned_value", info["value"] * info["grant"])
             mb = info["kbps"] / 1000.0
             self.mbps += mb
             self.mbps_hops += mb * info["hops"]

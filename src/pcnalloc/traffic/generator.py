@@ -27,6 +27,10 @@ class Request:
         src, dst: site indices (``src`` is the originating site; its region decides it).
         holding_s: how long the flow stays if admitted.
         kind: KIND_NEW, KIND_BURST or KIND_RESTORATION.
+        full_holding_s: the holding time of the service as first requested (0 = this
+            request's own ``holding_s``). A restoration asks only for what is left of its
+            service, so it can earn only the fraction ``holding_s / full_holding_s`` of the
+            class value (DESIGN §4 accounting).
     """
 
     id: int
@@ -36,6 +40,14 @@ class Request:
     dst: int
     holding_s: float
     kind: int = KIND_NEW
+    full_holding_s: float = 0.0
+
+    @property
+    def value_fraction(self) -> float:
+        """Share of the class value this request can earn (1 for a fresh request)."""
+        if self.full_holding_s <= 0:
+            return 1.0
+        return min(1.0, self.holding_s / self.full_holding_s)
 
 
 class TrafficModel:
@@ -68,6 +80,32 @@ class TrafficModel:
                 for c in catalog.classes
             ]
         )
+
+    def set_burst_weights(self, weights: dict[str, float]) -> None:
+        """Replace the burst class mix (class name → weight; a scenario's choice).
+
+        Raises:
+            ConfigError: an unknown class name or weights that are negative or all zero.
+        """
+        from pcnalloc.errors import ConfigError, choices
+
+        w = np.zeros(self.catalog.n_classes)
+        for name, x in weights.items():
+            if name not in self.catalog.names:
+                known = choices(self.catalog.names)
+                raise ConfigError(f"burst_weights: unknown class {name!r}; accepted: {known}")
+            if not np.isfinite(x) or x < 0:
+                raise ConfigError(f"burst_weights[{name}] must be a number ≥ 0, got {x!r}")
+            w[self.catalog.names.index(name)] = x
+        if w.sum() <= 0:
+            raise ConfigError("burst_weights must give some class a positive weight")
+        self.burst_p = w / w.sum()
+        self._burst_cdf = np.cumsum(self.burst_p)
+        self._burst_cdf[-1] = 1.0
+
+    def expected_span_s(self, requests: int, t_s: float) -> float:
+        """Simulated time ``requests`` base arrivals take at the profile's rate at ``t_s``."""
+        return requests / max(self.total_rate * self.profile(t_s), 1e-12)
 
     def mean_concurrent_flows(self) -> np.ndarray:
         """Mean number of flows per class in steady state (Little's law), shape (C,)."""
