@@ -57,7 +57,7 @@ def build_artifact(case: str, out: Path, seed: int) -> tuple[Path, Path]:
 
     from pcnalloc.config import env_config
     from pcnalloc.edge import keys
-    from pcnalloc.edge.compile import compile_student
+    from pcnalloc.export.compile import compile_student
     from pcnalloc.envs import PowerCommEnv
 
     cfg = env_config(network={"case": case})

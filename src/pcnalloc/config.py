@@ -6,13 +6,14 @@ written exactly once (here). Every object rejects unknown keys so a typo fails l
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from pcnalloc.errors import ConfigError
+from pcnalloc.errors import ConfigError, choices
 
 SLICES: tuple[str, ...] = ("rt", "nrt", "mgmt")
 """Isolated capacity pools: Zone I (real-time control), Zone II (non-control production),
@@ -80,6 +81,90 @@ class EventsConfig(_Frozen):
     repair_minutes: float = Field(30.0, gt=0, description="mean repair time of a cut link (min)")
 
 
+# ---------------------------------------------------------------------------- scenarios
+class Scenario(_Frozen):
+    """One scenario family (all counts are per episode); see :mod:`pcnalloc.traffic.scenarios`."""
+
+    name: str = Field(description="family name")
+    description: str = Field("", description="what the family is about")
+    faults: int = Field(0, ge=0, le=100, description="grid faults scheduled in every episode")
+    fiber_cuts: int = Field(0, ge=0, le=100, description="fiber cuts scheduled in every episode")
+    cut_target: Literal["busy", "busiest", "random"] = Field(
+        "busy",
+        description="busy: a random live link among the busiest_share carrying most flows "
+        "(the very busiest excluded); busiest: the link carrying most flows; random: any",
+    )
+    busy_share: float = Field(
+        0.3, gt=0, le=1, description="share of live links, by flow count, that count as busy"
+    )
+    window: tuple[float, float] = Field(
+        (0.05, 0.7),
+        description="events fall uniformly in this fraction of the episode's expected span",
+    )
+    events: dict[str, float] = Field(
+        default_factory=dict,
+        description="overrides of TrafficConfig.events (e.g. burst_rate_per_s, per-hour rates)",
+    )
+    burst_weights: dict[str, float] | None = Field(
+        None, description="class → share of burst requests (None = the catalog's weights)"
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"window must satisfy 0 ≤ lo < hi ≤ 1, got {list(v)}")
+        return v
+
+
+def _packaged_dir() -> Any:
+    return resources.files("pcnalloc") / "data" / "scenarios"
+
+
+def list_scenarios() -> list[str]:
+    """Names of the packaged scenario families."""
+    return sorted(
+        p.name.removesuffix(".yaml") for p in _packaged_dir().iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def load_scenario(name_or_path: str) -> Scenario:
+    """A packaged family by name, or a user YAML file by path.
+
+    Raises:
+        ConfigError: an unknown name, an unreadable file or a bad field (named).
+    """
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise ConfigError(f"scenario file {name_or_path!r} does not exist")
+        text_src: Any = p
+        where = str(p)
+    else:
+        if name_or_path not in list_scenarios():
+            raise ConfigError(
+                f"unknown scenario {name_or_path!r}; accepted: {choices(list_scenarios())} "
+                "or a scenario .yaml file"
+            )
+        text_src = _packaged_dir() / f"{name_or_path}.yaml"
+        where = f"packaged scenario {name_or_path!r}"
+    try:
+        data = yaml.safe_load(text_src.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ConfigError(f"unreadable scenario {where}: {err}".replace("\n", " ")) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"scenario {where} must hold a mapping")
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as err:
+        bad = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']} (got {e.get('input')!r})"
+            for e in err.errors()
+        )
+        raise ConfigError(f"invalid scenario {where}: {bad}") from None
+
+
 class TrafficConfig(_Frozen):
     """Offered traffic (DESIGN §3)."""
 
@@ -106,8 +191,6 @@ class TrafficConfig(_Frozen):
     @classmethod
     def _scenario(cls, v: str | None) -> str | None:
         if v is not None:
-            from pcnalloc.traffic.scenarios import load_scenario
-
             load_scenario(v)  # unknown names and bad files fail here, before any work
         return v
 

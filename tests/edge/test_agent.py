@@ -18,7 +18,7 @@ from pcnalloc.edge import keys
 from pcnalloc.edge.agent import EdgeAgent, EdgePolicy, LocalState
 from pcnalloc.edge.artifact import ArtifactMismatchError
 from pcnalloc.edge.audit import AuditLog, verify
-from pcnalloc.edge.compile import compile_student
+from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.engine import RequestContext, build_engine
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.evaluate.runner import run_policy

@@ -18,7 +18,7 @@ from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
 from pcnalloc.edge.agent import EdgeAgent, LocalState
 from pcnalloc.edge.artifact import ArtifactError
-from pcnalloc.edge.compile import compile_student
+from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.engine import build_engine
 from pcnalloc.edge.service import (
     TOKEN_ENV,

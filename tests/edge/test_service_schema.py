@@ -17,7 +17,7 @@ import torch
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
-from pcnalloc.edge.compile import compile_student
+from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.service import ServiceConfig, create_app
 from pcnalloc.envs import PowerCommEnv
 

@@ -61,7 +61,7 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         ConfigError: for a K outside 1..16.
     """
     if spec.endswith("+rules"):
-        from pcnalloc.edge.guard import GuardedPolicy
+        from pcnalloc.rules.guard import GuardedPolicy
 
         inner = make_policy(spec[: -len("+rules")], **kwargs)
         if getattr(inner, "masked", False):

@@ -33,7 +33,7 @@ def compile_cmd(
 ) -> None:
     """Export STUDENT to ONNX, check parity on library rows, sign and publish OUT."""
     from pcnalloc.edge.artifact import sha256_bytes
-    from pcnalloc.edge.compile import compile_student, library_rows, load_student_module
+    from pcnalloc.export.compile import compile_student, library_rows, load_student_module
 
     with progress_bar() as bar:
         task = bar.add_task("compile", total=3)

@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[
             int | None, typer.Option(min=1, help="workers (default: all cores)")
         ] = None,
-        out: Annotated[Path, typer.Option(help="output folder")] = Path("runs/evaluate"),
+        out: Annotated[Path, typer.Option(help="output folder")] = Path("out/evaluate"),
         config: Annotated[
             Path | None, typer.Option(help="EnvConfig YAML applied to every run")
         ] = None,
@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Evaluate POLICIES on CASES × LOADS × SEEDS and write sweep.json, report.md, PNGs."""
         from pcnalloc.config import read_yaml
-        from pcnalloc.distributed import make_executor
+        from pcnalloc.core import make_executor
         from pcnalloc.errors import ConfigError
         from pcnalloc.evaluate.report import (
             PLOTS,

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0, help="env seed of the first episode")] = 200_000,
     ) -> None:
         """Roll the teacher out (greedy + ε exploration) and write rows to Parquet."""
-        from pcnalloc.distributed.executors import make_executor
+        from pcnalloc.core.executors import make_executor
         from pcnalloc.library.build import build_library
 
         case_list = [c.strip() for c in cases.split(",") if c.strip()]

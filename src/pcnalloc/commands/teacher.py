@@ -94,7 +94,7 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         import os
 
         from pcnalloc.commands._common import write_json
-        from pcnalloc.distributed.executors import make_executor
+        from pcnalloc.core.executors import make_executor
         from pcnalloc.evaluate.sweep import parse_seeds, sweep
         from pcnalloc.teacher import TRAIN_SEED_BASE, resolve_checkpoint
         from pcnalloc.teacher.policy import TEACHER_ENV_VAR

@@ -20,7 +20,7 @@ import numpy as np
 
 from pcnalloc.baselines.registry import display_name, make_policy
 from pcnalloc.config import EnvConfig, build
-from pcnalloc.distributed.executors import Executor, SerialExecutor
+from pcnalloc.core.executors import Executor, SerialExecutor
 from pcnalloc.errors import ConfigError
 from pcnalloc.evaluate.runner import run_policy
 

@@ -33,7 +33,7 @@ class _Quiet:
 
 
 def _executor(cfg: RunConfig) -> Any:
-    from pcnalloc.distributed.executors import make_executor
+    from pcnalloc.core.executors import make_executor
 
     return make_executor(cfg.executor, cfg.workers)
 

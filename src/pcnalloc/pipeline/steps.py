@@ -108,7 +108,7 @@ def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: An
 
 
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
-    from pcnalloc.edge.compile import (
+    from pcnalloc.export.compile import (
         QuantizationRejected,
         compile_student,
         library_rows,
