@@ -131,5 +131,5 @@ def test_model_rejects_a_broken_quota() -> None:
     i = int(np.argmax(v.acceptable.sum(axis=1)))
     h = np.where(v.acceptable[i], i, -1)
     assert (h >= 0).sum() > SMALL["quota"]
-    with pytest.raises(AccessConfigError, match="C5|C2"):
+    with pytest.raises(AccessConfigError, match=r"C5|C2"):
         m.apply(v, h)
