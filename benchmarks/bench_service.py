@@ -57,8 +57,8 @@ def build_artifact(case: str, out: Path, seed: int) -> tuple[Path, Path]:
 
     from pcnalloc.config import env_config
     from pcnalloc.edge import keys
-    from pcnalloc.export.compile import compile_student
     from pcnalloc.envs import PowerCommEnv
+    from pcnalloc.export.compile import compile_student
 
     cfg = env_config(network={"case": case})
     env = PowerCommEnv(cfg, observation="compact")

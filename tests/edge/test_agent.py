@@ -18,10 +18,10 @@ from pcnalloc.edge import keys
 from pcnalloc.edge.agent import EdgeAgent, EdgePolicy, LocalState
 from pcnalloc.edge.artifact import ArtifactMismatchError
 from pcnalloc.edge.audit import AuditLog, verify
-from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.engine import RequestContext, build_engine
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.evaluate.runner import run_policy
+from pcnalloc.export.compile import compile_student
 
 STEPS = 300
 

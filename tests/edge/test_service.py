@@ -18,7 +18,6 @@ from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
 from pcnalloc.edge.agent import EdgeAgent, LocalState
 from pcnalloc.edge.artifact import ArtifactError
-from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.engine import build_engine
 from pcnalloc.edge.service import (
     TOKEN_ENV,
@@ -28,6 +27,7 @@ from pcnalloc.edge.service import (
     read_token,
 )
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.export.compile import compile_student
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -17,9 +17,9 @@ import torch
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
-from pcnalloc.export.compile import compile_student
 from pcnalloc.edge.service import ServiceConfig, create_app
 from pcnalloc.envs import PowerCommEnv
+from pcnalloc.export.compile import compile_student
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402

@@ -39,6 +39,16 @@ def test_every_stage_leaves_its_artifacts(tiny_run: tuple[Path, dict]) -> None:
     assert all("@" not in p for p in policies), "reports must name policies, not paths"
     report = (out / "report.md").read_text()
     assert "## Headline" in report and "## Stage timings" in report
+    # scenario families: one section each and a paired table with verdicts
+    fams = json.loads((out / "evaluate" / "families.json").read_text())
+    assert fams["scenarios"] == ["storm", "fiber-cut"] and fams["paired"]
+    assert {r["weighted_value_ratio"]["verdict"] for r in fams["paired"]} <= {
+        "ahead",
+        "level",
+        "behind",
+    }
+    assert "### Scenario family `storm`" in report and "### Scenario family `fiber-cut`" in report
+    assert "+rules+rules" not in report
     for png in (
         "utilisation_map.png",
         "latency_cdf.png",

@@ -75,6 +75,7 @@ def run_policy(
         "policy": policy.name,
         "case": cfg.network.case,
         "load": cfg.traffic.load,
+        "scenario": cfg.traffic.scenario,
         "seed": seed,
         "requests": requests,
         "metrics": metrics,

@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
 
@@ -71,6 +71,30 @@ class EvaluateStage(_Frozen):
     bound_requests: int = Field(200, ge=0, description="requests per MILP window (0 = skip)")
     bound_seeds: tuple[int, ...] = Field((100,), description="seeds of the MILP windows")
     bound_loads: tuple[float, ...] = Field((1.0,), description="loads of the MILP windows")
+    scenarios: tuple[str, ...] = Field(
+        ("normal", "storm", "fiber-cut", "mixed"),
+        description="scenario families evaluated with paired statistics (empty = skip)",
+    )
+    scenario_policies: tuple[str, ...] = Field(
+        ("teacher", "student+rules", "edge+rules", "cspf-pe", "ksp-ff:16", "llp"),
+        description="policies of the scenario-family evaluation",
+    )
+    scenario_cases: tuple[str, ...] = Field(
+        ("case30",), description="cases of the scenario-family evaluation"
+    )
+    scenario_loads: tuple[float, ...] = Field((1.0,), description="loads of the families")
+    scenario_seeds: tuple[int, ...] = Field(
+        (200, 201, 202, 203, 204, 205), description="paired seeds of the families"
+    )
+
+    @field_validator("scenarios")
+    @classmethod
+    def _families(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        from pcnalloc.config import load_scenario
+
+        for name in v:
+            load_scenario(name)  # an unknown family fails before stage one
+        return v
 
 
 class RunConfig(_Frozen):

@@ -178,7 +178,10 @@ def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) ->
         ("decision_latency.png", "edge decision latency"),
     ]
     us = np.asarray(trace["act_us"])
+    fam_file = evaluation.get("families")
+    families = json.loads(Path(fam_file).read_text()) if fam_file else None
     summary = {
+        "paired": families["paired"] if families else [],
         "headline": rows,
         "verdict": verdict(rows),
         "timings": timings,
@@ -194,13 +197,81 @@ def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) ->
         "teacher_steps": teacher.get("steps"),
     }
     write_json(d / "report.json", summary)
-    md = _markdown(cfg, summary, rows, pics, evaluation["report"])
+    md = _markdown(cfg, summary, rows, pics, evaluation["report"], families)
     write_atomic(d / "report.md", md)
     write_atomic(out / "report.md", md.replace("](", f"]({d.name}/"))
     return {"report": str(d / "report.md"), "verdict": summary["verdict"], "headline": rows}
 
 
-def _markdown(cfg: RunConfig, s: dict[str, Any], rows: list[dict], pics: list, ev_md: str) -> str:
+def _short(policy: str) -> str:
+    """A policy's name without its artifact path (``student@/x/ckpt+rules`` → ``student+rules``)."""
+    if "@" not in policy:
+        return policy
+    return policy.partition("@")[0] + ("+rules" if policy.endswith("+rules") else "")
+
+
+def _family_sections(families: dict[str, Any] | None) -> list[str]:
+    """One section per scenario family: the paired table and every policy's mean ± CI."""
+    from pcnalloc.evaluate.stats import mean_ci, paired_markdown
+
+    if not families:
+        return []
+    crit = set(families["critical_classes"])
+    lines = [
+        "## Learned policies against the best heuristic, per scenario family (paired)",
+        "",
+        f"Seeds {families['seeds']} (the same for every policy). Δ = learned − best heuristic "
+        "of the cell (picked by mean value on these seeds, which favours the heuristic); the "
+        "verdict comes from the 95 % CI of the per-seed difference only. Critical blocking is "
+        "the blocking of priority ≤ 1 classes; its sample size is the number of such "
+        "decisions per episode (last column).",
+        "",
+        paired_markdown(families["paired"]),
+    ]
+    for fam in families["scenarios"]:
+        runs = [r for r in families["runs"] if (r.get("scenario") or "default") == fam]
+        lines += [f"### Scenario family `{fam}`", ""]
+        lines += [
+            "| case | ρ | policy | value (95 % CI) | critical blocking (95 % CI) | "
+            "crit. decisions/ep. | faults/ep. | cuts/ep. | executed violations |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        cells: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+        for r in runs:
+            cells.setdefault((r["case"], float(r["load"]), r["policy"]), []).append(r)
+        for (case, load, pol), rs in sorted(cells.items()):
+            v = mean_ci([r["metrics"]["weighted_value_ratio"] for r in rs])
+            c = mean_ci([r["metrics"]["blocking_priority_le1"] for r in rs])
+            n_c = mean_ci(
+                [
+                    sum(x for k, x in r["metrics"]["offered_per_class"].items() if k in crit)
+                    for r in rs
+                ]
+            )
+            fl = mean_ci([r["metrics"]["faults"] for r in rs])
+            cu = mean_ci([r["metrics"]["fiber_cuts"] for r in rs])
+            viol = sum(r["metrics"]["executed_hard_violations"] for r in rs)
+
+            def pm(x: dict[str, Any]) -> str:
+                hw = x["half_width"]
+                return f"{x['mean']:.4f}" + (f" ± {hw:.4f}" if hw is not None else "")
+
+            lines.append(
+                f"| {case} | {load:g} | {_short(pol)} | {pm(v)} | {pm(c)} | "
+                f"{n_c['mean']:.0f} | {fl['mean']:.1f} | {cu['mean']:.1f} | {viol} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _markdown(
+    cfg: RunConfig,
+    s: dict[str, Any],
+    rows: list[dict],
+    pics: list,
+    ev_md: str,
+    families: dict[str, Any] | None = None,
+) -> str:
     lines = [
         "# pcnalloc run report",
         "",
@@ -208,6 +279,7 @@ def _markdown(cfg: RunConfig, s: dict[str, Any], rows: list[dict], pics: list, e
         f"{cfg.distill.student}, evaluation seeds {list(cfg.evaluate.seeds)} "
         f"({cfg.evaluate.requests} requests each).",
         "",
+        *_family_sections(families),
         "## Headline (offered load ≥ 1.0; value = weighted value ratio, mean ± 95 % CI)",
         "",
         "| case | load | policy | value | critical blocking | executed violations | intercepted |",

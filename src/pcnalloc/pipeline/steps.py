@@ -108,13 +108,13 @@ def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: An
 
 
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
+    from pcnalloc.edge.keys import save_keypair
     from pcnalloc.export.compile import (
         QuantizationRejected,
         compile_student,
         library_rows,
         load_student_module,
     )
-    from pcnalloc.edge.keys import save_keypair
 
     bar.start("compile + sign", None)
     priv, pub = save_keypair(d / "keys")
@@ -176,6 +176,7 @@ def evaluate_stage(
     ev = cfg.evaluate
     specs = policy_specs(cfg, teacher, distill, compiled)
     env_ov = cfg.env.model_dump()
+    families = family_stage(cfg, teacher, distill, compiled, d, bar, ex)
     bar.start("evaluate", len(specs) * len(ev.cases) * len(ev.loads) * len(ev.seeds))
     result = sweep(
         specs,
@@ -211,11 +212,64 @@ def evaluate_stage(
         plots.append(name)
     write_atomic(d / "evaluation.md", markdown_report(result, bound, plots))
     return {
+        "families": families,
         "sweep": str(d / "sweep.json"),
         "bound": str(d / "bound.json") if bound else None,
         "plots": [str(d / p) for p in plots],
         "report": str(d / "evaluation.md"),
     }
+
+
+def family_stage(
+    cfg: RunConfig, teacher: dict, distill: dict, compiled: dict, d: Path, bar: Any, ex: Any
+) -> str | None:
+    """Every scenario family with paired statistics: the learned policies against the best
+    heuristic of each cell on the same seeds. Writes ``families.json`` (runs, aggregate and
+    the paired table) and returns its path (None when no family is configured)."""
+    from pcnalloc.evaluate.stats import paired_table
+    from pcnalloc.evaluate.sweep import sweep
+    from pcnalloc.traffic.catalog import load_catalog
+
+    ev = cfg.evaluate
+    if not ev.scenarios:
+        return None
+    keyed = cfg.model_copy(
+        update={"evaluate": ev.model_copy(update={"policies": ev.scenario_policies})}
+    )
+    specs = policy_specs(keyed, teacher, distill, compiled)
+    cat = load_catalog(cfg.env.traffic.catalog, max_levels=cfg.env.grant_levels)
+    critical = [n for n, p in zip(cat.names, cat.priority_C, strict=True) if p <= 1]
+    n_runs = len(specs) * len(ev.scenario_cases) * len(ev.scenario_loads) * len(ev.scenario_seeds)
+    bar.start("evaluate scenario families", n_runs * len(ev.scenarios))
+    runs: list[dict[str, Any]] = []
+    per_family: dict[str, Any] = {}
+    for fam in ev.scenarios:
+        env_ov = cfg.env.model_dump()
+        env_ov["traffic"]["scenario"] = fam
+        res = sweep(
+            specs,
+            ev.scenario_cases,
+            ev.scenario_loads,
+            ev.scenario_seeds,
+            ev.requests,
+            ex,
+            env_overrides=env_ov,
+            progress=bar.advance,
+        )
+        runs += res["runs"]
+        per_family[fam] = {"aggregate": res["aggregate"], "wall_s": res["wall_s"]}
+    table = paired_table(runs, critical=critical)
+    out = {
+        "scenarios": list(ev.scenarios),
+        "policies": specs,
+        "seeds": list(ev.scenario_seeds),
+        "critical_classes": critical,
+        "families": per_family,
+        "paired": table,
+        "runs": runs,
+    }
+    write_json(d / "families.json", out)
+    return str(d / "families.json")
 
 
 def report_stage(cfg: RunConfig, out: Path, timings: dict, d: Path, bar: Any) -> dict:
