@@ -96,14 +96,12 @@ class FireworksPolicy:
 
     def _random(self, view: SlotView, count: int) -> np.ndarray:
         """Maps with each subchannel given to a random device that accepts it (or idle)."""
-        _n_dev, n_ch = view.rates.shape
+        n_dev, n_ch = view.rates.shape
         acc = view.acceptable & (view.backlog + view.arrival > 0)[:, None]
-        out = np.full((count, n_ch), -1, dtype=np.int64)
-        for j in range(n_ch):
-            cand = np.flatnonzero(acc[:, j])
-            if cand.size:
-                out[:, j] = self.rng.choice(np.r_[cand, -1], size=count)
-        return out
+        ext = np.vstack([acc, np.ones((1, n_ch), dtype=bool)])  # last row: idle
+        u = self.rng.random((count, n_dev + 1, n_ch)) * ext[None]
+        pick = u.argmax(axis=1)
+        return np.where(pick == n_dev, -1, pick).astype(np.int64)
 
     def allocate(self, view: SlotView) -> np.ndarray:
         n_ch = view.rates.shape[1]

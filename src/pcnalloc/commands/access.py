@@ -1,0 +1,200 @@
+"""`pcnalloc access simulate|evaluate`: the PLC/5G access layer (DESIGN §11)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
+
+
+def _table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title)
+    for col in (
+        "policy",
+        "weighted sum",
+        "mean delay (s)",
+        "traffic cost ($)",
+        "5G share",
+        "VQ median",
+        "max O/T",
+        "switches",
+        "slot p50 (µs)",
+    ):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for r in rows:
+        m, t = r["metrics"], r["timing"]
+        table.add_row(
+            r["policy"],
+            f"{m['weighted_sum']:.3f}",
+            f"{m['mean_delay_s']:.3f}",
+            f"{m['traffic_cost']:.5f}",
+            f"{m['share_5g']:.2f}",
+            f"{m['virtual_queue']['median_final']:.2f}",
+            f"{m['virtual_queue']['max_final_over_T']:.3f}",
+            str(m["mode_switches"]),
+            f"{t['slot_decision_us_p50']:.0f}",
+        )
+    return table
+
+
+def register(app: typer.Typer) -> None:
+    access_app = typer.Typer(
+        help="PLC/5G dual-mode access of distribution-grid devices.", no_args_is_help=True
+    )
+    app.add_typer(access_app, name="access")
+
+    @access_app.command("simulate")
+    def simulate(
+        policies: Annotated[
+            str, typer.Option(help="comma-separated access policies")
+        ] = "matching,raf,raom,all-plc,all-5g,greedy",
+        seed: Annotated[int, typer.Option(help="episode seed")] = 0,
+        devices: Annotated[int | None, typer.Option(help="override I")] = None,
+        grid: Annotated[str | None, typer.Option(help="override the grid case")] = None,
+        config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
+        png: Annotated[Path | None, typer.Option(help="queue backlog CDF PNG path")] = None,
+    ) -> None:
+        """Play each policy over V epochs of T0 slots; summary table, JSON, backlog CDF."""
+        from pcnalloc.access.config import load_access_config
+        from pcnalloc.access.registry import make_access_policy
+        from pcnalloc.access.simulate import run_access
+
+        kw: dict[str, Any] = {}
+        if devices is not None:
+            kw["devices"] = devices
+        if grid is not None:
+            kw["grid"] = grid
+        cfg = load_access_config(config, **kw)
+        names = [p.strip() for p in policies.split(",") if p.strip()]
+        pols = [make_access_policy(n) for n in names]  # fail fast on a bad name
+        from pcnalloc.access.model import AccessModel
+
+        AccessModel(cfg, seed)  # fail fast on a bad grid or SINR_min, before the bar
+        results = []
+        with progress_bar() as bar:
+            task = bar.add_task("access simulate", total=len(pols) * cfg.epochs)
+            for p in pols:
+                results.append(
+                    run_access(p, cfg, seed=seed, progress=lambda n: bar.advance(task, n))
+                )
+        console.print(_table(f"access on {cfg.grid}, I={cfg.devices}, seed {seed}", results))
+        if png is not None:
+            from pcnalloc.access.figures import backlog_cdf_png
+
+            backlog_cdf_png(
+                {r["policy"]: r["metrics"]["backlog_kbit_final"] for r in results},
+                png,
+                "final data backlog (kbit)",
+            )
+        if json_out is not None:
+            write_json(json_out, {"config": cfg.model_dump(mode="json"), "runs": results})
+
+    @access_app.command("evaluate")
+    def evaluate(
+        out: Annotated[Path, typer.Option(help="folder for JSON and PNGs")] = Path("out/access"),
+        policies: Annotated[
+            str, typer.Option(help="comma-separated policies")
+        ] = "matching,raf,raom",
+        seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 per cell")] = 3,
+        devices: Annotated[str, typer.Option(help="I values")] = "10,30,50,70,90,110",
+        g5_shares: Annotated[str, typer.Option(help="5G shares (%)")] = "15,30,45,60",
+        sinr_min: Annotated[str, typer.Option(help="SINR_min values (dB)")] = "8,10,12.3,14,16",
+        alphas: Annotated[str, typer.Option(help="α values")] = "100,300,500,700,900",
+        config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+    ) -> None:
+        """The paper's figures: weighted sum vs I, cost vs 5G share, sensitivity to SINR_min
+        and α, and the virtual-queue CDF; JSON with paired CIs against ``matching``."""
+        from pcnalloc.access.config import load_access_config
+        from pcnalloc.access.figures import backlog_cdf_png, sweep_png
+        from pcnalloc.access.registry import make_access_policy
+        from pcnalloc.access.sweeps import paired_ci, sweep
+
+        base = load_access_config(config)
+        names = [p.strip() for p in policies.split(",") if p.strip()]
+        for n in names:
+            make_access_policy(n)
+        grids = {
+            "devices": parse_numbers(
+                devices, "--devices", lo=1, hi=base.subchannels, lo_inclusive=True
+            ),
+            "g5_share": parse_numbers(g5_shares, "--g5-shares", lo=0, hi=100),
+            "sinr_min_db": parse_numbers(sinr_min, "--sinr-min", lo=-50, hi=60),
+            "alpha": parse_numbers(alphas, "--alphas", lo=0, lo_inclusive=True),
+        }
+        seed_list = list(range(seeds))
+        results: dict[str, Any] = {}
+        with progress_bar() as bar:
+            task = bar.add_task(
+                "access evaluate", total=sum(len(v) for v in grids.values()) * len(names)
+            )
+            for key, vals in grids.items():
+                results[key] = sweep(
+                    base, key, vals, names, seed_list, lambda n: bar.advance(task, n)
+                )
+        out.mkdir(parents=True, exist_ok=True)
+        figs = {
+            "weighted_sum_vs_devices.png": ("devices", "weighted_sum", "weighted delay + α·cost"),
+            "cost_vs_5g_share.png": ("g5_share", "traffic_cost", "traffic cost ($)"),
+            "weighted_sum_vs_sinr_min.png": (
+                "sinr_min_db",
+                "weighted_sum",
+                "weighted delay + α·cost",
+            ),
+            "delay_vs_alpha.png": ("alpha", "mean_delay_s", "mean transmission delay (s)"),
+            "cost_vs_alpha.png": ("alpha", "traffic_cost", "traffic cost ($)"),
+        }
+        for fname, (key, metric, ylabel) in figs.items():
+            sweep_png(results[key], metric, ylabel, out / fname)
+        from pcnalloc.access.simulate import run_access
+
+        vq = {
+            n: run_access(make_access_policy(n), base, seed=0)["metrics"]["virtual_queue_final"]
+            for n in names
+        }
+        backlog_cdf_png(vq, out / "virtual_queue_cdf.png", "final virtual queue O_i")
+        summary = Table(title="paired difference to matching (mean over seeds, 95 % CI)")
+        for col in ("sweep", "value", "policy", "Δ weighted sum", "Δ traffic cost"):
+            summary.add_column(col)
+        pairs = []
+        for key, res in results.items():
+            for v in res["values"]:
+                ref = next(c for c in res["cells"] if c["policy"] == names[0] and c["value"] == v)
+                for c in res["cells"]:
+                    if c["value"] != v or c["policy"] == names[0]:
+                        continue
+                    d_ws = paired_ci(c["weighted_sum"], ref["weighted_sum"])
+                    d_c = paired_ci(c["traffic_cost"], ref["traffic_cost"])
+                    pairs.append(
+                        {
+                            "sweep": key,
+                            "value": v,
+                            "policy": c["policy"],
+                            "d_weighted_sum": d_ws,
+                            "d_cost": d_c,
+                        }
+                    )
+                    summary.add_row(
+                        key,
+                        f"{v:g}",
+                        c["policy"],
+                        f"{d_ws['mean']:+.3f} [{d_ws['lo']:+.3f}, {d_ws['hi']:+.3f}]",
+                        f"{d_c['mean']:+.5f}",
+                    )
+        console.print(summary)
+        write_json(
+            out / "access_evaluate.json",
+            {
+                "config": base.model_dump(mode="json"),
+                "seeds": seed_list,
+                "sweeps": results,
+                "paired_vs_first": pairs,
+                "virtual_queue_final": vq,
+                "figures": sorted([*figs, "virtual_queue_cdf.png"]),
+            },
+        )
+        console.print(f"wrote {out}/access_evaluate.json and {len(figs) + 1} PNGs")
