@@ -7,7 +7,9 @@ A policy spec is ``NAME[:K][@ARG][+rules]``:
 - ``:K`` the number of candidate paths for heuristics (``ksp-ff:16``);
 - ``@ARG`` the factory's first argument — the checkpoint or artifact a learned policy loads
   (``teacher@out/run/teacher``; ``edge@ARTIFACT::PUBLIC_KEY``), so a spec stays one
-  picklable string for any executor;
+  picklable string for any executor; for heuristics, tuned parameters as
+  ``key=value,…`` (``trunk:8@reserve=0.1,protect_from=2``, ``lcr@beta=0.05,gamma=2``), which
+  stay in the policy's display name so reports name the tuned parameters;
 - ``+rules`` puts the policy behind the rule engine, which intercepts forbidden proposals.
 """
 
@@ -17,6 +19,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
+from pcnalloc.baselines.admission import LeastCostRouting, TrunkReservation
 from pcnalloc.baselines.base import Policy
 from pcnalloc.baselines.heuristics import FirstFit, LeastLoaded, RandomValid
 from pcnalloc.errors import ConfigError, UnknownPolicyError
@@ -27,7 +32,44 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
     "ksp-ff": lambda k=4, **kw: FirstFit(k_paths=k, name="ksp-ff", **kw),
     "llp": lambda k=4, **kw: LeastLoaded(k_paths=k, name="llp", **kw),
     "cspf-pe": lambda k=16, **kw: FirstFit(k_paths=k, preempt=True, name="cspf-pe", **kw),
+    "trunk": lambda arg="", k=16, **kw: TrunkReservation(
+        k_paths=k,
+        name="trunk",
+        **_params(arg, "trunk", {"reserve": float, "protect_from": int}),
+        **kw,
+    ),
+    "lcr": lambda arg="", k=16, **kw: LeastCostRouting(
+        k_paths=k,
+        name="lcr",
+        **_params(arg, "lcr", {"beta": float, "gamma": float, "critical_priority": int}),
+        **kw,
+    ),
 }
+_PARAMETRISED = ("trunk", "lcr")
+"""Heuristics whose ``@ARG`` is ``key=value,…`` parameters (kept in the display name)."""
+
+
+def _params(arg: str, name: str, accepted: dict[str, type]) -> dict[str, Any]:
+    """Parse ``key=value,…`` for policy ``name``; ConfigError names a bad key or value."""
+    out: dict[str, Any] = {}
+    for part in (p.strip() for p in arg.split(",") if p.strip()):
+        key, eq, val = part.partition("=")
+        if not eq or key not in accepted:
+            raise ConfigError(
+                f"policy {name!r}: bad parameter {part!r}; accepted: "
+                + ", ".join(f"{k}=<{t.__name__}>" for k, t in accepted.items())
+            )
+        try:
+            x = accepted[key](val)
+        except ValueError:
+            raise ConfigError(
+                f"policy {name!r}: {key}={val!r} is not a {accepted[key].__name__}"
+            ) from None
+        if (isinstance(x, float) and not np.isfinite(x)) or (isinstance(x, (int, float)) and x < 0):
+            raise ConfigError(f"policy {name!r}: {key}={val!r} must be a finite number ≥ 0")
+        out[key] = x
+    return out
+
 
 _PLUGINS: dict[str, str] = {
     "teacher": "pcnalloc.teacher",
@@ -48,9 +90,13 @@ def policy_names() -> list[str]:
 
 
 def display_name(spec: str) -> str:
-    """The spec without its ``@ARG`` part (reports name policies, not file paths)."""
+    """The spec without a path ``@ARG`` (reports name policies, not file paths); tuned
+    heuristic parameters (``trunk@reserve=0.1``) are kept."""
     base, plus, rest = spec.partition("+")
-    return base.partition("@")[0] + plus + rest
+    head, _, arg = base.partition("@")
+    if head.partition(":")[0] in _PARAMETRISED and arg:
+        return base + plus + rest
+    return head + plus + rest
 
 
 def make_policy(spec: str, **kwargs: Any) -> Policy:
