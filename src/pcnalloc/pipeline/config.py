@@ -76,9 +76,17 @@ class EvaluateStage(_Frozen):
         description="scenario families evaluated with paired statistics (empty = skip)",
     )
     scenario_policies: tuple[str, ...] = Field(
-        ("teacher", "student+rules", "edge+rules", "cspf-pe", "ksp-ff:16", "llp"),
-        description="policies of the scenario-family evaluation",
+        ("teacher", "student+rules", "edge+rules"),
+        description="learned policies of the scenario-family evaluation",
     )
+    tuned_heuristics: tuple[str, ...] = Field(
+        ("ksp-ff", "cspf-pe", "llp", "trunk", "lcr"),
+        description="heuristics tuned per family on training seeds and evaluated tuned",
+    )
+    tune_seeds: tuple[int, ...] = Field(
+        (1_000_000,), min_length=1, description="training seeds of the tuning (≥ 1000)"
+    )
+    tune_requests: int = Field(500, ge=10, description="decisions per tuning episode")
     scenario_cases: tuple[str, ...] = Field(
         ("case30",), description="cases of the scenario-family evaluation"
     )

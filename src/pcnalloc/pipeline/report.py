@@ -220,14 +220,23 @@ def _family_sections(families: dict[str, Any] | None) -> list[str]:
     lines = [
         "## Learned policies against the best heuristic, per scenario family (paired)",
         "",
-        f"Seeds {families['seeds']} (the same for every policy). Δ = learned − best heuristic "
-        "of the cell (picked by mean value on these seeds, which favours the heuristic); the "
-        "verdict comes from the 95 % CI of the per-seed difference only. Critical blocking is "
-        "the blocking of priority ≤ 1 classes; its sample size is the number of such "
-        "decisions per episode (last column).",
+        f"Seeds {families['seeds']} (the same for every policy). Every heuristic was tuned "
+        "per family on training seeds (`pcnalloc tune`: grid search, defaults included); "
+        "Δ = learned − the heuristic with the best *tuning* score of the cell (never picked "
+        "on the evaluation seeds). The verdict comes from the 95 % CI of the per-seed "
+        "difference only. Critical blocking is the blocking of priority ≤ 1 classes; its "
+        "sample size is the number of such decisions per episode (last column).",
         "",
         paired_markdown(families["paired"]),
+        "Tuned heuristics (training seeds) per family/case/load:",
+        "",
     ]
+    for cell, t in families.get("tuned", {}).items():
+        specs = ", ".join(
+            f"`{s}` ({t['best_scores'][n]['value']:.4f})" for n, s in t["best_specs"].items()
+        )
+        lines.append(f"- {cell}: {specs}")
+    lines.append("")
     for fam in families["scenarios"]:
         runs = [r for r in families["runs"] if (r.get("scenario") or "default") == fam]
         lines += [f"### Scenario family `{fam}`", ""]

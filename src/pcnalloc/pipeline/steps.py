@@ -236,16 +236,51 @@ def family_stage(
     keyed = cfg.model_copy(
         update={"evaluate": ev.model_copy(update={"policies": ev.scenario_policies})}
     )
-    specs = policy_specs(keyed, teacher, distill, compiled)
+    learned = policy_specs(keyed, teacher, distill, compiled)
     cat = load_catalog(cfg.env.traffic.catalog, max_levels=cfg.env.grant_levels)
     critical = [n for n, p in zip(cat.names, cat.priority_C, strict=True) if p <= 1]
-    n_runs = len(specs) * len(ev.scenario_cases) * len(ev.scenario_loads) * len(ev.scenario_seeds)
-    bar.start("evaluate scenario families", n_runs * len(ev.scenarios))
+    from pcnalloc.baselines.registry import display_name
+    from pcnalloc.config import EnvConfig, build
+    from pcnalloc.evaluate.tune import grid_size, tune
+
+    cells = len(ev.scenario_cases) * len(ev.scenario_loads)
+    n_specs = len(learned) + len(ev.tuned_heuristics)
+    n_tune = grid_size(ev.tuned_heuristics) * len(ev.tune_seeds) * cells
+    n_runs = n_specs * cells * len(ev.scenario_seeds)
+    bar.start("tune heuristics + evaluate scenario families", (n_tune + n_runs) * len(ev.scenarios))
     runs: list[dict[str, Any]] = []
     per_family: dict[str, Any] = {}
+    baselines: dict[tuple[str, float, str], str] = {}
+    tuned: dict[str, Any] = {}
     for fam in ev.scenarios:
         env_ov = cfg.env.model_dump()
         env_ov["traffic"]["scenario"] = fam
+        # tuned on training seeds of this family; the best by its TUNING score is the
+        # baseline each learned policy is paired with (no selection on evaluation seeds)
+        heur_specs: list[str] = []
+        for case in ev.scenario_cases:
+            for load in ev.scenario_loads:
+                ov = {
+                    **env_ov,
+                    "network": {**env_ov["network"], "case": case},
+                    "traffic": {**env_ov["traffic"], "load": load},
+                }
+                res_t = tune(
+                    ev.tuned_heuristics,
+                    build(EnvConfig, ov, "tuning env config"),
+                    ev.tune_seeds,
+                    ev.tune_requests,
+                    progress=bar.advance,
+                )
+                tuned[f"{fam}/{case}/{load:g}"] = res_t.to_json()
+                scores = res_t.best_scores
+                best = max(
+                    res_t.best_specs,
+                    key=lambda n, sc=scores: (sc[n]["value"], -sc[n]["critical_blocking"]),
+                )
+                baselines[(case, float(load), fam)] = display_name(res_t.best_specs[best])
+                heur_specs += [s for s in res_t.best_specs.values() if s not in heur_specs]
+        specs = learned + heur_specs
         res = sweep(
             specs,
             ev.scenario_cases,
@@ -258,10 +293,12 @@ def family_stage(
         )
         runs += res["runs"]
         per_family[fam] = {"aggregate": res["aggregate"], "wall_s": res["wall_s"]}
-    table = paired_table(runs, critical=critical)
+    table = paired_table(runs, critical=critical, baselines=baselines)
     out = {
         "scenarios": list(ev.scenarios),
-        "policies": specs,
+        "tuned": tuned,
+        "baselines": {"/".join(map(str, k)): v for k, v in baselines.items()},
+        "policies": learned,
         "seeds": list(ev.scenario_seeds),
         "critical_classes": critical,
         "families": per_family,
