@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pcnalloc.baselines import make_policy
-from pcnalloc.evaluate.tune import tune
 from pcnalloc.cli import main
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.errors import ConfigError
 from pcnalloc.evaluate.runner import env_config_for
+from pcnalloc.evaluate.tune import tune
 
 
 def _play(spec, make_config, graph, seed=0, n=150):

@@ -32,10 +32,10 @@ def register(app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Tune POLICIES on CASE at LOAD over training SEEDS; write the winners as specs."""
-        from pcnalloc.evaluate.tune import grid_size, tune
         from pcnalloc.config import env_config
         from pcnalloc.errors import ConfigError
         from pcnalloc.evaluate.sweep import parse_seeds
+        from pcnalloc.evaluate.tune import grid_size, tune
 
         if out.is_dir() or (out.exists() and not overwrite):
             raise ConfigError(

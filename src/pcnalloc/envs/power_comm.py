@@ -196,7 +196,7 @@ class PowerCommEnv(gym.Env):
                         top = order[:1]
                     else:
                         share = self.scenario.busy_share if self.scenario is not None else 0.3
-                        top = order[1 : max(2, int(round(share * order.size)))]
+                        top = order[1 : max(2, round(share * order.size))]
                     link = int(top[self.np_random.integers(top.size)])
                 else:
                     link = int(alive[self.np_random.integers(alive.size)])
