@@ -47,7 +47,29 @@ class TeacherConfig(BaseModel):
     learning_starts: int = Field(1_000, ge=1, description="env steps before the first update")
     train_every: int = Field(4, ge=1, description="env steps between gradient steps")
     gamma: float = Field(
-        0.9, ge=0, lt=1, description="discount per decision (requests are nearly independent)"
+        0.9,
+        ge=0,
+        lt=1,
+        description="discount per τ seconds of simulated time (discount=time) or per "
+        "decision (discount=decision)",
+    )
+    discount: Literal["time", "decision"] = Field(
+        "time",
+        description="time: semi-Markov γ^(Δt/τ) over the simulated time between decisions; "
+        "decision: γ per decision (the ablation)",
+    )
+    tau_s: float = Field(
+        600.0,
+        gt=0,
+        description="time scale τ of the discount, seconds (600 s = holding time of the most "
+        "frequent class; the arrival-weighted mean holding time of the default catalog is "
+        "≈ 860 s)",
+    )
+    n_step: int = Field(3, ge=1, le=64, description="steps of the n-step return")
+    normalise_time_q: bool = Field(
+        True,
+        description="discount=time: multiply rewards by 1 − γ^(Δt̄/τ) (Δt̄ = mean time between "
+        "requests) so Q is a discounted mean reward per decision, not a sum over thousands",
     )
     target_update: int = Field(
         500, ge=1, description="gradient steps between target-network updates"

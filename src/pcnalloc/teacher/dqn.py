@@ -1,7 +1,10 @@
 """Double DQN learner: online/target Q networks, masked targets, Huber loss, ε-greedy.
 
 Target (van Hasselt et al. 2016), with the argmax restricted to valid next actions:
-``y = r + γ · Q_target(s′, argmax_{a valid} Q_online(s′, a))``.
+``y = G + D · Q_target(s′, argmax_{a valid} Q_online(s′, a))`` where, for an n-step return
+from the replay, G is the discounted reward sum and D the composed bootstrap discount
+(``γ^(Σ Δt/τ)`` semi-Markov, or ``γ^k`` per decision); one step per decision gives the
+classical ``r + γ·Q′``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ def double_dqn_target(
     q_online_next_BA: torch.Tensor,
     q_target_next_BA: torch.Tensor,
     mask_next_BA: torch.Tensor,
-    gamma: float,
+    gamma: float | torch.Tensor,
 ) -> torch.Tensor:
     """Double-DQN TD target, (B,).
 
@@ -31,7 +34,8 @@ def double_dqn_target(
         q_online_next_BA: online-network Q(s′, ·), raw.
         q_target_next_BA: target-network Q(s′, ·), raw.
         mask_next_BA: bool, valid actions in s′ (at least one per row: reject).
-        gamma: discount.
+        gamma: discount, a float or per-row factors (B,) (semi-Markov γ^(Δt/τ) composed
+            over an n-step return).
     """
     a_star = mask_q(q_online_next_BA, mask_next_BA).argmax(dim=1, keepdim=True)
     return reward_B + gamma * q_target_next_BA.gather(1, a_star).squeeze(1)
@@ -78,6 +82,8 @@ class DoubleDQN:
         self.optimizer = torch.optim.Adam(self.online.parameters(), lr=cfg.lr)
         self.loss_fn = nn.HuberLoss(delta=cfg.huber_delta)
         self.updates = 0
+        self.reward_norm = 1.0
+        """Extra reward multiplier (the trainer sets 1 − γ^(Δt̄/τ) with normalise_time_q)."""
 
     @torch.no_grad()
     def greedy_q(self, batch: ObsBatch) -> np.ndarray:
@@ -85,16 +91,28 @@ class DoubleDQN:
         return self.online.masked_q(batch).numpy()
 
     def update(
-        self, obs: ObsBatch, action_B: np.ndarray, reward_B: np.ndarray, next_obs: ObsBatch
+        self,
+        obs: ObsBatch,
+        action_B: np.ndarray,
+        reward_B: np.ndarray,
+        next_obs: ObsBatch,
+        discount_B: np.ndarray | None = None,
     ) -> dict[str, float]:
-        """One gradient step on a replay batch; returns ``loss`` and ``q_mean``."""
+        """One gradient step on a replay batch; returns ``loss`` and ``q_mean``.
+
+        ``discount_B`` is the per-row bootstrap factor of an n-step sample
+        (:meth:`ReplayBuffer.sample_n`); None means one step discounted by ``cfg.gamma``.
+        """
         cfg = self.cfg
-        r = torch.from_numpy(reward_B.astype(np.float32)) * cfg.reward_scale
+        r = torch.from_numpy(reward_B.astype(np.float32)) * (cfg.reward_scale * self.reward_norm)
         a = torch.from_numpy(action_B.astype(np.int64))[:, None]
+        gamma: float | torch.Tensor = (
+            cfg.gamma if discount_B is None else torch.from_numpy(discount_B.astype(np.float32))
+        )
         with torch.no_grad():
             q_on_next = self.online(next_obs)[1]
             q_tg_next = self.target(next_obs)[1]
-            y = double_dqn_target(r, q_on_next, q_tg_next, next_obs.mask_BA, cfg.gamma)
+            y = double_dqn_target(r, q_on_next, q_tg_next, next_obs.mask_BA, gamma)
         q = self.online(obs)[1].gather(1, a).squeeze(1)
         loss = self.loss_fn(q, y)
         self.optimizer.zero_grad(set_to_none=True)

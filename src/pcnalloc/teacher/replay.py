@@ -36,6 +36,7 @@ class ReplayBuffer:
         self.mask_CA = np.zeros((capacity, *example["action_mask"].shape), np.int8)
         self.action_C = np.zeros(capacity, np.int64)
         self.reward_C = np.zeros(capacity, np.float32)
+        self.dt_C = np.zeros(capacity, np.float64)
         self.has_next_C = np.zeros(capacity, bool)
         self.ptr = 0
         self.size = 0
@@ -61,10 +62,12 @@ class ReplayBuffer:
         self.size = min(self.size + 1, self.capacity)
         return i
 
-    def set_step(self, slot: int, action: int, reward: float) -> None:
-        """Record the action taken from ``slot`` and its reward."""
+    def set_step(self, slot: int, action: int, reward: float, dt_s: float = 0.0) -> None:
+        """Record the action taken from ``slot``, its reward and the simulated time ``dt_s``
+        (seconds) until the next decision."""
         self.action_C[slot] = action
         self.reward_C[slot] = reward
+        self.dt_C[slot] = dt_s
 
     @property
     def n_transitions(self) -> int:
@@ -91,3 +94,45 @@ class ReplayBuffer:
         idx = valid[rng.integers(valid.size, size=batch_size)]
         nxt = (idx + 1) % self.capacity
         return self._batch(idx), self.action_C[idx], self.reward_C[idx], self._batch(nxt)
+
+    def sample_n(
+        self,
+        batch_size: int,
+        rng: np.random.Generator,
+        *,
+        n_step: int,
+        gamma: float,
+        tau_s: float | None,
+    ) -> tuple[ObsBatch, np.ndarray, np.ndarray, np.ndarray, ObsBatch]:
+        """Uniform n-step transitions, gathered with index arrays (no per-sample loop).
+
+        From slot i the return runs over k = min(n, steps left in the episode) steps:
+        ``G = Σ_{j<k} D_j·r_{i+j}`` with ``D_j = Π_{m<j} d_{i+m}`` and the bootstrap factor
+        ``D_k``, where ``d = γ^(Δt/τ)`` (``tau_s`` given) or ``d = γ`` (``tau_s=None``).
+
+        Returns:
+            (obs batch, action (B,), return G (B,), bootstrap discount D_k (B,), batch of the
+            observation k steps later).
+        """
+        valid = np.flatnonzero(self.has_next_C[: self.size])
+        if valid.size == 0:
+            raise ValueError("replay buffer holds no complete transition yet")
+        idx = valid[rng.integers(valid.size, size=batch_size)]
+        slots_BN = (idx[:, None] + np.arange(n_step)[None, :]) % self.capacity
+        alive_BN = np.cumprod(self.has_next_C[slots_BN], axis=1).astype(bool)
+        if tau_s is None:
+            d_BN = np.full(slots_BN.shape, gamma, np.float64)
+        else:
+            d_BN = np.power(gamma, self.dt_C[slots_BN] / tau_s)
+        d_BN = np.where(alive_BN, d_BN, 1.0)
+        D_BN1 = np.concatenate([np.ones((batch_size, 1)), np.cumprod(d_BN, axis=1)], axis=1)
+        G_B = (alive_BN * D_BN1[:, :-1] * self.reward_C[slots_BN]).sum(axis=1)
+        k_B = alive_BN.sum(axis=1)
+        nxt = (idx + k_B) % self.capacity
+        return (
+            self._batch(idx),
+            self.action_C[idx],
+            G_B.astype(np.float32),
+            D_BN1[:, -1].astype(np.float32),
+            self._batch(nxt),
+        )

@@ -101,6 +101,9 @@ class Trainer:
             )
         self.shape = EncoderShape.for_env(cfg.env, **cfg.encoder_sizes())
         self.learner = DoubleDQN(self.shape, cfg)
+        if cfg.discount == "time" and cfg.normalise_time_q:
+            mean_dt = 1.0 / base.traffic.total_rate
+            self.learner.reward_norm = float(1.0 - cfg.gamma ** (mean_dt / cfg.tau_s))
         self.rng = np.random.default_rng(cfg.seed)
         self.step = 0
         self.episode = 0
@@ -238,9 +241,9 @@ class Trainer:
                     eps,
                     rng,
                 )
-                obs, reward, term, trunc, _ = env.step(a)
+                obs, reward, term, trunc, info = env.step(a)
                 done = bool(term or trunc)
-                buffer.set_step(slot, a, float(reward))
+                buffer.set_step(slot, a, float(reward), env.now - float(info["time_s"]))
                 slot = buffer.add_obs(obs, continues=True)
                 ep_reward += float(reward)
                 self.step += 1
@@ -249,8 +252,14 @@ class Trainer:
                     and self.step % cfg.train_every == 0
                     and buffer.n_transitions >= cfg.batch_size
                 ):
-                    o, act, r, o2 = buffer.sample(cfg.batch_size, rng)
-                    out = learner.update(o, act, r, o2)
+                    o, act, r, disc, o2 = buffer.sample_n(
+                        cfg.batch_size,
+                        rng,
+                        n_step=cfg.n_step,
+                        gamma=cfg.gamma,
+                        tau_s=cfg.tau_s if cfg.discount == "time" else None,
+                    )
+                    out = learner.update(o, act, r, o2, disc)
                     losses.append(out["loss"])
                     qs.append(out["q_mean"])
                 if done:
