@@ -33,7 +33,7 @@ def _episode(buf: ReplayBuffer, rewards, dts, start: float = 0.0) -> None:
 def _sample_from(buf: ReplayBuffer, slot: int, **kw):
     class Fixed:
         def integers(self, hi, size):
-            valid = np.flatnonzero(buf.has_next_C[: buf.size])
+            valid = np.flatnonzero(buf.has_next_C)
             return np.full(size, int(np.flatnonzero(valid == slot)[0]))
 
     return buf.sample_n(2, Fixed(), **kw)

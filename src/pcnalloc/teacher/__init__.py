@@ -8,7 +8,7 @@ from pcnalloc.teacher.checkpoint import (
     resolve_checkpoint,
 )
 from pcnalloc.teacher.config import TRAIN_SEED_BASE, TeacherConfig, teacher_config
-from pcnalloc.teacher.dqn import DoubleDQN, double_dqn_target, epsilon_greedy
+from pcnalloc.teacher.dqn import DoubleDQN, double_dqn_target, epsilon_greedy, epsilon_greedy_batch
 from pcnalloc.teacher.policy import TeacherPolicy, make_teacher
 from pcnalloc.teacher.replay import ReplayBuffer
 from pcnalloc.teacher.train import Trainer, TrainResult, train_teacher
@@ -26,6 +26,7 @@ __all__ = [
     "Trainer",
     "double_dqn_target",
     "epsilon_greedy",
+    "epsilon_greedy_batch",
     "load_checkpoint",
     "make_teacher",
     "model_from_checkpoint",

@@ -33,6 +33,13 @@ class TeacherConfig(BaseModel):
     steps: int = Field(30_000, ge=1, description="environment steps (decisions) to train for")
     seed: int = Field(0, ge=0, description="seed of network init, exploration and replay")
     threads: int = Field(1, ge=1, description="torch intra-op threads")
+    n_envs: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="envs stepped together (one batched forward per vector step); each "
+        "env runs its own episodes, with its own exploration generator per episode",
+    )
     # network sizes
     hidden: int = Field(64, ge=8, description="width of each embedding before fusion")
     gnn_hidden: int = Field(32, ge=8, description="node embedding width inside the GNN")
@@ -117,6 +124,12 @@ class TeacherConfig(BaseModel):
         """Linear ε schedule at env step ``step``."""
         frac = min(step / max(self.eps_fraction * self.steps, 1.0), 1.0)
         return self.eps_start + frac * (self.eps_end - self.eps_start)
+
+    def explore_rng(self, episode: int):
+        """Exploration generator of training episode ``episode`` (independent of n_envs)."""
+        import numpy as np
+
+        return np.random.default_rng([self.seed, episode])
 
     def train_seed(self, episode: int) -> int:
         """Env seed of training episode ``episode`` (never an evaluation seed)."""

@@ -63,6 +63,40 @@ def epsilon_greedy(
     return int(valid[np.argmax(np.asarray(q)[valid])])
 
 
+def epsilon_greedy_batch(
+    q_fn: Callable[[list[int]], np.ndarray],
+    masks: list[np.ndarray],
+    eps: float,
+    rngs: list[np.random.Generator],
+) -> list[int]:
+    """:func:`epsilon_greedy` for a vector of envs with one batched forward pass.
+
+    Each env ``i`` draws from its own ``rngs[i]`` exactly as :func:`epsilon_greedy` would
+    (one uniform, plus one index when exploring), so a vector of envs makes the same choices
+    as each env acting alone with the same generator.
+
+    Args:
+        q_fn: maps the indices of the envs acting greedily to their Q-values (n, A).
+        masks: per-env valid-action masks.
+        eps: exploration probability.
+        rngs: one generator per env.
+    """
+    actions = [-1] * len(masks)
+    greedy: list[int] = []
+    for i, (m, rng) in enumerate(zip(masks, rngs, strict=True)):
+        valid = np.flatnonzero(m)
+        if rng.random() < eps:
+            actions[i] = int(valid[rng.integers(valid.size)])
+        else:
+            greedy.append(i)
+    if greedy:
+        q = q_fn(greedy)
+        for row, i in enumerate(greedy):
+            valid = np.flatnonzero(masks[i])
+            actions[i] = int(valid[np.argmax(q[row][valid])])
+    return actions
+
+
 class DoubleDQN:
     """Online + target networks and one optimiser.
 

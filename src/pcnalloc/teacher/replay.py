@@ -1,4 +1,4 @@
-"""Sequential replay buffer for one topology: each observation is stored once.
+"""Sequential replay buffer for one topology: each observation is stored once, per env stream.
 
 Observations are written in env order into a ring of ``capacity`` slots; the transition from
 slot i goes to slot i+1 (mod capacity) when both belong to the same episode, so next
@@ -22,10 +22,17 @@ class ReplayBuffer:
     Args:
         capacity: observation slots.
         example: one observation fixing the array shapes and the (constant) edge index.
+        streams: independent env streams (vectorised acting); stream s owns the ring segment
+            ``[s·S, (s+1)·S)`` with ``S = capacity // streams``.
     """
 
-    def __init__(self, capacity: int, example: Mapping[str, Any]) -> None:
+    def __init__(self, capacity: int, example: Mapping[str, Any], streams: int = 1) -> None:
         g = example["graph"]
+        if not 1 <= streams <= capacity // 2:
+            raise ValueError(f"streams must lie in [1, {capacity // 2}], got {streams}")
+        self.streams = streams
+        self.seg = capacity // streams
+        capacity = self.seg * streams
         self.capacity = capacity
         self.edge_index_2E = np.array(g["edge_index"], dtype=np.int64)
         self.node_CNF = np.zeros((capacity, *g["node_feats"].shape), np.float32)
@@ -38,16 +45,26 @@ class ReplayBuffer:
         self.reward_C = np.zeros(capacity, np.float32)
         self.dt_C = np.zeros(capacity, np.float64)
         self.has_next_C = np.zeros(capacity, bool)
-        self.ptr = 0
-        self.size = 0
-        self._last: int | None = None
+        self.ptr_S = np.zeros(streams, np.int64)
+        self.size_S = np.zeros(streams, np.int64)
+        self._last: list[int | None] = [None] * streams
 
-    def add_obs(self, obs: Mapping[str, Any], *, continues: bool) -> int:
-        """Store an observation; ``continues`` = it follows the last stored one in an episode."""
+    @property
+    def size(self) -> int:
+        return int(self.size_S.sum())
+
+    def succ(self, idx: np.ndarray, j: np.ndarray | int = 1) -> np.ndarray:
+        """Slot ``j`` steps after ``idx`` in the same stream's ring segment."""
+        base = (idx // self.seg) * self.seg
+        return base + (idx - base + j) % self.seg
+
+    def add_obs(self, obs: Mapping[str, Any], *, continues: bool, stream: int = 0) -> int:
+        """Store an observation; ``continues`` = it follows the last one stored in the same
+        stream within an episode."""
         g = obs["graph"]
         if g["edge_index"].shape != self.edge_index_2E.shape:
             raise ValueError("replay buffer holds one topology; the observation has another")
-        i = self.ptr
+        i = int(stream * self.seg + self.ptr_S[stream])
         self.node_CNF[i] = g["node_feats"]
         self.link_CEF[i] = g["link_feats"]
         self.history_CWH[i] = obs["history"]
@@ -55,11 +72,12 @@ class ReplayBuffer:
         self.cand_CAF[i] = obs["candidates"]
         self.mask_CA[i] = obs["action_mask"]
         self.has_next_C[i] = False
-        if continues and self._last is not None:
-            self.has_next_C[self._last] = True
-        self._last = i
-        self.ptr = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
+        last = self._last[stream]
+        if continues and last is not None:
+            self.has_next_C[last] = True
+        self._last[stream] = i
+        self.ptr_S[stream] = (self.ptr_S[stream] + 1) % self.seg
+        self.size_S[stream] = min(self.size_S[stream] + 1, self.seg)
         return i
 
     def set_step(self, slot: int, action: int, reward: float, dt_s: float = 0.0) -> None:
@@ -71,7 +89,7 @@ class ReplayBuffer:
 
     @property
     def n_transitions(self) -> int:
-        return int(self.has_next_C[: self.size].sum())
+        return int(self.has_next_C.sum())
 
     def _batch(self, idx: np.ndarray) -> ObsBatch:
         return collate_fixed(
@@ -88,11 +106,11 @@ class ReplayBuffer:
         self, batch_size: int, rng: np.random.Generator
     ) -> tuple[ObsBatch, np.ndarray, np.ndarray, ObsBatch]:
         """Uniform transitions: (obs batch, action (B,), reward (B,), next-obs batch)."""
-        valid = np.flatnonzero(self.has_next_C[: self.size])
+        valid = np.flatnonzero(self.has_next_C)
         if valid.size == 0:
             raise ValueError("replay buffer holds no complete transition yet")
         idx = valid[rng.integers(valid.size, size=batch_size)]
-        nxt = (idx + 1) % self.capacity
+        nxt = self.succ(idx)
         return self._batch(idx), self.action_C[idx], self.reward_C[idx], self._batch(nxt)
 
     def sample_n(
@@ -114,11 +132,11 @@ class ReplayBuffer:
             (obs batch, action (B,), return G (B,), bootstrap discount D_k (B,), batch of the
             observation k steps later).
         """
-        valid = np.flatnonzero(self.has_next_C[: self.size])
+        valid = np.flatnonzero(self.has_next_C)
         if valid.size == 0:
             raise ValueError("replay buffer holds no complete transition yet")
         idx = valid[rng.integers(valid.size, size=batch_size)]
-        slots_BN = (idx[:, None] + np.arange(n_step)[None, :]) % self.capacity
+        slots_BN = self.succ(idx[:, None], np.arange(n_step)[None, :])
         alive_BN = np.cumprod(self.has_next_C[slots_BN], axis=1).astype(bool)
         if tau_s is None:
             d_BN = np.full(slots_BN.shape, gamma, np.float64)
@@ -128,7 +146,7 @@ class ReplayBuffer:
         D_BN1 = np.concatenate([np.ones((batch_size, 1)), np.cumprod(d_BN, axis=1)], axis=1)
         G_B = (alive_BN * D_BN1[:, :-1] * self.reward_C[slots_BN]).sum(axis=1)
         k_B = alive_BN.sum(axis=1)
-        nxt = (idx + k_B) % self.capacity
+        nxt = self.succ(idx, k_B)
         return (
             self._batch(idx),
             self.action_C[idx],

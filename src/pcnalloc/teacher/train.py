@@ -28,7 +28,7 @@ from pcnalloc.teacher.checkpoint import (
     step_path,
 )
 from pcnalloc.teacher.config import TeacherConfig
-from pcnalloc.teacher.dqn import DoubleDQN, epsilon_greedy
+from pcnalloc.teacher.dqn import DoubleDQN, epsilon_greedy_batch
 from pcnalloc.teacher.policy import TeacherPolicy
 from pcnalloc.teacher.replay import ReplayBuffer
 
@@ -94,11 +94,22 @@ class Trainer:
         self.on_progress = on_progress
         first = cfg.env_for_load(cfg.loads[0])
         base = PowerCommEnv(first, observation="full")
-        self.envs: dict[float, PowerCommEnv] = {cfg.loads[0]: base}
-        for load in cfg.loads[1:]:
-            self.envs[load] = PowerCommEnv(
-                cfg.env_for_load(load), observation="full", network=base.net, catalog=base.catalog
-            )
+        # One env per (vector slot, load); all share the network, catalog and path cache.
+        self.env_pool: list[dict[float, PowerCommEnv]] = []
+        for i in range(cfg.n_envs):
+            row: dict[float, PowerCommEnv] = {}
+            for load in cfg.loads:
+                if i == 0 and load == cfg.loads[0]:
+                    row[load] = base
+                else:
+                    row[load] = PowerCommEnv(
+                        cfg.env_for_load(load),
+                        observation="full",
+                        network=base.net,
+                        catalog=base.catalog,
+                    )
+            self.env_pool.append(row)
+        self.envs = self.env_pool[0]
         self.shape = EncoderShape.for_env(cfg.env, **cfg.encoder_sizes())
         self.learner = DoubleDQN(self.shape, cfg)
         if cfg.discount == "time" and cfg.normalise_time_q:
@@ -216,6 +227,7 @@ class Trainer:
 
     def _run(self) -> TrainResult:
         cfg, learner, rng = self.cfg, self.learner, self.rng
+        N = cfg.n_envs
         buffer: ReplayBuffer | None = None
         t0 = time.perf_counter()
         start_step = self.step
@@ -224,60 +236,77 @@ class Trainer:
         ep_rewards: list[float] = []
         refill_until = self.step + cfg.learning_starts if self.step else cfg.learning_starts
         ckpt = step_path(self.out, self.step)
-        while self.step < cfg.steps:
-            env = self.envs[cfg.loads[self.episode % len(cfg.loads)]]
-            obs, _ = env.reset(seed=cfg.train_seed(self.episode))
+        tau_s = cfg.tau_s if cfg.discount == "time" else None
+        # Per vector slot: env, its observation, replay slot, episode reward and explorer.
+        envs: list[PowerCommEnv | None] = [None] * N
+        obs: list[Any] = [None] * N
+        slots = [0] * N
+        ep_rew = [0.0] * N
+        rngs: list[np.random.Generator] = [rng] * N
+
+        def start_episode(i: int) -> None:
+            nonlocal buffer
+            env = self.env_pool[i][cfg.loads[self.episode % len(cfg.loads)]]
+            o, _ = env.reset(seed=cfg.train_seed(self.episode))
+            rngs[i] = cfg.explore_rng(self.episode)
+            self.episode += 1
             if buffer is None:
-                buffer = ReplayBuffer(cfg.buffer_size, obs)
-            slot = buffer.add_obs(obs, continues=False)
-            ep_reward = 0.0
-            done = False
-            while not done and self.step < cfg.steps:
-                eps = cfg.epsilon(self.step)
-                cur = obs
-                a = epsilon_greedy(
-                    lambda cur=cur: learner.greedy_q(collate([cur]))[0],
-                    obs["action_mask"],
-                    eps,
-                    rng,
-                )
-                obs, reward, term, trunc, info = env.step(a)
-                done = bool(term or trunc)
-                buffer.set_step(slot, a, float(reward), env.now - float(info["time_s"]))
-                slot = buffer.add_obs(obs, continues=True)
-                ep_reward += float(reward)
-                self.step += 1
-                if (
-                    self.step >= refill_until
-                    and self.step % cfg.train_every == 0
-                    and buffer.n_transitions >= cfg.batch_size
-                ):
+                buffer = ReplayBuffer(cfg.buffer_size, o, streams=N)
+            envs[i], obs[i], ep_rew[i] = env, o, 0.0
+            slots[i] = buffer.add_obs(o, continues=False, stream=i)
+
+        def q_fn(idx: list[int]) -> np.ndarray:
+            return learner.greedy_q(collate([obs[i] for i in idx]))
+
+        def crossed(prev: int, now: int, every: int) -> bool:
+            return every > 0 and now // every > prev // every
+
+        for i in range(N):
+            start_episode(i)
+        assert buffer is not None
+        while self.step < cfg.steps:
+            n = min(N, cfg.steps - self.step)
+            for every in (cfg.log_every, cfg.eval_every, cfg.checkpoint_every):
+                if every:  # land on every log/eval/checkpoint step exactly
+                    n = min(n, every - self.step % every)
+            eps = cfg.epsilon(self.step)
+            acts = epsilon_greedy_batch(
+                q_fn, [obs[i]["action_mask"] for i in range(n)], eps, rngs[:n]
+            )
+            prev = self.step
+            for i in range(n):
+                env = envs[i]
+                assert env is not None
+                o, reward, term, trunc, info = env.step(acts[i])
+                buffer.set_step(slots[i], acts[i], float(reward), env.now - float(info["time_s"]))
+                slots[i] = buffer.add_obs(o, continues=True, stream=i)
+                obs[i] = o
+                ep_rew[i] += float(reward)
+                if term or trunc:
+                    ep_rewards.append(ep_rew[i])
+                    start_episode(i)
+            self.step += n
+            s = self.step
+            n_updates = s // cfg.train_every - prev // cfg.train_every
+            if s >= refill_until and buffer.n_transitions >= cfg.batch_size:
+                for _ in range(n_updates):
                     o, act, r, disc, o2 = buffer.sample_n(
-                        cfg.batch_size,
-                        rng,
-                        n_step=cfg.n_step,
-                        gamma=cfg.gamma,
-                        tau_s=cfg.tau_s if cfg.discount == "time" else None,
+                        cfg.batch_size, rng, n_step=cfg.n_step, gamma=cfg.gamma, tau_s=tau_s
                     )
                     out = learner.update(o, act, r, o2, disc)
                     losses.append(out["loss"])
                     qs.append(out["q_mean"])
-                if done:
-                    ep_rewards.append(ep_reward)
-                    self.episode += 1
-                s = self.step
-                if cfg.eval_every and s % cfg.eval_every == 0:
-                    self.evaluate()
-                    self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=True)
-                elif s % cfg.log_every == 0:
-                    self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=False)
-                if s % cfg.checkpoint_every == 0:
-                    ckpt = self.save()
-                if self.on_progress is not None and s % 100 == 0:
-                    self.on_progress(s, {"epsilon": eps, "loss": np.mean(losses[-50:] or [0])})
-            if not done:
-                # Stopped mid-episode: the next run starts a fresh episode.
-                self.episode += 1
+            if crossed(prev, s, cfg.eval_every):
+                self.evaluate()
+                self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=True)
+            elif crossed(prev, s, cfg.log_every):
+                self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=False)
+            if crossed(prev, s, cfg.checkpoint_every):
+                ckpt = self.save()
+            if self.on_progress is not None and crossed(prev, s, 100):
+                self.on_progress(s, {"epsilon": eps, "loss": np.mean(losses[-50:] or [0])})
+        # Episodes cut by the end of the run are not continued: a resumed run starts fresh
+        # ones (their ids were already taken).
         if not step_path(self.out, self.step).is_file():
             ckpt = self.save()
         self._write_log()
