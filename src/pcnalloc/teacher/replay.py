@@ -1,7 +1,7 @@
 """Sequential replay buffer for one topology: each observation is stored once, per env stream.
 
-Observations are written in env order into a ring of ``capacity`` slots; the transition from
-slot i goes to slot i+1 (mod capacity) when both belong to the same episode, so next
+Observations are written in env order into a ring segment per env stream; the transition from
+slot i goes to the next slot of its segment when both belong to the same episode, so next
 observations are never stored twice (SB3's ``optimize_memory_usage`` idea). Episodes end
 only by truncation, so every stored transition bootstraps (no terminal flag).
 """
