@@ -33,6 +33,39 @@ from pcnalloc.teacher import (
 )
 
 
+def bench_train_variants(case: str, steps: int) -> list[dict]:
+    """Env steps/s of training, before (one env, one update per 4 steps) and after
+    (vectorised acting; updates every ``train_every`` env steps), in one run."""
+    variants = [
+        {"n_envs": 1, "train_every": 4, "steps": max(steps // 2, 400)},
+        {"n_envs": 16, "train_every": 4, "steps": steps},
+        {"n_envs": 16, "train_every": 16, "steps": 2 * steps},
+        {"n_envs": 16, "train_every": 64, "steps": 4 * steps},
+        {"n_envs": 32, "train_every": 128, "steps": 4 * steps},
+    ]
+    out = []
+    for v in variants:
+        cfg = teacher_config(
+            env={"network": {"case": case}}, learning_starts=200, eval_every=0, **v
+        )
+        with tempfile.TemporaryDirectory() as d:
+            tr = Trainer(cfg, d)
+            t = time.perf_counter()
+            res = tr.run()
+            wall = time.perf_counter() - t
+        out.append(
+            {
+                **v,
+                "gradient_steps": res.updates,
+                "samples_per_env_step": round(cfg.batch_size / cfg.train_every, 2),
+                "train_env_steps_per_s": round(res.step / wall, 1),
+                "wall_s": round(wall, 1),
+                "loadavg": open("/proc/loadavg").read().split()[:3],
+            }
+        )
+    return out
+
+
 def bench_train(case: str, steps: int) -> dict:
     cfg = teacher_config(
         env={"network": {"case": case}}, steps=steps, learning_starts=200, eval_every=0
@@ -138,8 +171,22 @@ def main() -> None:
     ap.add_argument("--library-requests", type=int, default=200)
     ap.add_argument("--lockstep", type=int, default=8)
     ap.add_argument("--decisions", type=int, default=300)
+    ap.add_argument(
+        "--only-train",
+        action="store_true",
+        help="only the before/after training throughput (no checkpoint needed)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.only_train:
+        res = {
+            "torch_threads": 1,
+            "loadavg_start": open("/proc/loadavg").read().split()[:3],
+            "train_variants": bench_train_variants(args.case, args.train_steps),
+            "loadavg_end": open("/proc/loadavg").read().split()[:3],
+        }
+        print(json.dumps(res, indent=2))
+        return
     from pcnalloc.teacher import resolve_checkpoint
 
     ckpt = str(resolve_checkpoint(args.checkpoint))
