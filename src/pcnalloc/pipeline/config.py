@@ -76,7 +76,7 @@ class EvaluateStage(_Frozen):
         description="scenario families evaluated with paired statistics (empty = skip)",
     )
     scenario_policies: tuple[str, ...] = Field(
-        ("teacher", "student+rules", "edge+rules"),
+        ("teacher", "edge+rules"),
         description="learned policies of the scenario-family evaluation",
     )
     tuned_heuristics: tuple[str, ...] = Field(
@@ -88,11 +88,13 @@ class EvaluateStage(_Frozen):
     )
     tune_requests: int = Field(500, ge=10, description="decisions per tuning episode")
     scenario_cases: tuple[str, ...] = Field(
-        ("case30",), description="cases of the scenario-family evaluation"
+        ("case30", "case57"),
+        description="cases of the scenario-family evaluation (include grids not trained on)",
     )
     scenario_loads: tuple[float, ...] = Field((1.0,), description="loads of the families")
     scenario_seeds: tuple[int, ...] = Field(
-        (200, 201, 202, 203, 204, 205), description="paired seeds of the families"
+        (200, 201, 202, 203, 204, 205, 206, 207),
+        description="paired seeds of the families (the same for every policy)",
     )
 
     @field_validator("scenarios")
