@@ -36,6 +36,10 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="TeacherConfig YAML (fields of TeacherConfig)")
         ] = None,
+        scenario: Annotated[
+            str | None,
+            typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
+        ] = None,
     ) -> None:
         """Train a teacher; evaluate it against the baseline on held-out seeds as it learns."""
         from pcnalloc.teacher import teacher_config, train_teacher
@@ -43,6 +47,8 @@ def register(app: typer.Typer) -> None:
         overrides: dict = {}
         if case is not None:
             overrides["env"] = {"network": {"case": case}}
+        if scenario is not None:
+            overrides.setdefault("env", {})["traffic"] = {"scenario": scenario}
         if load is not None:
             overrides["loads"] = _loads(load)
         if steps is not None:
