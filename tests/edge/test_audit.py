@@ -201,3 +201,10 @@ def test_keys_roundtrip(tmp_path: Path) -> None:
         keys.save_keypair(tmp_path / "k")
     with pytest.raises(keys.KeyFileError, match="not an unencrypted PEM"):
         keys.load_private_key(pub_p)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "x..y", "", "/abs"])
+def test_key_name_cannot_escape_out(tmp_path: Path, name: str) -> None:
+    with pytest.raises(keys.KeyFileError, match="not accepted"):
+        keys.save_keypair(tmp_path / "k", name)
+    assert not (tmp_path / "evil.key").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -19,6 +20,8 @@ from pcnalloc.errors import PcnallocError
 
 PRIVATE_SUFFIX = ".key"
 PUBLIC_SUFFIX = ".pub"
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
+"""Accepted key file stems: no path separators, no leading dot, so a name cannot leave --out."""
 
 
 class KeyFileError(PcnallocError):
@@ -45,8 +48,14 @@ def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Pat
     """Generate a key pair and write ``name.key`` (mode 0600) and ``name.pub`` in ``out_dir``.
 
     Raises:
-        KeyFileError: if either file exists already (keys are never overwritten).
+        KeyFileError: if either file exists already (keys are never overwritten), or the
+            name is not a plain file stem (it could escape ``out_dir``).
     """
+    if not re.fullmatch(NAME_PATTERN, name) or ".." in name:
+        raise KeyFileError(
+            f"key name {name!r} is not accepted; accepted: letters, digits, '_', '.', '-' "
+            "(starting with a letter or digit, no '..', at most 64 characters)"
+        )
     d = Path(out_dir)
     d.mkdir(parents=True, exist_ok=True)
     priv_path, pub_path = d / f"{name}{PRIVATE_SUFFIX}", d / f"{name}{PUBLIC_SUFFIX}"
