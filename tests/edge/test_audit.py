@@ -208,3 +208,14 @@ def test_key_name_cannot_escape_out(tmp_path: Path, name: str) -> None:
     with pytest.raises(keys.KeyFileError, match="not accepted"):
         keys.save_keypair(tmp_path / "k", name)
     assert not (tmp_path / "evil.key").exists()
+
+
+def test_readable_private_key_warns(tmp_path: Path, caplog) -> None:
+    priv_p, _ = keys.save_keypair(tmp_path / "k")
+    with caplog.at_level("WARNING", logger="pcnalloc.edge.keys"):
+        keys.load_private_key(priv_p)
+    assert "readable" not in caplog.text
+    priv_p.chmod(0o644)
+    with caplog.at_level("WARNING", logger="pcnalloc.edge.keys"):
+        keys.load_private_key(priv_p)
+    assert "readable by group or others" in caplog.text

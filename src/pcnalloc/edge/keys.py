@@ -8,6 +8,7 @@ raw 32-byte public key.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 from pathlib import Path
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pcnalloc.errors import PcnallocError
+
+log = logging.getLogger(__name__)
 
 PRIVATE_SUFFIX = ".key"
 PUBLIC_SUFFIX = ".pub"
@@ -91,6 +94,8 @@ def load_private_key(path: str | Path) -> Ed25519PrivateKey:
         KeyFileError: missing file, not PEM, or not an Ed25519 key.
     """
     data = _read(path)
+    if os.name == "posix" and Path(path).stat().st_mode & 0o077:
+        log.warning("private key %s is readable by group or others; chmod 600 it", path)
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as err:
