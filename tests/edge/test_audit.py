@@ -219,3 +219,13 @@ def test_readable_private_key_warns(tmp_path: Path, caplog) -> None:
     with caplog.at_level("WARNING", logger="pcnalloc.edge.keys"):
         keys.load_private_key(priv_p)
     assert "readable by group or others" in caplog.text
+
+
+def test_ensure_keypair_never_replaces(tmp_path: Path) -> None:
+    priv_p, pub_p = keys.ensure_keypair(tmp_path / "k")
+    before = priv_p.read_bytes()
+    assert keys.ensure_keypair(tmp_path / "k") == (priv_p, pub_p)
+    assert priv_p.read_bytes() == before
+    pub_p.unlink()
+    with pytest.raises(keys.KeyFileError, match="half of key pair"):
+        keys.ensure_keypair(tmp_path / "k")

@@ -81,6 +81,27 @@ def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Pat
     return priv_path, pub_path
 
 
+def ensure_keypair(key_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Path]:
+    """The key pair in ``key_dir``: reused when present, created once when absent.
+
+    A rerun (e.g. ``pcnalloc run --force``) keeps the key, so public keys shipped to
+    verifiers keep accepting new artifacts.
+
+    Raises:
+        KeyFileError: only one of ``name.key`` and ``name.pub`` exists (a half key pair).
+    """
+    d = Path(key_dir)
+    priv_path, pub_path = d / f"{name}{PRIVATE_SUFFIX}", d / f"{name}{PUBLIC_SUFFIX}"
+    if priv_path.is_file() and pub_path.is_file():
+        return priv_path, pub_path
+    if priv_path.exists() or pub_path.exists():
+        raise KeyFileError(
+            f"key folder {str(d)!r} holds half of key pair {name!r}; restore the missing "
+            "file or choose another folder"
+        )
+    return save_keypair(d, name)
+
+
 def public_pem(pub: Ed25519PublicKey) -> bytes:
     return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
