@@ -25,6 +25,7 @@ from pcnalloc.network.builder import from_pandapower, load_pandapower
 # Tests keep the on-disk network cache (pcnalloc.network.store) out of the user's home:
 # one fresh folder per test session, inherited by the subprocesses tests start.
 os.environ.setdefault("PCNALLOC_CACHE_DIR", tempfile.mkdtemp(prefix="pcnalloc-cache-"))
+os.environ.setdefault("PCNALLOC_KEY_DIR", tempfile.mkdtemp(prefix="pcnalloc-keys-"))
 
 TINY_SITES: tuple[dict[str, Any], ...] = (
     {"id": "A", "kv": 110.0, "x": 0.0, "y": 1.0, "region": "north"},

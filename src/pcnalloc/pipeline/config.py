@@ -123,6 +123,11 @@ class RunConfig(_Frozen):
         "process", description="where rollouts and sweeps run"
     )
     workers: int = Field(2, ge=1, description="worker processes (process/ray executors)")
+    key_dir: str | None = Field(
+        None,
+        description="folder of the Ed25519 signing key, outside the output tree, created once "
+        "and never replaced (None = $PCNALLOC_KEY_DIR or the user config folder)",
+    )
 
 
 def load_run_config(path: str | Path | None = None) -> RunConfig:

@@ -18,9 +18,28 @@ log = logging.getLogger(__name__)
 RECORD = "stage.json"
 
 
+_CODE: list[str] = []
+
+
+def code_hash() -> str:
+    """SHA-256 of the package's own source files (``*.py`` and packaged YAML), computed once.
+
+    Part of every stage key, so a changed simulator, learner or report reruns the stages
+    instead of reusing results the old code produced (a hand-typed version would not)."""
+    if not _CODE:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256()
+        for f in sorted([*root.rglob("*.py"), *root.rglob("*.yaml")]):
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+        _CODE.append(h.hexdigest())
+    return _CODE[0]
+
+
 def stage_key(name: str, material: Any) -> str:
-    """sha256 over the stage name, its inputs (canonical JSON) and the package version."""
-    blob = json.dumps([name, __version__, material], sort_keys=True, default=str)
+    """sha256 over the stage name, its inputs (canonical JSON), the package version and the
+    hash of the package's source (:func:`code_hash`)."""
+    blob = json.dumps([name, __version__, code_hash(), material], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

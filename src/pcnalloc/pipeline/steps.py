@@ -107,8 +107,22 @@ def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: An
     }
 
 
+def key_dir(cfg: RunConfig) -> Path:
+    """Folder of the run's signing key: ``cfg.key_dir``, else ``$PCNALLOC_KEY_DIR``, else the
+    user config folder (``~/.config/pcnalloc/keys`` on Linux)."""
+    import os
+
+    if cfg.key_dir:
+        return Path(cfg.key_dir).expanduser()
+    if os.environ.get("PCNALLOC_KEY_DIR"):
+        return Path(os.environ["PCNALLOC_KEY_DIR"]).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("pcnalloc")) / "keys"
+
+
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
-    from pcnalloc.edge.keys import save_keypair
+    from pcnalloc.edge.keys import ensure_keypair
     from pcnalloc.export.compile import (
         QuantizationRejected,
         compile_student,
@@ -117,7 +131,13 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
     )
 
     bar.start("compile + sign", None)
-    priv, pub = save_keypair(d / "keys")
+    # The signing key lives outside the output tree and is created once: a rerun (even
+    # --force) keeps it, so public keys already shipped keep accepting new artifacts. The
+    # public half is copied beside the artifact for convenience; verifiers pin their own copy.
+    priv, key_pub = ensure_keypair(key_dir(cfg))
+    (d / "keys").mkdir(parents=True, exist_ok=True)
+    pub = d / "keys" / "pcnalloc.pub"
+    write_atomic(pub, key_pub.read_bytes())
     module = load_student_module(distill["student"])
     rows, env = library_rows(library["folder"], getattr(module, "input_key", "compact"))
 
