@@ -61,9 +61,10 @@ class TeacherConfig(BaseModel):
         "decision (discount=decision)",
     )
     discount: Literal["time", "decision"] = Field(
-        "time",
+        "decision",
         description="time: semi-Markov γ^(Δt/τ) over the simulated time between decisions; "
-        "decision: γ per decision (the ablation)",
+        "decision: γ per decision (the default until the time discount is shown to train "
+        "on case30: with it the 6,000-step teacher collapsed to value 0.22 vs 0.98)",
     )
     tau_s: float = Field(
         600.0,
@@ -72,7 +73,7 @@ class TeacherConfig(BaseModel):
         "frequent class; the arrival-weighted mean holding time of the default catalog is "
         "≈ 860 s)",
     )
-    n_step: int = Field(3, ge=1, le=64, description="steps of the n-step return")
+    n_step: int = Field(1, ge=1, le=64, description="steps of the n-step return")
     normalise_time_q: bool = Field(
         True,
         description="discount=time: multiply rewards by 1 − γ^(Δt̄/τ) (Δt̄ = mean time between "
