@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 ENVS: dict[str, str] = {
-    "pcnalloc/PowerComm-v0": "pcnalloc.envs.power_comm:PowerCommEnv",
+    "pcnalloc/PowerComm-v0": "pcnalloc.evaluate.episode:make_env",
+    "pcnalloc/PowerComm-flat-v0": "pcnalloc.evaluate.episode:make_env",
 }
-"""Environment id → ``module:Class`` entry point."""
+"""Environment id → entry point: a ``PowerCommEnv`` wrapped so that the last step's ``info``
+carries the episode's metrics (:mod:`pcnalloc.evaluate.episode`)."""
+
+ENV_KWARGS: dict[str, dict[str, Any]] = {
+    "pcnalloc/PowerComm-flat-v0": {"observation": "flat"},
+}
+"""Default keyword arguments of each id (``gymnasium.make`` keywords override them): the
+flat id observes a ``Box`` for MLP policies."""
 
 
 def register_envs() -> None:
@@ -14,4 +24,4 @@ def register_envs() -> None:
 
     for env_id, entry_point in ENVS.items():
         if env_id not in registry:
-            register(id=env_id, entry_point=entry_point)
+            register(id=env_id, entry_point=entry_point, kwargs=dict(ENV_KWARGS.get(env_id, {})))

@@ -14,7 +14,13 @@ stale view was wrong) leaves the same request pending, with the refused action s
 owner's mask, so the next step is the owner's retry (``infos[agent]["retry"]``). A masked
 action from the owner rejects the request. Rewards are the environment's reward for the
 decided request, shared by all agents (a cooperative team reward; 0 on a retry step). The
-episode truncates for every agent after ``episode_requests`` decided requests.
+episode truncates for every agent after ``episode_requests`` decided requests; the infos of
+that last step carry the episode's figures (weighted value ratio, blocking, critical
+blocking, executed violations; see :class:`~pcnalloc.envs.power_comm.PowerCommEnv`).
+
+PettingZoo conventions: :func:`parallel_env` builds the parallel env, :func:`env` its AEC
+form; ``state()`` lies in ``state_space``; ``render_mode`` ``ansi`` or ``rgb_array`` renders
+the underlying network as :mod:`pcnalloc.envs.render` does.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec
 
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.distributed.regions import RegionalCoordinator, RegionConfig
 from pcnalloc.envs.observation import LIM, compact_dim
 from pcnalloc.envs.power_comm import PowerCommEnv
+from pcnalloc.envs.render import RENDER_FPS, RENDER_MODES, check_render_mode
+from pcnalloc.evaluate.episode import episode_info
+from pcnalloc.evaluate.metrics import MetricsRecorder
 
 
 class RegionalParallelEnv(ParallelEnv):
@@ -37,16 +47,28 @@ class RegionalParallelEnv(ParallelEnv):
     Args:
         config: an :class:`EnvConfig`, a nested mapping of overrides, or None (case30).
         staleness_s: seconds of simulated time between summaries of other regions.
+        render_mode: None, ``ansi`` or ``rgb_array`` (the network's, see the module docstring).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"name": "pcnalloc_regional_v0", "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "name": "pcnalloc_regional_v0",
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+        "is_parallelizable": True,
+    }
 
     def __init__(
-        self, config: EnvConfig | dict[str, Any] | None = None, *, staleness_s: float = 0.0
+        self,
+        config: EnvConfig | dict[str, Any] | None = None,
+        *,
+        staleness_s: float = 0.0,
+        render_mode: str | None = None,
     ) -> None:
+        self.render_mode = check_render_mode(render_mode)
         if isinstance(config, dict):
             config = build(EnvConfig, config, "environment config")
-        self.env = PowerCommEnv(config, observation="compact")
+        self.env = PowerCommEnv(config, observation="compact", render_mode=render_mode)
+        self._recorder: MetricsRecorder | None = None
         self.coord = RegionalCoordinator(self.env, RegionConfig(staleness_s=staleness_s))
         n = self.coord.n_regions
         self.possible_agents = [f"region_{r}" for r in range(n)]
@@ -60,6 +82,9 @@ class RegionalParallelEnv(ParallelEnv):
             }
         )
         self._act_space = gym.spaces.Discrete(A)
+        n_pools = self.env.net.n_links * len(self.env.net.slices)
+        self.state_space = gym.spaces.Box(0.0, 1.0, shape=(n_pools,), dtype=np.float32)
+        """Space of :meth:`state`: the utilisation of every (link, slice) pool, in [0, 1]."""
         self._idle = {
             "observation": np.zeros(D, dtype=np.float32),
             "action_mask": np.eye(A, dtype=np.int8)[-1],
@@ -99,6 +124,7 @@ class RegionalParallelEnv(ParallelEnv):
         self.agents = list(self.possible_agents)
         self._decided = 0
         self.coord.reset(seed=seed)
+        self._recorder = MetricsRecorder(self.env)
         return self._observations(), self._infos(retry=False)
 
     def step(self, actions: dict[str, Any]):
@@ -115,7 +141,12 @@ class RegionalParallelEnv(ParallelEnv):
             rewards = {a: float(reward) for a in self.agents}
             info_extra["decision"] = {k: info[k] for k in ("outcome", "region", "conflicts")}
             self._decided += 1
+            if self._recorder is not None:
+                self._recorder.record(info, float(reward))
         trunc = self._decided >= self.env.cfg.episode_requests
+        if trunc and self._recorder is not None:
+            info_extra.update(episode_info(self._recorder))
+            self._recorder = None
         terminations = {a: False for a in self.agents}
         truncations = {a: trunc for a in self.agents}
         obs = self._observations()
@@ -128,5 +159,30 @@ class RegionalParallelEnv(ParallelEnv):
         """The true network state for centralised critics: pool utilisation, shape (E·S,)."""
         return self.env.state.utilisation_ES().astype(np.float32).ravel()
 
+    def render(self) -> Any:
+        """``ansi``: a text summary; ``rgb_array``: the utilisation map, (H, W, 3) uint8."""
+        return self.env.render()
+
     def close(self) -> None:
         self.env.close()
+
+
+def parallel_env(**kwargs: Any) -> RegionalParallelEnv:
+    """The regional parallel env (PettingZoo's ``parallel_env()`` factory convention).
+
+    Args:
+        **kwargs: :class:`RegionalParallelEnv` arguments (``config``, ``staleness_s``,
+            ``render_mode``).
+    """
+    return RegionalParallelEnv(**kwargs)
+
+
+def env(**kwargs: Any) -> AECEnv:
+    """The regional env in AEC form (PettingZoo's ``env()`` factory convention): the parallel
+    env through ``parallel_to_aec``, which also enforces the call order.
+
+    Args:
+        **kwargs: :class:`RegionalParallelEnv` arguments (``config``, ``staleness_s``,
+            ``render_mode``).
+    """
+    return parallel_to_aec(parallel_env(**kwargs))

@@ -23,7 +23,8 @@ from pcnalloc.envs.features import (
     evaluate_request,
     priority_table,
 )
-from pcnalloc.envs.observation import ObservationBuilder, make_space
+from pcnalloc.envs.observation import LIM, ObservationBuilder, compact_dim, make_space
+from pcnalloc.envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, render_env
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
@@ -44,16 +45,24 @@ class PowerCommEnv(gym.Env):
 
     Args:
         config: an :class:`EnvConfig`, a nested mapping of overrides, or None for defaults.
-        observation: ``full`` (graph + history + request + candidates + mask + compact) or
-            ``compact`` (no graph/history: what heuristics and edge students read; faster).
+        observation: ``full`` (graph + history + request + candidates + mask + compact),
+            ``compact`` (no graph/history: what heuristics and edge students read; faster) or
+            ``flat`` (the compact vector alone as a ``Box``, for MLP policies; it holds the
+            request, every action's features — the mask among them — and summary statistics;
+            the mask is also ``info["action_mask"]`` and :meth:`action_masks`).
         network: a prebuilt network to reuse (must match ``config.network``).
         catalog: a preloaded catalog to reuse.
+        render_mode: None, ``ansi`` (text summary of request, candidates and links) or
+            ``rgb_array`` (utilisation map, see :mod:`pcnalloc.envs.render`).
 
     Action: ``Discrete(K·L + 1)``; a = k·L + l picks candidate path k with grant slot l; the
     last action rejects. Masked actions are refused without touching state.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+    }
 
     def __init__(
         self,
@@ -62,13 +71,17 @@ class PowerCommEnv(gym.Env):
         observation: str = "full",
         network: CommNetwork | None = None,
         catalog: Catalog | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        self.render_mode = check_render_mode(render_mode)
         if config is None:
             config = EnvConfig()
         elif isinstance(config, dict):
             config = build(EnvConfig, config, "environment config")
-        if observation not in ("full", "compact"):
-            raise ConfigError(f"unknown observation mode {observation!r}; accepted: full, compact")
+        if observation not in ("full", "compact", "flat"):
+            raise ConfigError(
+                f"unknown observation mode {observation!r}; accepted: full, compact, flat"
+            )
         self.scenario: Scenario | None = None
         if config.traffic.scenario is not None:
             # The family's event settings replace the per-hour defaults (one EnvConfig holds
@@ -91,9 +104,12 @@ class PowerCommEnv(gym.Env):
         self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
         self.observation_mode = observation
         self.action_space = gym.spaces.Discrete(config.n_actions)
-        self.observation_space = make_space(
+        self.observation_space: gym.spaces.Space = make_space(
             self.net.n_sites, self.net.n_links, self.catalog, config, observation
         )
+        if observation == "flat":
+            dim = compact_dim(self.catalog, config)
+            self.observation_space = gym.spaces.Box(-LIM, LIM, shape=(dim,), dtype=np.float32)
         self.reject_action = config.n_actions - 1
         self._near_cache: dict[int, np.ndarray] = {}
         self._flow_id = -1
@@ -339,7 +355,8 @@ class PowerCommEnv(gym.Env):
         self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
         self._schedule_scenario()
         self._advance()
-        return self._observe(), {"request": self._req, "time_s": self.now}
+        info: dict[str, Any] = {"request": self._req, "time_s": self.now}
+        return self._observe(), self._with_mask(info)
 
     def _schedule_scenario(self) -> None:
         """Place the family's faults and cuts inside this episode's window (seeded)."""
@@ -355,9 +372,16 @@ class PowerCommEnv(gym.Env):
             for u in np.sort(self.np_random.uniform(lo, hi, size=n)):
                 self._push(self.now + float(u) * span, kind, payload)
 
-    def _observe(self) -> dict:
+    def _observe(self) -> Any:
         assert self._req is not None and self._ev is not None
-        return self.obs_builder.build(self._req, self._ev, self.emergency_R)
+        obs = self.obs_builder.build(self._req, self._ev, self.emergency_R)
+        return obs["compact"] if self.observation_mode == "flat" else obs
+
+    def _with_mask(self, info: dict[str, Any]) -> dict[str, Any]:
+        """In ``flat`` mode, add the mask of the request now on show to ``info``."""
+        if self.observation_mode == "flat":
+            info["action_mask"] = self.action_masks()
+        return info
 
     def _admit(self, action: int, *, counted: bool) -> tuple[list, float]:
         req, ev, cs = self._req, self._ev, self._cs
@@ -487,7 +511,11 @@ class PowerCommEnv(gym.Env):
         self._steps += 1
         truncated = self._steps >= self.cfg.episode_requests
         self._advance()
-        return self._observe(), float(reward), False, truncated, info
+        return self._observe(), float(reward), False, truncated, self._with_mask(info)
+
+    def render(self) -> Any:
+        """``ansi``: a text summary; ``rgb_array``: the utilisation map, (H, W, 3) uint8."""
+        return render_env(self)
 
     # ------------------------------------------------------------------ helpers for policies
     @property
