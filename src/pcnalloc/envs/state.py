@@ -1,10 +1,15 @@
 """Live network state: per-link slice pools by priority, active flows, failures, trust.
 
 Bandwidth is held in integer kb/s so the pool invariants (0 ≤ used ≤ capacity) are exact.
+
+Pre-emption planning reads an index of the flows by (link, slice, hold priority, kb/s); each
+bucket holds flow ids in admission order, which is id order, so the plan walks candidates in
+its preference order without collecting or sorting the flows of the deficit links.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,6 +65,11 @@ class NetworkState:
         self.trust_N1 = np.ones(self.net.n_sites + 1)
         self.flows: dict[int, Flow] = {}
         self.on_link: list[set[int]] = [set() for _ in range(self.cap_ES1.shape[0])]
+        self.by_link_sp: list[dict[tuple[int, int], dict[int, dict[int, None]]]] = [
+            {} for _ in range(self.cap_ES1.shape[0])
+        ]
+        """Per link: (slice, priority) → kb/s → ids of the flows using the link, in id order
+        (a dict used as an ordered set; ids are issued in increasing order by :meth:`admit`)."""
         self._next_id = 0
 
     def set_failed(self, link: int, failed: bool) -> None:
@@ -115,9 +125,20 @@ class NetworkState:
             counted=counted,
             full_holding_s=full_holding_s,
         )
-        self.flows[flow.id] = flow
+        fid = flow.id
+        self.flows[fid] = flow
+        on_link, by_link_sp, sp = self.on_link, self.by_link_sp, (slice_, priority)
         for e in all_links.tolist():
-            self.on_link[e].add(flow.id)
+            on_link[e].add(fid)
+            by_kb = by_link_sp[e].get(sp)
+            if by_kb is None:
+                by_link_sp[e][sp] = {kbps: {fid: None}}
+            else:
+                ids = by_kb.get(kbps)
+                if ids is None:
+                    by_kb[kbps] = {fid: None}
+                else:
+                    ids[fid] = None
         self._next_id += 1
         return flow
 
@@ -127,8 +148,18 @@ class NetworkState:
         if flow is None:
             return None
         all_links = np.concatenate([flow.links, flow.backup_links])
+        sp, kbps = (flow.slice, flow.priority), flow.kbps
         for e in all_links.tolist():
             self.on_link[e].discard(flow_id)
+            by_kb = self.by_link_sp[e].get(sp)
+            ids = None if by_kb is None else by_kb.get(kbps)
+            if ids is None:
+                continue  # a link listed twice on the route, already cleared
+            ids.pop(flow_id, None)
+            if not ids:  # drop empty buckets so planning never visits them
+                del by_kb[kbps]
+                if not by_kb:
+                    del self.by_link_sp[e][sp]
         self.used_ES1[all_links, flow.slice] -= flow.kbps
         self.used_ESP1[all_links, flow.slice, flow.priority] -= flow.kbps
         return flow
@@ -143,31 +174,78 @@ class NetworkState:
         """Flows to pre-empt so ``kbps`` fits on ``links`` in ``slice_``, or None if impossible.
 
         RSVP-TE style: only flows whose hold priority is strictly lower (numerically greater)
-        than the request's setup priority; the lowest priority first, then the largest, so the
-        fewest and least important flows go.
+        than the request's setup priority; the lowest priority first, then the largest, then
+        the oldest, so the fewest and least important flows go. A candidate is taken only if
+        it uses a link still short of capacity.
+
+        The candidates come from :attr:`by_link_sp` in that order: priority levels from the
+        lowest, kb/s buckets from the largest, and within a bucket a merge by id of the
+        deficit links' id-ordered buckets, dropping a link's stream once the link has enough.
+        The result equals :func:`_preemption_plan_reference` (same ids, same order).
         """
-        deficit = {
-            int(e): kbps - int(self.cap_ES1[e, slice_] - self.used_ES1[e, slice_]) for e in links
-        }
-        deficit = {e: d for e, d in deficit.items() if d > 0}
+        cap_S, used_S = self.cap_ES1[:, slice_], self.used_ES1[:, slice_]
+        deficit: dict[int, int] = {}
+        for e in np.asarray(links).tolist():
+            d = kbps - int(cap_S[e] - used_S[e])
+            if d > 0:
+                deficit[e] = d
         if not deficit:
             return []
-        ids = set().union(*(self.on_link[e] for e in deficit))
-        cands = [
-            f for f in (self.flows[i] for i in ids) if f.slice == slice_ and f.priority > priority
-        ]
-        cands.sort(key=lambda f: (-f.priority, -f.kbps, f.id))
+        short = len(deficit)
+        on_link, by_link_sp = self.on_link, self.by_link_sp
         chosen: list[int] = []
-        for f in cands:
-            on = set(map(int, f.links)) | set(map(int, f.backup_links))
-            if not any(e in on and d > 0 for e, d in deficit.items()):
+        for p in range(N_PRIORITIES - 1, priority, -1):
+            sp = (slice_, p)
+            level = [(e, by_link_sp[e].get(sp)) for e in deficit]
+            level = [(e, by_kb) for e, by_kb in level if by_kb]
+            if not level:
                 continue
-            chosen.append(f.id)
-            for e in deficit:
-                if e in on:
-                    deficit[e] -= f.kbps
-            if all(d <= 0 for d in deficit.values()):
-                return chosen
+            sizes = sorted({kb for _, by_kb in level for kb in by_kb}, reverse=True)
+            for kb in sizes:
+                streams = [(e, by_kb[kb]) for e, by_kb in level if kb in by_kb]
+                if len(streams) == 1:
+                    e, ids = streams[0]
+                    for fid in ids:
+                        if deficit[e] <= 0:
+                            break
+                        chosen.append(fid)
+                        for e2 in deficit:
+                            if fid in on_link[e2]:
+                                if deficit[e2] > 0 and deficit[e2] <= kb:
+                                    short -= 1
+                                deficit[e2] -= kb
+                        if short == 0:
+                            return chosen
+                    continue
+                heap: list[tuple[int, int, int]] = []  # (flow id, stream, link)
+                iters = []
+                for e, ids in streams:
+                    if deficit[e] > 0:
+                        iters.append(iter(ids))
+                        heap.append((next(iters[-1]), len(iters) - 1, e))
+                heapq.heapify(heap)
+                last = -1
+                while heap:
+                    fid, j, e = heap[0]
+                    if deficit[e] <= 0:  # this link has enough: its stream stops
+                        heapq.heappop(heap)
+                        continue
+                    nxt = next(iters[j], None)
+                    if nxt is None:
+                        heapq.heappop(heap)
+                    else:
+                        heapq.heapreplace(heap, (nxt, j, e))
+                    if fid == last:  # the same flow seen through another link
+                        continue
+                    last = fid
+                    chosen.append(fid)
+                    for e2 in deficit:
+                        if fid in on_link[e2]:
+                            if deficit[e2] > 0 and deficit[e2] <= kb:
+                                short -= 1
+                            deficit[e2] -= kb
+                    if short == 0:
+                        return chosen
         return None
 
     def check_invariants(self) -> None:
@@ -190,3 +268,55 @@ class NetworkState:
         index = {(e, i) for e, ids in enumerate(self.on_link) for i in ids}
         truth = {(int(e), f.id) for f in flows for e in np.concatenate([f.links, f.backup_links])}
         assert index == truth, "the link → flow index disagrees with the flow table"
+        keyed = set()
+        for e, by_sp in enumerate(self.by_link_sp):
+            for (s_, p_), by_kb in by_sp.items():
+                assert by_kb, "an empty (slice, priority) bucket was left in the index"
+                for kb, ids in by_kb.items():
+                    assert ids, "an empty kb/s bucket was left in the index"
+                    order = list(ids)
+                    assert order == sorted(order), "a pre-emption bucket is out of id order"
+                    keyed.update((e, i, s_, p_, kb) for i in order)
+        truth_k = {
+            (e, f.id, f.slice, f.priority, f.kbps) for (e, i) in truth for f in [self.flows[i]]
+        }
+        assert keyed == truth_k, "the pre-emption index disagrees with the flow table"
+
+    def preemption_plan_reference(
+        self, links: np.ndarray, slice_: int, priority: int, kbps: int
+    ) -> list[int] | None:
+        """:meth:`preemption_plan` computed from the flow table (see the module function)."""
+        return _preemption_plan_reference(self, links, slice_, priority, kbps)
+
+
+def _preemption_plan_reference(
+    state: NetworkState, links: np.ndarray, slice_: int, priority: int, kbps: int
+) -> list[int] | None:
+    """The pre-emption plan as first written: collect and sort every candidate flow.
+
+    Kept as the definition :meth:`NetworkState.preemption_plan` must reproduce exactly
+    (tests and ``benchmarks/bench_preempt.py`` compare the two).
+    """
+    deficit = {
+        int(e): kbps - int(state.cap_ES1[e, slice_] - state.used_ES1[e, slice_]) for e in links
+    }
+    deficit = {e: d for e, d in deficit.items() if d > 0}
+    if not deficit:
+        return []
+    ids = set().union(*(state.on_link[e] for e in deficit))
+    cands = [
+        f for f in (state.flows[i] for i in ids) if f.slice == slice_ and f.priority > priority
+    ]
+    cands.sort(key=lambda f: (-f.priority, -f.kbps, f.id))
+    chosen: list[int] = []
+    for f in cands:
+        on = set(map(int, f.links)) | set(map(int, f.backup_links))
+        if not any(e in on and d > 0 for e, d in deficit.items()):
+            continue
+        chosen.append(f.id)
+        for e in deficit:
+            if e in on:
+                deficit[e] -= f.kbps
+        if all(d <= 0 for d in deficit.values()):
+            return chosen
+    return None
