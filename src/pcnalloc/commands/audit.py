@@ -1,37 +1,168 @@
-"""``pcnalloc audit verify`` and ``pcnalloc keys new``: check a log, make an Ed25519 key pair."""
+"""``pcnalloc audit verify|head|prove|consistency|check-proof`` and ``pcnalloc keys new``."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from pcnalloc.commands._common import console
 
-audit_app = typer.Typer(help="Tamper-evident audit logs.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="Transparency logs (RFC 9162): verify, tree heads, proofs.", no_args_is_help=True
+)
 keys_app = typer.Typer(
     help="Ed25519 signing keys (audit checkpoints, artifacts).", no_args_is_help=True
 )
 
 
+def _pinned(public_key: Path | None, trusted_keys: Path | None):
+    """The verifier's pinned keys from --public-key and/or --trusted-keys (never the log's)."""
+    from pcnalloc.edge.audit_verify import TrustedKeys, load_trusted_keys, pinned_keys
+
+    if public_key is None and trusted_keys is None:
+        pinned_keys(None)  # raises the one-line "needs a pinned key" error
+    by_id: dict = {}
+    if trusted_keys is not None:
+        by_id.update(load_trusted_keys(trusted_keys).by_id)
+    if public_key is not None:
+        by_id.update(pinned_keys(public_key).by_id)
+    return TrustedKeys(by_id)
+
+
+PublicKeyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--public-key",
+        help="the signer's public key (PEM), pinned: obtained from the operator, never the "
+        "file beside the log",
+    ),
+]
+TrustedKeysOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--trusted-keys",
+        help="YAML file NAME: PEM text or .pub path, one entry per pinned key (docs/audit.md)",
+    ),
+]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here, not stdout")]
+
+
+def _emit(obj: dict, out: Path | None) -> None:
+    text = json.dumps(obj, indent=1, sort_keys=True)
+    if out is None:
+        typer.echo(text)
+    else:
+        from pcnalloc.commands._common import write_atomic
+
+        write_atomic(out, text + "\n")
+        console.print(f"wrote {out}")
+
+
 @audit_app.command("verify")
 def verify_cmd(
     log: Annotated[Path, typer.Argument(help="audit log (JSON lines)")],
-    public_key: Annotated[
+    public_key: PublicKeyOpt = None,
+    trusted_keys: TrustedKeysOpt = None,
+    published_head: Annotated[
         Path | None,
-        typer.Option("--public-key", help="signer's public key (PEM); default: LOG.pub beside it"),
+        typer.Option(
+            "--published-head",
+            help="a tree head saved earlier (pcnalloc audit head): the log must extend it",
+        ),
+    ] = None,
+    allow_unsigned_tail: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned-tail",
+            help="accept records after the last tree head (a live log or a crashed writer)",
+        ),
+    ] = False,
+) -> None:
+    """Print OK or the first tampered record; exit 1 on tampering, 2 on a foreign key or bad input.
+
+    Checks the hash chain, every signed tree head (Merkle root and Ed25519 signature with
+    the pinned key), the cadence the header promises, the tail, and consistency with the
+    published head.
+    """
+    from pcnalloc.edge.audit import AuditError, verify
+
+    pinned = _pinned(public_key, trusted_keys)
+    result = verify(
+        log, pinned, published_head=published_head, allow_unsigned_tail=allow_unsigned_tail
+    )
+    if result.ok:
+        console.print(f"[green]{escape(str(result))}[/]", soft_wrap=True)
+        return
+    if result.problem in ("foreign_key", "format"):
+        raise AuditError(str(result))  # not this operator's log: bad input, exit 2
+    console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
+    raise SystemExit(1)  # click returns (not raises) typer.Exit codes when not standalone
+
+
+@audit_app.command("head")
+def head_cmd(
+    log: Annotated[Path, typer.Argument(help="audit log (JSON lines)")],
+    public_key: PublicKeyOpt = None,
+    trusted_keys: TrustedKeysOpt = None,
+    out: OutOpt = None,
+) -> None:
+    """Export the latest signed tree head of a log that verifies, to publish it elsewhere."""
+    from pcnalloc.edge.audit import FORMAT, HEAD_TYPE
+    from pcnalloc.edge.audit_proofs import latest_tree_head
+
+    sth = latest_tree_head(log, _pinned(public_key, trusted_keys))
+    _emit({"format": FORMAT, "type": HEAD_TYPE, **sth}, out)
+
+
+@audit_app.command("prove")
+def prove_cmd(
+    log: Annotated[Path, typer.Argument(help="audit log (JSON lines)")],
+    index: Annotated[int, typer.Option("--index", help="record (leaf) index to prove")],
+    size: Annotated[
+        int | None, typer.Option("--size", help="tree size; default: the latest signed head")
+    ] = None,
+    out: OutOpt = None,
+) -> None:
+    """Print an RFC 9162 inclusion proof of record INDEX in the tree of SIZE (JSON)."""
+    from pcnalloc.edge.audit_proofs import prove_inclusion
+
+    _emit(prove_inclusion(log, index, size), out)
+
+
+@audit_app.command("consistency")
+def consistency_cmd(
+    log: Annotated[Path, typer.Argument(help="audit log (JSON lines)")],
+    old_size: Annotated[int, typer.Option("--old-size", help="size of the earlier tree")],
+    size: Annotated[
+        int | None, typer.Option("--size", help="tree size; default: the latest signed head")
+    ] = None,
+    out: OutOpt = None,
+) -> None:
+    """Print an RFC 9162 consistency proof from the tree of OLD_SIZE to that of SIZE (JSON)."""
+    from pcnalloc.edge.audit_proofs import prove_consistency
+
+    _emit(prove_consistency(log, old_size, size), out)
+
+
+@audit_app.command("check-proof")
+def check_proof_cmd(
+    proof: Annotated[Path, typer.Argument(help="proof JSON (pcnalloc audit prove|consistency)")],
+    public_key: PublicKeyOpt = None,
+    trusted_keys: TrustedKeysOpt = None,
+    head: Annotated[
+        list[Path] | None,
+        typer.Option("--head", help="a tree head you trust (repeatable); must match the proof"),
     ] = None,
 ) -> None:
-    """Print OK or the first edited, dropped, inserted or reordered record; exit 1 on failure."""
-    from pcnalloc.edge.audit import verify
+    """Check a proof offline against signed tree heads; exit 2 if it does not verify."""
+    from pcnalloc.edge.audit_proofs import check_proof
 
-    result = verify(log, public_key)
-    if result.ok:
-        console.print(f"[green]{result}[/]")
-        return
-    console.print(f"[red]{result}[/]")
-    raise SystemExit(1)  # click returns (not raises) typer.Exit codes when not standalone
+    msg = check_proof(proof, _pinned(public_key, trusted_keys), list(head or []))
+    console.print(f"[green]{escape(msg)}[/]", soft_wrap=True)
 
 
 @keys_app.command("new")

@@ -1,48 +1,60 @@
-"""Tamper-evident audit log: SHA-256 hash chain in JSON lines, Ed25519-signed checkpoints.
+"""Transparency log of decisions: JSON lines as RFC 9162 Merkle leaves, signed tree heads.
 
-Each line is one record, canonical JSON (sorted keys, no spaces)::
+The model is Certificate Transparency (RFC 9162). Each line is one record, canonical JSON
+with the record hash appended::
 
-    {"body": {...}, "hash": H_n, "prev": H_{n-1}, "seq": n, "ts": unix_s, "type": "decision"}
+    {"body": {...}, "prev": H_{n-1}, "seq": n, "ts": unix_s, "type": "decision", "hash": H_n}
 
-with ``H_n = SHA-256(canonical JSON of the record without "hash")`` and ``H_{-1}`` = 64 zeros.
-Record 0 is a header (format, key id, checkpoint interval, caller metadata). Every
-``checkpoint_every`` records the writer appends a ``checkpoint`` record whose body holds the
-head hash it covers and an Ed25519 signature over it, and mirrors that record atomically into
-``LOG.head`` beside the log, so a clean cut of signed records is detected too. Records after
-the last checkpoint are chained but not yet signed (:attr:`VerifyResult.unsigned_tail`).
+with ``H_n = SHA-256(canonical JSON of the record without "hash")`` and ``H_{-1}`` = 64 zeros
+(a hash chain, which tells *which* record was edited, dropped or moved). Every line — its
+bytes without the newline — is also leaf ``seq`` of a Merkle tree (:mod:`pcnalloc.edge.merkle`,
+leaf hash ``SHA-256(0x00 || line)``). A ``tree_head`` record at position ``k`` is a signed
+tree head over the ``k`` records before it::
+
+    body = {"tree_size": k, "root": MTH(lines[0:k]), "timestamp_ms": t, "key_id": id,
+            "sig": Ed25519(canonical({"format", "type": "tree_head", "tree_size", "root",
+                                      "timestamp_ms", "key_id"}))}
+
+Cadence, written in the header (record 0) and enforced by :func:`verify`: record 1 is a head
+that signs the header (so the header's key id and cadence are authenticated); after that a
+head follows every ``checkpoint_every`` records, and before any record written
+``checkpoint_interval_s`` seconds or more after the oldest record not yet signed; ``close``
+signs the tail. A verifier takes the public key from the operator (pinned), never from beside
+the log, and can check a tree head published elsewhere (``pcnalloc audit head``) against the
+log by consistency, which exposes truncation and any rewrite before it. The security model,
+tamper by tamper, is in ``docs/audit.md``.
 
 Writes are single ``write`` calls on an ``O_APPEND`` descriptor followed by ``fsync`` (every
-``sync_every`` records), so a crash can only leave a torn last line. Opening such a log
-raises :class:`AuditError`; ``repair=True`` cuts the torn bytes and records their length and
-hash in a ``recovery`` record, so the repair itself stays on the chain.
+``sync_every`` records, and after every head), so a crash can only leave a torn last line.
+Opening such a log raises :class:`AuditError`; ``repair=True`` cuts the torn bytes and
+records their length and hash in a ``recovery`` record, so the repair stays in the tree.
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import json
+import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pcnalloc.edge import keys
+from pcnalloc.edge import keys, merkle
 from pcnalloc.errors import PcnallocError
 
-FORMAT = "pcnalloc-audit/1"
+FORMAT = "pcnalloc-audit/2"
 GENESIS = "0" * 64
-HEAD_SUFFIX = ".head"
-PUB_SUFFIX = ".pub"
-_KEYS = {"body", "hash", "prev", "seq", "ts", "type"}
+HEAD_TYPE = "tree_head"
+RECORD_KEYS = frozenset({"body", "hash", "prev", "seq", "ts", "type"})
+HEAD_FIELDS = ("tree_size", "root", "timestamp_ms", "key_id", "sig")
 
 
 class AuditError(PcnallocError):
-    """An audit log that cannot be opened or appended to safely."""
+    """An audit log, key set, tree head or proof that cannot be used as given."""
 
 
 def canonical(obj: Any) -> bytes:
@@ -55,22 +67,62 @@ def record_hash(rec: dict[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in rec.items() if k != "hash"})).hexdigest()
 
 
-def checkpoint_message(upto: int, head: str, key_id: str) -> bytes:
-    """The bytes a checkpoint signs."""
-    return f"{FORMAT}\ncheckpoint\n{upto}\n{head}\n{key_id}".encode()
+def encode_record(rec: dict[str, Any]) -> tuple[bytes, str]:
+    """The line (without newline) of a record without ``hash``, and that hash."""
+    content = canonical(rec)
+    h = hashlib.sha256(content).hexdigest()
+    # One encode: the hash goes last (verify re-canonicalises without it).
+    return content[:-1] + b',"hash":"' + h.encode() + b'"}', h
+
+
+def tree_head_message(tree_size: int, root_hex: str, timestamp_ms: int, key_id: str) -> bytes:
+    """The bytes a tree head signature covers (domain-separated by format and type)."""
+    return canonical(
+        {
+            "format": FORMAT,
+            "type": HEAD_TYPE,
+            "tree_size": tree_size,
+            "root": root_hex,
+            "timestamp_ms": timestamp_ms,
+            "key_id": key_id,
+        }
+    )
+
+
+def sign_tree_head(
+    key: Ed25519PrivateKey, tree_size: int, root: bytes, timestamp_ms: int
+) -> dict[str, Any]:
+    """A signed tree head body: ``tree_size``, ``root`` (hex), ``timestamp_ms``, ``key_id``,
+    ``sig``."""
+    kid = keys.key_id(key.public_key())
+    sig = key.sign(tree_head_message(tree_size, root.hex(), timestamp_ms, kid))
+    return {
+        "tree_size": tree_size,
+        "root": root.hex(),
+        "timestamp_ms": timestamp_ms,
+        "key_id": kid,
+        "sig": base64.b64encode(sig).decode(),
+    }
 
 
 class AuditLog:
-    """Append-only writer of a hash-chained audit log.
+    """Append-only writer of the transparency log.
 
     Args:
         path: the JSON-lines file (created if missing, resumed if present).
-        private_key: Ed25519 key (or a PEM file path) that signs checkpoints; None = no
-            checkpoints (the chain alone detects edits but not a rewritten chain).
-        checkpoint_every: records between signed checkpoints.
+        private_key: Ed25519 key (or a PEM file path) that signs tree heads; None = no heads
+            (integrity only: the chain and tree detect edits but nothing proves origin, and
+            :func:`verify` with a pinned key rejects such a log).
+        checkpoint_every: records between signed tree heads (N).
+        checkpoint_interval_s: a head is written before any record that comes this many
+            seconds or more after the oldest unsigned record (T); None = no time rule.
         sync_every: fsync after this many records (1 = every record, crash-safe per record).
         meta: extra header fields for a new log (e.g. rule-set hash, env config).
         repair: cut a torn last line (recording it) instead of refusing to open.
+        head_path: also write every signed tree head to this file (atomically) — point it at
+            storage the log's writer cannot rewrite later to publish heads.
+
+    A resumed log keeps the key and cadence of its header (a different key is refused).
     """
 
     def __init__(
@@ -79,61 +131,119 @@ class AuditLog:
         *,
         private_key: Ed25519PrivateKey | str | Path | None = None,
         checkpoint_every: int = 1000,
+        checkpoint_interval_s: float | None = 60.0,
         sync_every: int = 1,
         meta: dict[str, Any] | None = None,
         repair: bool = False,
+        head_path: str | Path | None = None,
     ) -> None:
-        if checkpoint_every < 1 or sync_every < 1:
-            raise AuditError("checkpoint_every and sync_every must be ≥ 1")
+        if not isinstance(checkpoint_every, int) or checkpoint_every < 1 or sync_every < 1:
+            raise AuditError(
+                f"checkpoint_every={checkpoint_every!r} and sync_every={sync_every!r} "
+                "must be integers ≥ 1"
+            )
+        if checkpoint_interval_s is not None and not (
+            math.isfinite(checkpoint_interval_s) and checkpoint_interval_s > 0
+        ):
+            raise AuditError(
+                f"checkpoint_interval_s={checkpoint_interval_s!r}; accepted: seconds > 0 or None"
+            )
         self.path = Path(path)
         if isinstance(private_key, (str, Path)):
             private_key = keys.load_private_key(private_key)
         self._key = private_key
         self._key_id = keys.key_id(private_key.public_key()) if private_key else None
         self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval_s = checkpoint_interval_s
         self.sync_every = sync_every
+        self.head_path = Path(head_path) if head_path is not None else None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists() and self.path.stat().st_size > 0
-        self._seq, self._head, torn = _tail_state(self.path) if exists else (-1, GENESIS, b"")
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self._since_ckpt = 0
+        self._tree = merkle.Frontier()
+        self._seq, self._head = -1, GENESIS
+        self._unsigned, self._first_unsigned_ts = 0, 0.0
         self._unsynced = 0
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             _lock(self._fd, self.path)
+            torn = self._resume() if exists else b""
             if torn:
                 if not repair:
                     raise AuditError(
                         f"audit log {str(self.path)!r} ends in a torn record ({len(torn)} bytes "
                         f"after record {self._seq}); run `pcnalloc audit verify` and reopen "
-                        "with repair=True to cut it (the cut is recorded in the chain)"
+                        "with repair=True to cut it (the cut is recorded in the log)"
                     )
                 os.ftruncate(self._fd, self.path.stat().st_size - len(torn))
                 self.append(
                     "recovery",
-                    {
-                        "torn_bytes": len(torn),
-                        "torn_sha256": hashlib.sha256(torn).hexdigest(),
-                    },
+                    {"torn_bytes": len(torn), "torn_sha256": hashlib.sha256(torn).hexdigest()},
                 )
                 self.sync()
-            if self._key is not None:
-                pub = self.path.with_name(self.path.name + PUB_SUFFIX)
-                if not pub.exists():
-                    pub.write_bytes(keys.public_pem(self._key.public_key()))
             if not exists:
                 self.append(
                     "header",
                     {
+                        **(meta or {}),
                         "format": FORMAT,
                         "key_id": self._key_id,
                         "checkpoint_every": checkpoint_every,
-                        **(meta or {}),
+                        "checkpoint_interval_s": checkpoint_interval_s,
+                        "leaf_hash": "rfc9162-sha256",
                     },
                 )
+                if self._unsigned:  # record 1 signs the header, its key id and cadence
+                    self.checkpoint()
                 self.sync()
         except BaseException:
             os.close(self._fd)
             raise
+
+    def _resume(self) -> bytes:
+        """Rebuild tree, chain head and cadence state from an existing log; the torn bytes."""
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
+        torn = lines.pop()
+        for i, ln in enumerate(lines):
+            try:
+                rec = json.loads(ln)
+                ok = isinstance(rec, dict) and set(rec) == RECORD_KEYS and rec["seq"] == i
+            except ValueError:
+                ok = False
+            if not ok:
+                raise AuditError(
+                    f"audit log {str(self.path)!r}: line {i + 1} is not record {i} of a "
+                    "pcnalloc audit log; run `pcnalloc audit verify` before appending"
+                )
+            if i == 0:
+                self._adopt_header(rec)
+            self._tree.append(merkle.leaf_hash(ln))
+            self._seq, self._head = i, rec["hash"]
+            self._count(rec["type"], rec["ts"])
+        return torn
+
+    def _adopt_header(self, rec: dict[str, Any]) -> None:
+        b = rec["body"] if isinstance(rec.get("body"), dict) else {}
+        if rec["type"] != "header" or b.get("format") != FORMAT:
+            raise AuditError(
+                f"audit log {str(self.path)!r} has format {b.get('format')!r}; accepted: "
+                f"{FORMAT!r} (start a new log file)"
+            )
+        if b.get("key_id") != self._key_id:
+            raise AuditError(
+                f"audit log {str(self.path)!r} is signed by key {b.get('key_id')}; reopen it "
+                f"with that key (given: {self._key_id})"
+            )
+        self.checkpoint_every = int(b["checkpoint_every"])
+        self.checkpoint_interval_s = b.get("checkpoint_interval_s")
+
+    def _count(self, type_: str, ts: float) -> None:
+        if type_ == HEAD_TYPE:
+            self._unsigned = 0
+            return
+        if self._unsigned == 0:
+            self._first_unsigned_ts = ts
+        self._unsigned += 1
 
     @property
     def seq(self) -> int:
@@ -142,33 +252,55 @@ class AuditLog:
 
     @property
     def head(self) -> str:
-        """Hash of the last record written."""
+        """Chain hash of the last record written."""
         return self._head
 
+    @property
+    def tree_size(self) -> int:
+        """Records (Merkle leaves) written so far."""
+        return self._tree.size
+
+    @property
+    def unsigned(self) -> int:
+        """Records after the last signed tree head."""
+        return self._unsigned
+
     def append(self, type_: str, body: dict[str, Any]) -> str:
-        """Append one record; returns its hash. Checkpoints itself every N records."""
-        rec = {
-            "seq": self._seq + 1,
-            "type": type_,
-            "prev": self._head,
-            "ts": round(time.time(), 6),
-            "body": body,
-        }
-        content = canonical(rec)
-        h = hashlib.sha256(content).hexdigest()
-        # One encode: the hash goes last (verify re-canonicalises without it).
-        line = content[:-1] + b',"hash":"' + h.encode() + b'"}\n'
-        n = os.write(self._fd, line)
-        if n != len(line):  # a short write on a regular file means the disk is full
-            raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(line)} bytes)")
+        """Append one record; returns its chain hash. Signs tree heads at the cadence."""
+        if type_ == HEAD_TYPE:
+            raise AuditError(f"record type {HEAD_TYPE!r} is written by checkpoint() only")
+        ts = round(time.time(), 6)
+        if self._key is not None and self._due_by_time(ts):
+            self._write_head(ts)
+        h = self._write(type_, body, ts)
+        if self._key is not None and self._unsigned >= self.checkpoint_every:
+            self._write_head(ts)
+        return h
+
+    def _due_by_time(self, ts: float) -> bool:
+        t = self.checkpoint_interval_s
+        return bool(self._unsigned) and t is not None and ts - self._first_unsigned_ts >= t
+
+    def tick(self) -> str | None:
+        """Sign the tail now if the time cadence says so (call it from an idle loop)."""
+        ts = round(time.time(), 6)
+        if self._key is not None and self._due_by_time(ts):
+            return self._write_head(ts)
+        return None
+
+    def _write(self, type_: str, body: dict[str, Any], ts: float) -> str:
+        rec = {"seq": self._seq + 1, "type": type_, "prev": self._head, "ts": ts, "body": body}
+        line, h = encode_record(rec)
+        data = line + b"\n"
+        n = os.write(self._fd, data)
+        if n != len(data):  # a short write on a regular file means the disk is full
+            raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(data)} bytes)")
+        self._tree.append(merkle.leaf_hash(line))
         self._seq, self._head = rec["seq"], h
+        self._count(type_, ts)
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
             self.sync()
-        if type_ != "checkpoint" and self._key is not None:
-            self._since_ckpt += 1
-            if self._since_ckpt >= self.checkpoint_every:
-                self.checkpoint()
         return h
 
     def append_decision(
@@ -192,28 +324,18 @@ class AuditLog:
         return self.append("decision", body)
 
     def checkpoint(self) -> str | None:
-        """Sign the current head now (no-op without a private key)."""
+        """Sign a tree head over every record so far now (no-op without a private key)."""
         if self._key is None:
             return None
-        upto, head = self._seq, self._head
-        sig = self._key.sign(checkpoint_message(upto, head, self._key_id or ""))
-        h = self.append(
-            "checkpoint",
-            {
-                "upto": upto,
-                "head": head,
-                "key_id": self._key_id,
-                "sig": base64.b64encode(sig).decode(),
-            },
-        )
-        self._since_ckpt = 0
+        return self._write_head(round(time.time(), 6))
+
+    def _write_head(self, ts: float) -> str:
+        assert self._key is not None
+        sth = sign_tree_head(self._key, self._tree.size, self._tree.root(), int(ts * 1000))
+        h = self._write(HEAD_TYPE, sth, ts)
         self.sync()
-        side = self.path.with_name(self.path.name + HEAD_SUFFIX)
-        tmp = side.with_name(side.name + ".tmp")
-        tmp.write_text(json.dumps({"seq": self._seq, "hash": h}) + "\n")
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, side)
+        if self.head_path is not None:
+            write_tree_head(self.head_path, sth)
         return h
 
     def sync(self) -> None:
@@ -224,7 +346,7 @@ class AuditLog:
         """Sign the tail (if keyed and anything is unsigned), fsync and close."""
         if self._fd < 0:
             return
-        if checkpoint and self._key is not None and self._since_ckpt:
+        if checkpoint and self._key is not None and self._unsigned:
             self.checkpoint()
         self.sync()
         os.close(self._fd)
@@ -235,6 +357,20 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_tree_head(path: str | Path, sth: dict[str, Any]) -> Path:
+    """Write a signed tree head as a published-head JSON file (atomic replace)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    body = {"format": FORMAT, "type": HEAD_TYPE, **{k: sth[k] for k in HEAD_FIELDS}}
+    with open(tmp, "w") as fh:
+        fh.write(json.dumps(body, indent=1, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, p)
+    return p
 
 
 def _lock(fd: int, path: Path) -> None:
@@ -248,190 +384,24 @@ def _lock(fd: int, path: Path) -> None:
         raise AuditError(f"audit log {str(path)!r} is open in another writer") from None
 
 
-def _tail_state(path: Path) -> tuple[int, str, bytes]:
-    """(last seq, last hash, torn trailing bytes) from the end of an existing log."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        chunk = 1 << 16
-        while True:
-            start = max(0, size - chunk)
-            fh.seek(start)
-            data = fh.read(size - start)
-            lines = data.split(b"\n")
-            if start == 0 or len(lines) >= 3:
-                break
-            chunk *= 4
-    torn = lines[-1]  # bytes after the last newline ("" if the file ends cleanly)
-    body = [ln for ln in lines[:-1] if ln]
-    if not body:
-        return -1, GENESIS, torn
-    try:
-        rec = json.loads(body[-1])
-        return int(rec["seq"]), str(rec["hash"]), torn
-    except (ValueError, KeyError, TypeError):
-        raise AuditError(
-            f"audit log {str(path)!r}: the last complete line is not a record; "
-            "run `pcnalloc audit verify`"
-        ) from None
+# The verifier lives in its own module (one job per file); these names stay importable here.
+from pcnalloc.edge.audit_verify import (  # noqa: E402  (after the names it imports from here)
+    TrustedKeys,
+    VerifyResult,
+    load_trusted_keys,
+    verify,
+)
 
-
-# ---------------------------------------------------------------------------- verify
-@dataclass(frozen=True)
-class VerifyResult:
-    """Outcome of :func:`verify`.
-
-    Attributes:
-        ok: no problem found.
-        records: lines read (complete records).
-        checkpoints: checkpoints whose signature verified.
-        signed_upto: last seq covered by a verified checkpoint (-1 if none).
-        unsigned_tail: records after the last verified checkpoint (chained, not signed).
-        problem: ``edited``, ``dropped``, ``inserted``, ``reordered``, ``torn_tail``,
-            ``truncated``, ``malformed``, ``forged_checkpoint``, ``bad_checkpoint`` or
-            ``no_key``; None when ok.
-        seq: sequence number of the first bad record (None when ok).
-        line: 1-based line of the first bad record (None when ok).
-        message: one line for people.
-    """
-
-    ok: bool
-    records: int
-    checkpoints: int
-    signed_upto: int
-    unsigned_tail: int
-    problem: str | None = None
-    seq: int | None = None
-    line: int | None = None
-    message: str = "OK"
-
-    def __str__(self) -> str:
-        if self.ok:
-            return (
-                f"OK: {self.records} records, {self.checkpoints} signed checkpoints, "
-                f"{self.unsigned_tail} records after the last checkpoint"
-            )
-        return f"FAIL ({self.problem}) at line {self.line}, record {self.seq}: {self.message}"
-
-
-def verify(
-    path: str | Path, public_key: Ed25519PublicKey | str | Path | None = None
-) -> VerifyResult:
-    """Check the chain, the checkpoints and the tail of an audit log.
-
-    Args:
-        path: the log.
-        public_key: the signer's key (object or PEM path); None = ``LOG.pub`` beside the log
-            (a key given by the verifier is stronger: a forger can replace the side file).
-
-    Returns:
-        The first problem found in file order, or OK.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise AuditError(f"audit log {str(p)!r} does not exist")
-    if public_key is None:
-        side = p.with_name(p.name + PUB_SUFFIX)
-        public_key = keys.load_public_key(side) if side.is_file() else None
-    elif not isinstance(public_key, Ed25519PublicKey):
-        public_key = keys.load_public_key(public_key)
-    kid = keys.key_id(public_key) if public_key is not None else None
-    raw = p.read_bytes().split(b"\n")
-    torn = raw.pop()  # after the final newline: b"" for a clean file
-    recs: list[dict] = []
-    st = {"ckpt": 0, "signed": -1}
-
-    def fail(problem: str, i: int, seq: Any, msg: str) -> VerifyResult:
-        return VerifyResult(
-            False,
-            len(recs),
-            st["ckpt"],
-            st["signed"],
-            max(0, len(recs) - 1 - st["signed"]),
-            problem,
-            seq if isinstance(seq, int) else None,
-            i + 1,
-            msg,
-        )
-
-    for i, ln in enumerate(raw):
-        try:
-            rec = json.loads(ln)
-            if not isinstance(rec, dict) or set(rec) != _KEYS or not isinstance(rec["seq"], int):
-                raise ValueError
-        except ValueError:
-            return fail("malformed", i, None, "not a well-formed audit record")
-        recs.append(rec)
-    where = {}
-    for i, r in enumerate(recs):
-        where.setdefault(r["seq"], i)
-    expected, prev, hashes = 0, GENESIS, {}
-    for i, r in enumerate(recs):
-        s = r["seq"]
-        if record_hash(r) != r["hash"]:
-            return fail("edited", i, s, "content does not match its hash (record edited)")
-        if s > expected:
-            if where.get(expected, -1) > i:
-                return fail("reordered", i, s, f"record {s} comes before record {expected}")
-            return fail("dropped", i, s, f"records {expected}..{s - 1} are missing")
-        if s < expected:
-            return fail("inserted", i, s, f"a second record {s} (after record {expected - 1})")
-        if r["prev"] != prev:
-            return fail(
-                "edited",
-                max(i - 1, 0),
-                max(s - 1, 0),
-                f"record {s - 1} was rewritten or replaced (record {s} no longer links to it)",
-            )
-        if r["type"] == "checkpoint":
-            b = r["body"]
-            if public_key is None:
-                return fail(
-                    "no_key",
-                    i,
-                    s,
-                    "cannot verify signed checkpoints without the public "
-                    "key: pass --public-key or keep LOG.pub beside the log",
-                )
-            if b.get("upto") != s - 1 or b.get("head") != prev:
-                return fail(
-                    "bad_checkpoint", i, s, "checkpoint does not cover the record before it"
-                )
-            try:
-                sig = base64.b64decode(b.get("sig", ""), validate=True)
-            except ValueError:
-                sig = b""
-            if b.get("key_id") != kid or not keys.verify_signature(
-                public_key, checkpoint_message(b["upto"], b["head"], b["key_id"]), sig
-            ):
-                return fail(
-                    "forged_checkpoint",
-                    i,
-                    s,
-                    f"signature does not verify with key {kid} (forged or foreign key)",
-                )
-            st["ckpt"] += 1
-            st["signed"] = s
-        hashes[s] = r["hash"]
-        prev, expected = r["hash"], s + 1
-    if torn:
-        return fail(
-            "torn_tail",
-            len(recs),
-            expected,
-            f"{len(torn)} bytes after the last complete record (torn write or cut)",
-        )
-    head = p.with_name(p.name + HEAD_SUFFIX)
-    if head.is_file():
-        with contextlib.suppress(ValueError, KeyError, TypeError):
-            h = json.loads(head.read_text())
-            if hashes.get(h["seq"]) != h["hash"]:
-                return fail(
-                    "truncated",
-                    len(recs),
-                    h["seq"],
-                    f"the signed head names record {h['seq']}, which the log lacks "
-                    "(records cut from the end)",
-                )
-    return VerifyResult(
-        True, len(recs), st["ckpt"], st["signed"], max(0, len(recs) - 1 - st["signed"])
-    )
+__all__ = [
+    "FORMAT",
+    "AuditError",
+    "AuditLog",
+    "TrustedKeys",
+    "VerifyResult",
+    "canonical",
+    "load_trusted_keys",
+    "record_hash",
+    "sign_tree_head",
+    "verify",
+    "write_tree_head",
+]
