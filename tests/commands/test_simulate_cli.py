@@ -43,3 +43,12 @@ def test_bad_scenario_and_output_folder_are_one_line(tmp_path: Path, capsys) -> 
     assert main(["simulate", "--json", str(tmp_path), "--requests", "10"]) == 2
     err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert len(err) == 2 and "hurricane" in err[0] and "is a folder" in err[1]
+
+
+def test_audited_simulation_verifies_with_the_pinned_key(tmp_path: Path, tiny_graph_file) -> None:
+    assert main(["keys", "new", "--out", str(tmp_path / "k")]) == 0
+    log = tmp_path / "audit.jsonl"
+    argv = ["simulate", "--case", str(tiny_graph_file), "--requests", "40", "--audit", str(log)]
+    assert main([*argv, "--key", str(tmp_path / "k" / "pcnalloc.key")]) == 0
+    pub = str(tmp_path / "k" / "pcnalloc.pub")
+    assert main(["audit", "verify", str(log), "--public-key", pub]) == 0  # tail signed at exit

@@ -132,11 +132,15 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.network import cached_network
 
         cached_network(cfg.network.case, cfg.network)  # fail fast on a bad case, before the bar
-        with progress_bar() as bar:
-            task = bar.add_task(f"{policy} on {cfg.network.case}", total=requests)
-            result = run_policy(
-                pol, cfg, seed=seed, requests=requests, progress=lambda n: bar.advance(task, n)
-            )
+        try:
+            with progress_bar() as bar:
+                task = bar.add_task(f"{policy} on {cfg.network.case}", total=requests)
+                result = run_policy(
+                    pol, cfg, seed=seed, requests=requests, progress=lambda n: bar.advance(task, n)
+                )
+        finally:
+            if log is not None:
+                log.close()  # signs the tail: verify requires a closing tree head
         console.print(summary_table(result))
         if json_out is not None:
             write_json(json_out, result)
