@@ -9,7 +9,8 @@ A policy spec is ``NAME[:K][@ARG][+rules]``:
   (``teacher@out/run/teacher``; ``edge@ARTIFACT::PUBLIC_KEY``), so a spec stays one
   picklable string for any executor; for heuristics, tuned parameters as
   ``key=value,…`` (``trunk:8@reserve=0.1,protect_from=2``, ``lcr@beta=0.05,gamma=2``), which
-  stay in the policy's display name so reports name the tuned parameters;
+  stay in the policy's display name so reports name the tuned parameters; ``sb3@PATH.zip``
+  loads a saved Stable-Baselines3 / sb3-contrib model (reported as ``sb3@STEM``);
 - ``+rules`` puts the policy behind the rule engine, which intercepts forbidden proposals.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,6 +47,16 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
         **kw,
     ),
 }
+
+
+def _sb3(arg: str = "", **kwargs: Any) -> Policy:
+    """``sb3@PATH.zip``: imported here, so SB3 and torch load only when it is asked for."""
+    from pcnalloc.baselines.sb3 import make_sb3
+
+    return make_sb3(arg, **kwargs)
+
+
+_FACTORIES["sb3"] = _sb3
 _PARAMETRISED = ("trunk", "lcr")
 """Heuristics whose ``@ARG`` is ``key=value,…`` parameters (kept in the display name)."""
 
@@ -96,6 +108,8 @@ def display_name(spec: str) -> str:
     head, _, arg = base.partition("@")
     if head.partition(":")[0] in _PARAMETRISED and arg:
         return base + plus + rest
+    if head == "sb3" and arg:  # two saved models stay apart in reports, by file name
+        return f"sb3@{Path(arg).stem}" + plus + rest
     return head + plus + rest
 
 
