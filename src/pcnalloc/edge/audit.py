@@ -289,14 +289,15 @@ class AuditLog:
         return None
 
     def _write(self, type_: str, body: dict[str, Any], ts: float) -> str:
-        rec = {"seq": self._seq + 1, "type": type_, "prev": self._head, "ts": ts, "body": body}
+        seq = self._seq + 1
+        rec = {"seq": seq, "type": type_, "prev": self._head, "ts": ts, "body": body}
         line, h = encode_record(rec)
         data = line + b"\n"
         n = os.write(self._fd, data)
         if n != len(data):  # a short write on a regular file means the disk is full
             raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(data)} bytes)")
         self._tree.append(merkle.leaf_hash(line))
-        self._seq, self._head = rec["seq"], h
+        self._seq, self._head = seq, h
         self._count(type_, ts)
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
@@ -384,24 +385,24 @@ def _lock(fd: int, path: Path) -> None:
         raise AuditError(f"audit log {str(path)!r} is open in another writer") from None
 
 
-# The verifier lives in its own module (one job per file); these names stay importable here.
-from pcnalloc.edge.audit_verify import (  # noqa: E402  (after the names it imports from here)
-    TrustedKeys,
-    VerifyResult,
-    load_trusted_keys,
-    verify,
-)
+_VERIFY_NAMES = frozenset({"TrustedKeys", "VerifyResult", "load_trusted_keys", "verify"})
+
+
+def __getattr__(name: str) -> Any:
+    """The verifier lives in its own module (one job per file); its names stay importable here."""
+    if name in _VERIFY_NAMES:
+        from pcnalloc.edge import audit_verify
+
+        return getattr(audit_verify, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FORMAT",
     "AuditError",
     "AuditLog",
-    "TrustedKeys",
-    "VerifyResult",
     "canonical",
-    "load_trusted_keys",
     "record_hash",
     "sign_tree_head",
-    "verify",
     "write_tree_head",
 ]
