@@ -15,13 +15,34 @@ def _floats(text: str, what: str) -> list[float]:
     return parse_numbers(text, what)
 
 
+def _teachers(text: str) -> list[str]:
+    """Comma-separated teachers; a comma inside ``@key=value,…`` parameters stays with its
+    spec (a part with ``=`` and no ``@`` continues the previous one)."""
+    out: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if out and "=" in part and "@" not in part and "@" in out[-1]:
+            out[-1] += "," + part
+        else:
+            out.append(part)
+    return out
+
+
 def register(app: typer.Typer) -> None:
     lib_app = typer.Typer(help="Trajectory library of teacher rollouts (Parquet).")
     app.add_typer(lib_app, name="library")
 
     @lib_app.command("build")
     def build(
-        teacher: Annotated[Path, typer.Option(help="teacher checkpoint .pt or training folder")],
+        teacher: Annotated[
+            str,
+            typer.Option(
+                help="teacher checkpoint .pt or training folder, or a classical teacher "
+                "(cspf-pe, trunk, trunk-reservation, lcr, ksp-ff, with optional :K and "
+                "@key=value, e.g. cspf-pe:4); comma-separated for a multi-teacher library"
+            ),
+        ],
         out: Annotated[Path, typer.Option(help="library folder")],
         cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
         loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0",
@@ -38,18 +59,41 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=1, help="episodes per task, batched through the teacher")
         ] = 8,
         seed: Annotated[int, typer.Option(min=0, help="env seed of the first episode")] = 200_000,
+        scenario: Annotated[
+            str | None,
+            typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
+        ] = None,
+        config: Annotated[
+            Path | None,
+            typer.Option(help="EnvConfig YAML of classical teachers (default: packaged)"),
+        ] = None,
     ) -> None:
         """Roll the teacher out (greedy + ε exploration) and write rows to Parquet."""
         from pcnalloc.core.executors import make_executor
         from pcnalloc.library.build import build_library
 
         case_list = [c.strip() for c in cases.split(",") if c.strip()]
+        teachers = _teachers(teacher)
+        base = None
+        if config is not None:
+            from pcnalloc.config import EnvConfig, build, read_yaml
+
+            base = build(EnvConfig, read_yaml(config), "environment config")
+        from pcnalloc.library.build import resolve_teacher
+
+        for t in teachers:  # bad kinds and scenarios fail before the progress bar opens
+            if not Path(t).exists():
+                resolve_teacher(t, base)
+        if scenario is not None:
+            from pcnalloc.config import load_scenario
+
+            load_scenario(scenario)
         load_list = _floats(loads, "--loads")
-        total = episodes * len(case_list) * len(load_list) * (requests or 1000)
+        total = episodes * len(case_list) * len(load_list) * (requests or 1000) * len(teachers)
         with make_executor(executor, workers) as ex, progress_bar() as bar:
             task = bar.add_task("library rows", total=total)
             res = build_library(
-                teacher,
+                teachers if len(teachers) > 1 else teachers[0],
                 out,
                 cases=case_list,
                 loads=load_list,
@@ -60,6 +104,8 @@ def register(app: typer.Typer) -> None:
                 seed_base=seed,
                 lockstep=lockstep,
                 progress=lambda n: bar.advance(task, n),
+                scenario=scenario,
+                env=base,
             )
             bar.update(task, total=res.rows, completed=res.rows)
         table = Table(title=f"library {res.path}")

@@ -9,13 +9,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.library.schema import (
-    CASE,
     COLUMNS,
+    SOURCE,
+    STRING_COLUMNS,
     VECTOR_COLUMNS,
     LibraryError,
     LibrarySpec,
@@ -95,7 +97,7 @@ def _to_numpy(arr: pa.Array | pa.ChunkedArray, name: str, shapes: dict) -> Any:
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     n = len(arr)
-    if name == CASE:
+    if name in STRING_COLUMNS:
         return arr.to_pylist()
     if name in VECTOR_COLUMNS:
         flat = arr.flatten().to_numpy(zero_copy_only=False)
@@ -144,6 +146,21 @@ class LibraryReader:
                 )
         self._shapes = column_shapes(self.spec)
         self._dataset = ds.dataset([str(f) for f in self.files], format="parquet")
+        self._has_source = SOURCE in self._dataset.schema.names
+        if not self._has_source and len({m.get("schema_version") for m in metas}) > 1:
+            versions = sorted({m["schema_version"] for m in metas})
+            raise LibraryError(f"library {path} mixes schema versions {versions}")
+
+    @property
+    def sources(self) -> list[str]:
+        """Distinct ``source`` tags of the rows (teacher kinds/specs), sorted."""
+        if not self._has_source:
+            return [self._v1_source()]
+        col = self._dataset.to_table(columns=[SOURCE]).column(SOURCE)
+        return sorted({str(x) for x in pc.unique(col).to_pylist()})
+
+    def _v1_source(self) -> str:
+        return str(self.metadata.get("extra", {}).get("teacher", "dqn"))
 
     @property
     def num_rows(self) -> int:
@@ -157,11 +174,16 @@ class LibraryReader:
         unknown = [c for c in cols if c not in COLUMNS]
         if unknown:
             raise LibraryError(f"unknown library columns {unknown}; accepted: {list(COLUMNS)}")
+        fill = SOURCE in cols and not self._has_source  # v1 file: one source, from metadata
+        read = [c for c in cols if not (fill and c == SOURCE)] or ["step"]
         try:
-            for rb in self._dataset.to_batches(columns=cols, batch_size=batch_size):
+            for rb in self._dataset.to_batches(columns=read, batch_size=batch_size):
                 if rb.num_rows == 0:
                     continue
-                yield {c: _to_numpy(rb.column(c), c, self._shapes) for c in cols}
+                out = {c: _to_numpy(rb.column(c), c, self._shapes) for c in read if c in cols}
+                if fill:
+                    out[SOURCE] = [self._v1_source()] * rb.num_rows
+                yield {c: out[c] for c in cols}
         except (OSError, pa.ArrowException) as err:
             raise LibraryError(f"library {self.files[0].parent} is unreadable: {err}") from None
 
@@ -172,7 +194,7 @@ class LibraryReader:
             return {}
         out: Batch = {}
         for c in parts[0]:
-            if c == CASE:
+            if c in STRING_COLUMNS:
                 out[c] = [x for p in parts for x in p[c]]
             else:
                 out[c] = np.concatenate([p[c] for p in parts])

@@ -31,6 +31,11 @@ column          Arrow type                              meaning
 ``load``        float32                                 offered load ρ
 ``seed``        int64                                   env seed of the episode
 ``step``        int32                                   decision index within the episode
+``source``      string                                  who chose ``action``: the teacher spec
+                                                        (``dqn:<sha256 prefix>`` for a checkpoint,
+                                                        the policy spec such as ``cspf-pe:4``
+                                                        for a classical teacher); several values
+                                                        in one multi-teacher library
 ==============  ======================================  =========================================
 
 File metadata (key ``pcnalloc``, JSON): ``schema_version``, ``spec`` (the :class:`LibrarySpec`
@@ -52,8 +57,11 @@ from pcnalloc.envs.observation import compact_dim
 from pcnalloc.errors import PcnallocError
 from pcnalloc.traffic.catalog import load_catalog
 
-SCHEMA_VERSION = 1
-"""Bumped whenever a column is added, removed or changes meaning."""
+SCHEMA_VERSION = 2
+"""Bumped whenever a column is added, removed or changes meaning (2: ``source``)."""
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
+"""Versions the reader accepts; a v1 file (no ``source`` column) reads its source from the
+metadata's ``teacher`` entry (``dqn`` when absent)."""
 METADATA_KEY = b"pcnalloc"
 STATE_DIM = 128
 """Teacher joint-state width S."""
@@ -72,9 +80,21 @@ CASE = "case"
 LOAD = "load"
 SEED = "seed"
 STEP = "step"
+SOURCE = "source"
 
 VECTOR_COLUMNS: tuple[str, ...] = (COMPACT, STATE, Q_VALUES, ACTION_MASK, HARD, SOFT)
-SCALAR_COLUMNS: tuple[str, ...] = (ACTION, GREEDY, REWARD, EPISODE_ID, CASE, LOAD, SEED, STEP)
+SCALAR_COLUMNS: tuple[str, ...] = (
+    ACTION,
+    GREEDY,
+    REWARD,
+    EPISODE_ID,
+    CASE,
+    LOAD,
+    SEED,
+    STEP,
+    SOURCE,
+)
+STRING_COLUMNS: tuple[str, ...] = (CASE, SOURCE)
 COLUMNS: tuple[str, ...] = VECTOR_COLUMNS + SCALAR_COLUMNS
 
 
@@ -162,6 +182,7 @@ def arrow_schema(spec: LibrarySpec) -> pa.Schema:
             pa.field(LOAD, pa.float32()),
             pa.field(SEED, pa.int64()),
             pa.field(STEP, pa.int32()),
+            pa.field(SOURCE, pa.string()),
         ]
     )
 
@@ -211,8 +232,9 @@ def decode_metadata(raw: dict[bytes, bytes] | None, where: str) -> dict[str, Any
         raise LibraryError(f"{where} has no pcnalloc metadata; it is not a trajectory library")
     meta = json.loads(raw[METADATA_KEY])
     v = meta.get("schema_version")
-    if v != SCHEMA_VERSION:
+    if v not in READABLE_VERSIONS:
         raise LibraryError(
-            f"{where} has library schema version {v!r}; this pcnalloc reads {SCHEMA_VERSION}"
+            f"{where} has library schema version {v!r}; this pcnalloc reads "
+            + ", ".join(map(str, READABLE_VERSIONS))
         )
     return meta

@@ -16,9 +16,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pcnalloc.library.schema import (
-    CASE,
     COLUMNS,
     SOFT,
+    SOURCE,
+    STRING_COLUMNS,
     VECTOR_COLUMNS,
     LibraryError,
     LibrarySpec,
@@ -30,7 +31,10 @@ log = logging.getLogger(__name__)
 
 RowBlock = dict[str, Any]
 """Column name → numpy array with a leading row axis B (shapes in ``column_shapes``); ``case``
-may be a list of str or a single str broadcast to every row."""
+and ``source`` may be a list of str or a single str broadcast to every row (``source`` may be
+left out: it then reads ``DEFAULT_SOURCE``)."""
+DEFAULT_SOURCE = "dqn"
+"""``source`` of rows whose block does not name one (the DQN teacher, the original kind)."""
 
 
 def rows_to_table(spec: LibrarySpec, block: RowBlock) -> pa.Table:
@@ -39,6 +43,8 @@ def rows_to_table(spec: LibrarySpec, block: RowBlock) -> pa.Table:
     Raises:
         LibraryError: a missing column or a column with the wrong shape.
     """
+    if SOURCE not in block:
+        block = {**block, SOURCE: DEFAULT_SOURCE}
     missing = [c for c in COLUMNS if c not in block]
     if missing:
         raise LibraryError(f"row block lacks columns {missing}; required: {list(COLUMNS)}")
@@ -48,9 +54,12 @@ def rows_to_table(spec: LibrarySpec, block: RowBlock) -> pa.Table:
     arrays = []
     for field in schema:
         name = field.name
-        if name == CASE:
-            v = block[CASE]
-            arrays.append(pa.array([v] * n if isinstance(v, str) else list(v), pa.string()))
+        if name in STRING_COLUMNS:
+            v = block[name]
+            vals = [v] * n if isinstance(v, str) else [str(x) for x in v]
+            if len(vals) != n:
+                raise LibraryError(f"column {name!r} has {len(vals)} rows; expected {n}")
+            arrays.append(pa.array(vals, pa.string()))
             continue
         x = np.asarray(block[name])
         if x.shape != (n, *shapes[name]):
