@@ -43,7 +43,7 @@ from pcnalloc.edge.agent import BoundModel, EdgeAgent, LocalState
 from pcnalloc.edge.artifact import load_artifact
 from pcnalloc.edge.audit import AuditLog
 from pcnalloc.envs import PowerCommEnv
-from pcnalloc.export.compile import compile_student, load_student_module
+from pcnalloc.export.compile import QuantizationRejected, compile_student, load_student_module
 from pcnalloc.rules.engine import build_engine
 
 TARGETS = {"model_fp32_bytes_max": 125_000, "inference_p50_us_max": 20, "decision_p99_us_max": 100}
@@ -84,10 +84,17 @@ def time_calls(fn: Any, prepare: Any, n: int, warmup: int = 300) -> np.ndarray:
     return out
 
 
-def inference(art_dir: Path, pub: Path, module: torch.nn.Module, rows: np.ndarray, n: int) -> dict:
+def inference(
+    art_dir: Path,
+    pub: Path,
+    module: torch.nn.Module,
+    rows: np.ndarray,
+    n: int,
+    precisions: tuple[str, ...] = ("fp32", "int8"),
+) -> dict:
     art = load_artifact(art_dir, pub)
     res: dict[str, Any] = {}
-    for precision in ("fp32", "int8"):
+    for precision in precisions:
         m = BoundModel(art, precision)
         x = m.x_1D
 
@@ -126,15 +133,28 @@ def decisions(
         env.step(plain.decide(local).action)
     plain.n_decisions = guarded.n_decisions = 0
     outcomes: dict[str, int] = {}
-    for _ in range(n):
+    whole_plain, whole_guarded = np.empty(n), np.empty(n)
+    clock = time.perf_counter_ns
+    for i in range(n):
         local = LocalState.from_env(env)
+        t = clock()
         d = plain.decide(local)
+        t1 = clock()
         guarded.decide(local)
+        t2 = clock()
+        whole_plain[i], whole_guarded[i] = (t1 - t) / 1e3, (t2 - t1) / 1e3
         _, _, _, _, info = env.step(d.action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
     audit.close()
     p, g = plain.latency_us(), guarded.latency_us()
     return {
+        "whole_decision": {
+            **pct(whole_guarded),
+            "what": "EdgeAgent.decide, features + model + rules + guard + audit append "
+            "(fsync every 1000 records), timed around the call",
+            "load_avg": [round(x, 2) for x in os.getloadavg()],
+        },
+        "whole_decision_no_rules_no_audit": pct(whole_plain),
         "sites": env.net.n_sites,
         "links": env.net.n_links,
         "env_build_and_reset_s": round(setup_s, 2),
@@ -144,6 +164,8 @@ def decisions(
         "features_plus_model": pct(p["features"] + p["model"]),
         "decision_total": pct(p["total"]),
         "with_rules_and_audit": {
+            "features": pct(g["features"]),
+            "model": pct(g["model"]),
             "rules": pct(g["rules"]),
             "audit": pct(g["audit"]),
             "total": pct(g["total"]),
@@ -158,6 +180,12 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=5000, help="timed inference calls per model")
     ap.add_argument("--decisions", type=int, default=2000, help="timed decisions per case")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--int8-min-agreement",
+        type=float,
+        default=None,
+        help="int8 gate threshold (default: 0.995 for --student, 0 for the untrained MLP)",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args()
     load_start = os.getloadavg()
@@ -174,25 +202,44 @@ def main() -> None:
         x = torch.from_numpy(rows)
         module.set_standardisation(x.mean(0), x.std(0))
         trained, min_agree = False, 0.0
+    if args.int8_min_agreement is not None:
+        min_agree = args.int8_min_agreement
     with tempfile.TemporaryDirectory(prefix="bench-edge-") as td:
         tmp = Path(td)
         priv, pub = keys.save_keypair(tmp / "keys", "bench")
         art_dir = tmp / "artifact"
-        res = compile_student(
-            module,
-            rows,
-            env_config=cfg,
-            private_key=priv,
-            out_dir=art_dir,
-            int8=True,
-            min_agreement=min_agree,
-        )
-        inf = inference(art_dir, pub, module.eval(), rows, args.calls)
+        int8_refused: QuantizationRejected | None = None
+        try:
+            res = compile_student(
+                module,
+                rows,
+                env_config=cfg,
+                private_key=priv,
+                out_dir=art_dir,
+                int8=True,
+                min_agreement=min_agree,
+            )
+        except QuantizationRejected as exc:  # the gate refused int8: fp32 ships alone
+            int8_refused = exc
+            print(f"int8: refused (agreement {exc.agreement:.2%}); continuing with fp32")
+            res = compile_student(
+                module, rows, env_config=cfg, private_key=priv, out_dir=art_dir, overwrite=True
+            )
+        precisions = ("fp32",) if int8_refused is not None else ("fp32", "int8")
+        inf = inference(art_dir, pub, module.eval(), rows, args.calls, precisions)
         per_case = {
             c: decisions(c, art_dir, pub, priv, args.decisions, args.seed, tmp)
             for c in args.cases.split(",")
             if c
         }
+    for c, r in per_case.items():
+        g, w = r["with_rules_and_audit"], r["whole_decision"]
+        stages = "  ".join(f"{k} {g[k]['p50_us']}" for k in ("features", "model", "rules", "audit"))
+        print(
+            f"{c}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | stages p50 µs: "
+            f"{stages} | load {' '.join(map(str, w['load_avg']))}",
+            flush=True,
+        )
     fp32_bytes = res.model_bytes["fp32"]
     out = {
         "benchmark": "edge",
@@ -203,9 +250,16 @@ def main() -> None:
             "param_count": int(getattr(module, "param_count", 0)),
             "param_bytes": int(getattr(module, "param_bytes", 0)),
         },
-        "model_bytes": {"fp32": fp32_bytes, "int8": res.model_bytes["int8"]},
+        "model_bytes": {"fp32": fp32_bytes, "int8": res.model_bytes.get("int8")},
         "parity_max_abs": res.parity_max_abs,
-        "int8_argmax_agreement": res.int8_agreement,
+        "int8_argmax_agreement": (
+            int8_refused.agreement if int8_refused is not None else res.int8_agreement
+        ),
+        "int8": (
+            f"refused (agreement {int8_refused.agreement:.2%} < {int8_refused.threshold:.2%})"
+            if int8_refused is not None
+            else "shipped"
+        ),
         "inference_batch1_one_thread": inf,
         "decision": per_case,
         "targets": TARGETS,
