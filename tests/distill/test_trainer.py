@@ -63,7 +63,8 @@ def test_outputs_written_and_loadable(trained) -> None:
 def test_split_holds_out_whole_episodes(synthetic_library: Path) -> None:
     cfg = DistillConfig(val_fraction=0.25, seed=5)
     data = LibraryData(synthetic_library, input_key="compact", cfg=cfg)
-    assert len(data.val_episodes) == 5 and len(data.train_episodes) == 15
+    assert len(data.val_episodes) == 5 and len(data.test_episodes) == 2
+    assert len(data.train_episodes) == 13
     assert not set(data.val_episodes) & set(data.train_episodes)
     again = LibraryData(synthetic_library, input_key="compact", cfg=cfg)
     assert np.array_equal(again.val_episodes, data.val_episodes)

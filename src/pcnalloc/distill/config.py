@@ -47,6 +47,14 @@ class DistillConfig(BaseModel):
     val_fraction: float = Field(
         0.1, gt=0, lt=1, description="share of episodes (by episode_id) held out for validation"
     )
+    test_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of episodes (by episode_id) held out as the test split: never "
+        "trained on and never used for model selection; fidelity is reported on it (0 = no "
+        "test split, fidelity falls back to the validation split and says so)",
+    )
     seed: int = Field(0, ge=0, description="seed of the split, weight init and shuffling")
     read_batch_rows: int = Field(
         16_384, ge=1, description="rows read from Parquet per streamed chunk"

@@ -1,8 +1,11 @@
 """Streamed, episode-split training rows for distillation, read from a trajectory library.
 
-Rows are split by ``episode_id`` (whole episodes are held out, so validation measures
-generalisation to unseen request sequences); the split is a seeded permutation of the sorted
-episode ids. Training batches come from a bounded shuffle buffer over streamed Parquet chunks,
+Rows are split by ``episode_id`` into train, validation and test (whole episodes are held
+out, so both measure generalisation to unseen request sequences); the split is a seeded
+permutation of the sorted episode ids: the first ``val_fraction`` of it validates (early
+stopping and best-epoch selection read it), the next ``test_fraction`` is the test split that
+model selection never sees (fidelity is reported on it), the rest trains.
+Training batches come from a bounded shuffle buffer over streamed Parquet chunks,
 or from memory when the library is small enough (``DistillConfig.cache_rows``).
 """
 
@@ -23,6 +26,7 @@ from pcnalloc.library import LibraryError, LibraryReader
 
 TRAIN = "train"
 VAL = "val"
+TEST = "test"
 _LABELS = ("q_values", "action_mask", "hard", "soft")
 
 
@@ -75,7 +79,8 @@ class LibraryData:
 
     Attributes:
         reader: the underlying :class:`LibraryReader`.
-        train_episodes, val_episodes: sorted episode ids of each split.
+        train_episodes, val_episodes, test_episodes: sorted episode ids of each split
+            (``test_episodes`` is empty when ``cfg.test_fraction`` is 0).
         metadata_sha256: identity of the library (see :func:`metadata_sha256`).
     """
 
@@ -91,19 +96,32 @@ class LibraryData:
         self.metadata_sha256 = metadata_sha256(self.reader)
         ids = [b["episode_id"] for b in self.reader.iter_batches(1 << 18, ["episode_id"])]
         episodes = np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
-        if episodes.size < 2:
+        want = 3 if cfg.test_fraction > 0 else 2
+        if episodes.size < want:
             raise LibraryError(
-                f"library {path} holds {episodes.size} episode(s); a train/validation split by "
-                "episode needs at least 2"
+                f"library {path} holds {episodes.size} episode(s); a train/validation"
+                + ("/test" if want == 3 else "")
+                + f" split by episode needs at least {want}"
+                + (" (or test_fraction: 0)" if want == 3 else "")
             )
         rng = np.random.default_rng(cfg.seed)
         perm = rng.permutation(episodes)
-        n_val = min(max(1, round(cfg.val_fraction * episodes.size)), episodes.size - 1)
+        n_val = min(max(1, round(cfg.val_fraction * episodes.size)), episodes.size - want + 1)
+        n_test = 0
+        if cfg.test_fraction > 0:
+            n_test = round(cfg.test_fraction * episodes.size)
+            n_test = min(max(1, n_test), episodes.size - n_val - 1)
         self.val_episodes = np.sort(perm[:n_val])
-        self.train_episodes = np.sort(perm[n_val:])
+        self.test_episodes = np.sort(perm[n_val : n_val + n_test])
+        self.train_episodes = np.sort(perm[n_val + n_test :])
         self.num_rows = self.reader.num_rows
         self._cache: dict[str, Rows] | None = None
         self._cacheable = self.num_rows <= cfg.cache_rows
+
+    @property
+    def fidelity_split(self) -> str:
+        """Split fidelity is reported on: ``test``, or ``val`` when there is no test split."""
+        return TEST if self.test_episodes.size else VAL
 
     def _prepare(self, batch: dict) -> tuple[Rows, np.ndarray]:
         rows = Rows(
@@ -115,31 +133,37 @@ class LibraryData:
             hard=np.asarray(batch["hard"], dtype=np.float32),
             soft=np.asarray(batch["soft"], dtype=np.float32).sum(axis=-1),
         )
-        return rows, np.isin(batch["episode_id"], self.val_episodes)
+        ep = batch["episode_id"]
+        split = np.zeros(ep.shape[0], np.int8)  # 0 train, 1 val, 2 test
+        split[np.isin(ep, self.val_episodes)] = 1
+        split[np.isin(ep, self.test_episodes)] = 2
+        return rows, split
 
-    def _stream(self) -> Iterator[tuple[Rows, Rows]]:
-        """(train part, val part) of each streamed chunk, in file order."""
+    def _stream(self) -> Iterator[dict[str, Rows]]:
+        """{train, val, test} parts of each streamed chunk, in file order."""
         cols = [*self.input_key.split("+"), *_LABELS, "episode_id"]
         for batch in self.reader.iter_batches(self.cfg.read_batch_rows, cols):
-            rows, is_val = self._prepare(batch)
-            yield rows.take(~is_val), rows.take(is_val)
+            rows, split = self._prepare(batch)
+            yield {name: rows.take(split == i) for i, name in enumerate((TRAIN, VAL, TEST))}
 
     def _fill_cache(self) -> dict[str, Rows]:
         if self._cache is None:
-            tr, va = [], []
-            for a, b in self._stream():
-                tr.append(a)
-                va.append(b)
-            self._cache = {TRAIN: Rows.concat(tr), VAL: Rows.concat(va)}
+            parts: dict[str, list[Rows]] = {TRAIN: [], VAL: [], TEST: []}
+            for chunk in self._stream():
+                for k, v in chunk.items():
+                    parts[k].append(v)
+            self._cache = {k: Rows.concat(v) for k, v in parts.items()}
         return self._cache
 
     def chunks(self, split: str) -> Iterator[Rows]:
-        """Rows of ``split`` (``train`` | ``val``) in file order, chunk by chunk."""
+        """Rows of ``split`` (``train`` | ``val`` | ``test``) in file order, chunk by chunk."""
+        if split not in (TRAIN, VAL, TEST):
+            raise LibraryError(f"unknown split {split!r}; accepted: train, val, test")
         if self._cacheable:
             yield self._fill_cache()[split]
             return
-        for tr, va in self._stream():
-            part = tr if split == TRAIN else va
+        for chunk in self._stream():
+            part = chunk[split]
             if len(part):
                 yield part
 
@@ -194,11 +218,15 @@ class LibraryData:
         if parts:
             yield from drain(parts, final=True)
 
-    def val_batches(self, batch_rows: int = 8192) -> Iterator[Rows]:
-        """Validation rows in file order, in batches of at most ``batch_rows``."""
-        for rows in self.chunks(VAL):
+    def val_batches(self, batch_rows: int = 8192, split: str = VAL) -> Iterator[Rows]:
+        """Validation (or ``split``) rows in file order, in batches of at most ``batch_rows``."""
+        for rows in self.chunks(split):
             for i in range(0, len(rows), batch_rows):
                 yield rows.take(slice(i, i + batch_rows))
 
+    def test_batches(self, batch_rows: int = 8192) -> Iterator[Rows]:
+        """Rows of :attr:`fidelity_split` (the test split when there is one)."""
+        return self.val_batches(batch_rows, self.fidelity_split)
 
-__all__ = ["TRAIN", "VAL", "LibraryData", "Rows", "metadata_sha256"]
+
+__all__ = ["TEST", "TRAIN", "VAL", "LibraryData", "Rows", "metadata_sha256"]

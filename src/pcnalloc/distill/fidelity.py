@@ -1,7 +1,9 @@
 """Fidelity of a distilled student: held-out agreement and violations, closed-loop value.
 
-Held-out figures come from the validation episodes of the distillation split (never trained
-on). Closed-loop figures play the student and the teacher on the same env seeds with
+Held-out figures come from the test episodes of the distillation split: never trained on and
+never read by model selection (early stopping and the best epoch use the validation episodes).
+With ``test_fraction: 0`` they fall back to the validation episodes and ``split`` says so.
+Closed-loop figures play the student and the teacher on the same env seeds with
 :func:`pcnalloc.evaluate.run_policy` and compare their weighted value ratios (Σ value·grant
 carried / Σ value offered). The student is played twice: raw (its own argmax; a masked
 proposal is refused by the env and costs the request) and masked (argmax over valid actions,
@@ -30,23 +32,26 @@ ProgressFn = Callable[[int], None]
 
 
 def held_out_fidelity(model: MLPStudent, data: LibraryData, cfg: DistillConfig) -> dict[str, Any]:
-    """Agreement, KL, violation rates and size of ``model`` on the held-out episodes.
+    """Agreement, KL, violation rates and size of ``model`` on the held-out test episodes.
 
     Returns:
-        ``rows``, ``top1_agreement`` (raw student argmax = teacher's masked argmax),
+        ``split`` (``test``, or ``val`` without a test split), ``rows``,
+        ``top1_agreement`` (raw student argmax = teacher's masked argmax),
         ``top1_agreement_masked``, ``kl``, ``hard_proposal_rate`` (raw argmax has h = 1),
         ``masked_proposal_rate``, ``mean_soft_violation`` (Σ_q c at the raw argmax),
         ``teacher_mean_soft_violation``, ``loss`` terms, ``param_count``, ``param_bytes``.
     """
-    losses, stats = evaluate_rows(model, data.val_batches(), cfg)
+    losses, stats = evaluate_rows(model, data.test_batches(), cfg)
     s = stats.summary()
+    held = data.test_episodes if data.fidelity_split == "test" else data.val_episodes
     return {
+        "split": data.fidelity_split,
         **s,
         "kl": losses["kl"],
         "loss": losses,
         "param_count": model.param_count,
         "param_bytes": model.param_bytes,
-        "held_out_episodes": len(data.val_episodes),
+        "held_out_episodes": len(held),
     }
 
 

@@ -235,6 +235,7 @@ def _write_outputs(result: DistillResult, data: LibraryData, cfg: DistillConfig,
         best_epoch=result.best_epoch,
         summary={k: v for k, v in result.best.items() if isinstance(v, int | float)},
         val_episodes=[int(e) for e in data.val_episodes],
+        test_episodes=[int(e) for e in data.test_episodes],
     )
     _write_history(out / HISTORY_FILE, result.history)
     plot_history(result.history, out / CURVES_FILE, title=f"{kind} student distillation")
