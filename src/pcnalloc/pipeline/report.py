@@ -117,7 +117,7 @@ def _ablation_plot(rows: list[dict[str, Any]]) -> bytes:
     plt = _plt()
     names = [r.get("variant", "?") for r in rows]
     agree = [r.get("held_out", {}).get("top1_agreement", np.nan) for r in rows]
-    hard = [r.get("held_out", {}).get("hard_violation_rate", np.nan) for r in rows]
+    hard = [r.get("held_out", {}).get("hard_proposal_rate", np.nan) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     axes[0].bar(names, agree, color="tab:blue")
     axes[0].set_title("top-1 agreement with the teacher")
