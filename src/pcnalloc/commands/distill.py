@@ -66,7 +66,8 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(
                 help="shared (one head scores every action's candidate features; latent: "
-                "state+compact input) or mlp (plain MLP on compact or on the state alone); "
+                "state+compact input), mlp (plain MLP on compact or on the state alone) or "
+                "mlp-blind (edge MLP that does not read the per-action validity flag); "
                 "default: mlp"
             ),
         ] = None,

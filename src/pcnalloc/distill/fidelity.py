@@ -91,6 +91,8 @@ def _summarise(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
             int(r["metrics"]["executed_hard_violations"]) for r in results
         ),
         "outcomes": outcomes,
+        "intercepted": sum(int(r["metrics"].get("intercepted", 0)) for r in results),
+        "decisions": sum(int(r["requests"]) for r in results),
         "policy_latency_us_p50": sum(r["timing"]["policy_latency_us_p50"] for r in results) / n,
     }
 
@@ -156,7 +158,10 @@ def fidelity_table(report: dict[str, Any], title: str = "student fidelity") -> T
             f"{report['student']} {report.get('arch', '')} ({report.get('input_key', '')})",
         ),
         ("parameters / bytes (fp32)", f"{h['param_count']:,} / {h['param_bytes']:,}"),
-        ("held-out rows (episodes)", f"{h['rows']:,} ({h['held_out_episodes']})"),
+        (
+            f"held-out rows (episodes), {h.get('split', 'val')} split",
+            f"{h['rows']:,} ({h['held_out_episodes']})",
+        ),
         ("top-1 agreement (raw argmax)", f"{h['top1_agreement']:.4f}"),
         ("top-1 agreement (masked argmax)", f"{h['top1_agreement_masked']:.4f}"),
         (
@@ -188,6 +193,8 @@ def fidelity_table(report: dict[str, Any], title: str = "student fidelity") -> T
             )
             refused = s["outcomes"].get("refused", 0)
             rows.append((f"{name} refused proposals", f"{refused:,}"))
+            if name.endswith("+rules"):
+                rows.append((f"{name} intercepted proposals", f"{s['intercepted']:,}"))
     for k, v in rows:
         table.add_row(k, v)
     return table
@@ -205,7 +212,8 @@ def ablation_table(rows: Sequence[dict[str, Any]], title: str = "loss ablation")
         "KL",
         "hard prop.",
         "soft",
-        "value/teacher raw / masked",
+        "intercepted",
+        "value/teacher raw / masked / +rules",
     ):
         table.add_column(col, justify="right" if col != "variant" else "left")
     for r in rows:
@@ -213,6 +221,8 @@ def ablation_table(rows: Sequence[dict[str, Any]], title: str = "loss ablation")
         cl = r.get("closed_loop") or {}
         st = cl.get("students", {})
         vals = [f"{s['value_ratio_vs_teacher']:.2%}" for s in st.values()]
+        guarded = [s for name, s in st.items() if name.endswith("+rules")]
+        icpt = f"{guarded[0]['intercepted']:,} / {guarded[0]['decisions']:,}" if guarded else "–"
         table.add_row(
             r["variant"],
             f"{r['lambda_hard']:g}",
@@ -222,6 +232,7 @@ def ablation_table(rows: Sequence[dict[str, Any]], title: str = "loss ablation")
             f"{h['kl']:.4f}",
             f"{h['hard_proposal_rate']:.4%}",
             f"{h['mean_soft_violation']:.4f}",
+            icpt,
             " / ".join(vals) if vals else "–",
         )
     return table

@@ -98,6 +98,10 @@ class StudentPolicy:
         x = torch.from_numpy(self._input(obs)).reshape(1, -1)
         return self.model(x)[0].numpy()
 
+    def scores(self, obs: Mapping[str, Any]) -> np.ndarray:
+        """Preference (A,) the rule engine ranks substitutes by: the raw logits."""
+        return self.logits(obs)
+
     def act(self, obs: Mapping[str, Any]) -> int:
         """Argmax of the logits (over valid actions only when ``masked``)."""
         z = self.logits(obs)

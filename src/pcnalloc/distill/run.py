@@ -19,6 +19,8 @@ from pcnalloc.distill.data import LibraryData
 from pcnalloc.distill.fidelity import ablation_configs, closed_loop, held_out_fidelity
 from pcnalloc.distill.policy import StudentPolicy
 from pcnalloc.distill.students import (
+    ARCHS,
+    BLIND,
     DEFAULT_ARCH,
     EDGE,
     INPUT_KEYS,
@@ -70,9 +72,14 @@ def _policies(model: MLPStudent, env: EnvConfig | None, teacher: Any, tag: str) 
     if model.kind != EDGE and not hasattr(teacher, "state_and_q"):
         log.warning("a latent student needs the teacher encoder for closed-loop runs; skipped")
         return []
+    from pcnalloc.rules.guard import GuardedPolicy
+
     return [
         StudentPolicy(model, env, masked=False, teacher=teacher, name=f"{tag}"),
         StudentPolicy(model, env, masked=True, teacher=teacher, name=f"{tag}-masked"),
+        # raw proposals behind the rule engine: what it intercepts is the deployed cost of
+        # hard-violating proposals (metrics "intercepted")
+        GuardedPolicy(StudentPolicy(model, env, masked=False, teacher=teacher, name=tag)),
     ]
 
 
@@ -111,8 +118,8 @@ def run_distillation(
         requests: decisions per closed-loop episode.
         ablation: also train KL-only, KL+hard and KL+hard+soft on the same split and seed.
         hidden: student hidden widths (default per kind).
-        arch: ``mlp`` or ``shared`` (see :class:`SharedHeadStudent`); None = ``DEFAULT_ARCH``
-            of the kind (mlp).
+        arch: ``mlp``, ``shared`` (see :class:`SharedHeadStudent`) or ``mlp-blind`` (the edge
+            MLP without the per-action validity flags); None = ``DEFAULT_ARCH`` of the kind.
         env_configs: closed-loop envs (default: every case × load of the library).
         reporter: progress sink (see :class:`Reporter`).
 
@@ -123,6 +130,10 @@ def run_distillation(
     if kind not in INPUT_KEYS:
         raise ConfigError(f"unknown student kind {kind!r}; accepted: {', '.join(INPUT_KEYS)}")
     arch = arch or DEFAULT_ARCH[kind]
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown student arch {arch!r}; accepted: {', '.join(ARCHS)}")
+    if arch == BLIND and kind != EDGE:
+        raise ConfigError(f"arch {BLIND!r} is an edge student; got student {kind!r}")
     out = Path(out_dir)
     data = LibraryData(library, input_key=input_key_for(kind, arch), cfg=cfg)
     envs = (

@@ -28,7 +28,12 @@ INPUT_KEYS: dict[str, str] = {EDGE: "compact", LATENT: "state"}
 """Library column / observation key each kind reads (plain MLP arch)."""
 STATE_COMPACT = "state+compact"
 """Input of the shared-head latent student: the teacher state followed by the compact vector."""
-ARCHS: tuple[str, ...] = ("mlp", "shared")
+BLIND = "mlp-blind"
+"""Validity-blind edge MLP: the compact vector without each action's ``valid`` flag (DESIGN
+§6). With the flag in the input, h(s, a) = 1 − mask adds nothing the KL term does not already
+say; without it the student must learn which actions break a hard rule, which is what the
+hard-constraint term of the loss is for."""
+ARCHS: tuple[str, ...] = ("mlp", "shared", BLIND)
 DEFAULT_ARCH: dict[str, str] = {EDGE: "mlp", LATENT: "mlp"}
 """Arch used when none is given. On the case30 library (52k rows) the plain edge MLP reached
 96.1 % held-out top-1 agreement (KL 0.0038, 100 KB) against 95.0 % (KL 0.0056, 40 KB) for the
@@ -135,6 +140,56 @@ class MLPStudent(nn.Module):
         }
 
 
+class BlindMLPStudent(MLPStudent):
+    """:class:`MLPStudent` that cannot read the per-action validity flag.
+
+    After standardisation the input is multiplied by a fixed 0/1 buffer that zeroes the
+    ``valid`` candidate feature of every action (indices ``drop``), so no weight ever sees it;
+    a plain ``Mul`` in ONNX.
+
+    Args:
+        drop: input indices hidden from the network (default for a compact layout:
+            :func:`validity_indices`).
+        kind, input_dim, n_actions, hidden: as :class:`MLPStudent`.
+    """
+
+    keep: Tensor
+
+    def __init__(
+        self,
+        *,
+        kind: str,
+        input_dim: int,
+        n_actions: int,
+        hidden: Sequence[int],
+        drop: Sequence[int],
+    ) -> None:
+        super().__init__(kind=kind, input_dim=input_dim, n_actions=n_actions, hidden=hidden)
+        self.drop = tuple(int(i) for i in drop)
+        if any(not 0 <= i < input_dim for i in self.drop):
+            raise ConfigError(f"blind student: drop indices must be in [0, {input_dim})")
+        keep = torch.ones(self.input_dim)
+        keep[list(self.drop)] = 0.0
+        self.register_buffer("keep", keep)
+
+    def forward(self, x_BD: Tensor) -> Tensor:
+        """Logits (B, A); the dropped inputs are zero whatever their value."""
+        return self.net((x_BD - self.in_mean) / self.in_scale * self.keep)
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "arch": BLIND, "drop": list(self.drop)}
+
+
+def validity_indices(spec: Any) -> list[int]:
+    """Positions of every action's ``valid`` candidate feature in the compact vector."""
+    from pcnalloc.envs.features import CANDIDATE_FEATURES
+
+    lay = compact_layout(spec, EDGE)
+    f, r = lay["n_feats"], lay["request_dim"]
+    v = CANDIDATE_FEATURES.index("valid")
+    return [r + a * f + v for a in range(int(spec.n_actions))]
+
+
 class SharedHeadStudent(MLPStudent):
     """Edge student that scores every action with one shared head, like the teacher's Q head.
 
@@ -221,6 +276,14 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
         ConfigError: for a missing key or an unknown kind.
     """
     try:
+        if cfg.get("arch", "mlp") == BLIND:
+            return BlindMLPStudent(
+                kind=str(cfg["kind"]),
+                input_dim=int(cfg["input_dim"]),
+                n_actions=int(cfg["n_actions"]),
+                hidden=[int(h) for h in cfg["hidden"]],
+                drop=[int(i) for i in cfg["drop"]],
+            )
         if cfg.get("arch", "mlp") == "shared":
             return SharedHeadStudent(
                 input_dim=int(cfg["input_dim"]),
@@ -263,6 +326,7 @@ def make_student(
     arch: str = "mlp",
     layout: Mapping[str, int] | None = None,
     generator: torch.Generator | None = None,
+    drop: Sequence[int] | None = None,
 ) -> MLPStudent:
     """A fresh student, seeded by ``generator``.
 
@@ -276,6 +340,8 @@ def make_student(
         layout: ``{"n_feats", "request_dim"}`` of the input vector (``shared`` only; for a
             latent student R includes the prepended state).
         generator: seeds the weights (None: torch's default init).
+        drop: input indices a ``mlp-blind`` student does not read (its validity flags, from
+            :func:`validity_indices`).
     """
     _check_kind(kind)
     if arch not in ARCHS:
@@ -291,6 +357,19 @@ def make_student(
             request_dim=int(layout["request_dim"]),
             hidden=DEFAULT_HIDDEN["shared"] if hidden is None else hidden,
             kind=kind,
+        )
+    elif arch == BLIND:
+        if kind != EDGE or drop is None:
+            raise ConfigError(
+                f"arch {BLIND!r} is an edge student (compact input) and needs the validity "
+                f"indices (see validity_indices); got kind {kind!r}"
+            )
+        model = BlindMLPStudent(
+            kind=kind,
+            input_dim=input_dim,
+            n_actions=n_actions,
+            hidden=DEFAULT_HIDDEN[kind] if hidden is None else hidden,
+            drop=drop,
         )
     else:
         model = MLPStudent(
@@ -319,6 +398,7 @@ def input_dim_for(kind: str, spec: Any, arch: str = "mlp") -> int:
 
 __all__ = [
     "ARCHS",
+    "BLIND",
     "DEFAULT_ARCH",
     "DEFAULT_HIDDEN",
     "EDGE",
@@ -327,6 +407,7 @@ __all__ = [
     "LATENT",
     "STATE_COMPACT",
     "STUDENT_KINDS",
+    "BlindMLPStudent",
     "MLPStudent",
     "SharedHeadStudent",
     "compact_layout",
@@ -334,4 +415,5 @@ __all__ = [
     "input_key_for",
     "make_student",
     "student_from_config",
+    "validity_indices",
 ]

@@ -26,12 +26,14 @@ from pcnalloc.distill.loss import LossTerms, distill_loss
 from pcnalloc.distill.metrics import DecisionStats
 from pcnalloc.distill.plots import plot_history
 from pcnalloc.distill.students import (
+    BLIND,
     DEFAULT_ARCH,
     MLPStudent,
     compact_layout,
     input_dim_for,
     input_key_for,
     make_student,
+    validity_indices,
 )
 from pcnalloc.errors import ConfigError
 from pcnalloc.fileio import write_atomic
@@ -125,7 +127,8 @@ def train_student(
         out_dir: where ``student.pt``, ``history.csv`` and ``curves.png`` go (None: nothing is
             written).
         hidden: hidden layer widths (default per kind, see ``DEFAULT_HIDDEN``).
-        arch: ``mlp`` or ``shared`` (see :class:`SharedHeadStudent`); None = ``DEFAULT_ARCH``.
+        arch: ``mlp``, ``shared`` (see :class:`SharedHeadStudent`) or ``mlp-blind`` (edge MLP
+            without the validity flags, :class:`BlindMLPStudent`); None = ``DEFAULT_ARCH``.
         on_epoch: called with each epoch's history row (progress reporting).
 
     Returns:
@@ -151,6 +154,7 @@ def train_student(
         arch=arch,
         layout=compact_layout(data.spec, kind),
         generator=gen,
+        drop=validity_indices(data.spec) if arch == BLIND else None,
     )
     mean, std, n_train = data.input_stats()
     model.set_standardisation(torch.from_numpy(mean), torch.from_numpy(std))
