@@ -9,7 +9,7 @@ soft-violation penalty).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,6 +33,23 @@ class DistillConfig(BaseModel):
     )
     lambda_soft: float = Field(
         0.1, ge=0, description="weight λ_soft of ‖π_S ⊙ c(s,·)‖₂², the soft-violation term"
+    )
+    beta_schedule: Literal["fixed", "increasing", "decreasing"] = Field(
+        "fixed",
+        description="schedule of the imitation weight β over epochs (algorithm distillation): "
+        "fixed = beta_max; increasing = linear beta_min → beta_max; decreasing = linear "
+        "beta_max → beta_min",
+    )
+    beta_min: float = Field(0.0, ge=0, description="smallest β of a schedule")
+    beta_max: float = Field(1.0, ge=0, description="largest β of a schedule (fixed: β)")
+    task_weight: float = Field(
+        0.0,
+        ge=0,
+        description="weight of the teacher-free task term (reward-weighted log-likelihood of "
+        "the logged action, see pcnalloc.distill.loss); 0 = pure constrained distillation",
+    )
+    task_eta: float = Field(
+        1.0, gt=0, description="temperature η (reward units) of the task term's weights"
     )
     lr: float = Field(3e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay")

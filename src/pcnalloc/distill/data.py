@@ -27,25 +27,35 @@ from pcnalloc.library import LibraryError, LibraryReader
 TRAIN = "train"
 VAL = "val"
 TEST = "test"
-_LABELS = ("q_values", "action_mask", "hard", "soft")
+_LABELS = ("q_values", "action_mask", "hard", "soft", "action", "reward")
 
 
 @dataclass
 class Rows:
     """Prepared rows: input x (B, D) float32, teacher Q (B, A), mask (B, A) int8, hard (B, A)
-    float32 and soft magnitude c (B, A) float32 (sum over the soft-cost kinds)."""
+    float32, soft magnitude c (B, A) float32 (sum over the soft-cost kinds), logged action (B,)
+    int64 and its reward (B,) float32 (the task term's inputs)."""
 
     x: np.ndarray
     q: np.ndarray
     mask: np.ndarray
     hard: np.ndarray
     soft: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
 
     def take(self, idx: np.ndarray | slice) -> Rows:
-        return Rows(self.x[idx], self.q[idx], self.mask[idx], self.hard[idx], self.soft[idx])
+        return Rows(*(getattr(self, f)[idx] for f in Rows.__annotations__))
+
+    def task_tensors(self) -> tuple[Tensor, Tensor]:
+        """(action, reward) as torch tensors."""
+        return (
+            torch.from_numpy(np.ascontiguousarray(self.action)),
+            torch.from_numpy(np.ascontiguousarray(self.reward)),
+        )
 
     def tensors(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         """(x, q, mask, hard, soft) as torch tensors (zero-copy where possible)."""
@@ -132,6 +142,8 @@ class LibraryData:
             mask=np.asarray(batch["action_mask"], dtype=np.int8),
             hard=np.asarray(batch["hard"], dtype=np.float32),
             soft=np.asarray(batch["soft"], dtype=np.float32).sum(axis=-1),
+            action=np.asarray(batch["action"], dtype=np.int64),
+            reward=np.asarray(batch["reward"], dtype=np.float32),
         )
         ep = batch["episode_id"]
         split = np.zeros(ep.shape[0], np.int8)  # 0 train, 1 val, 2 test

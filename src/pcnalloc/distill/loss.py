@@ -10,6 +10,20 @@ get a −∞ logit, so their raw teacher Q (possibly garbage) never matters. The
 ``log_softmax`` (numerically stable KL). KL follows Rusu et al. 2016 ("Policy Distillation",
 small τ sharpens the teacher); the constraint terms follow the power-communication constrained
 policy distillation method (DESIGN §6). Every term is averaged over the batch.
+
+Algorithm distillation (the algorithm-distillation paper, eq. 8: task loss + β · imitation
+distance) mixes the imitation term with a **task term** under a weight β that may follow a
+schedule over epochs (:func:`beta_at`)::
+
+    L = β · KL + w_task · L_task + λ_hard · hard + λ_soft · soft
+
+The task term needs no teacher: it is reward-weighted log-likelihood of the logged action,
+``L_task = −mean_b( w_b · log π_S(a_b) )`` with ``w = B · softmax_b(r_b / η)`` over the batch
+(advantage-weighted regression with the batch as baseline). It reads only the env reward of the
+action the library recorded, so it is a policy-gradient-free, off-line surrogate of the task
+objective: logged actions that earned more (exploration included) are pulled up, those that
+earned less are pushed down relative to them — signal a classical teacher's one-hot target
+does not carry. ``w_task = 0`` (the default) is the plain constrained distillation loss.
 """
 
 from __future__ import annotations
@@ -33,6 +47,47 @@ class LossTerms(NamedTuple):
     kl: Tensor
     hard: Tensor
     soft: Tensor
+    task: Tensor
+
+
+BETA_SCHEDULES: tuple[str, ...] = ("fixed", "increasing", "decreasing")
+
+
+def beta_at(schedule: str, epoch: int, epochs: int, beta_min: float, beta_max: float) -> float:
+    """Imitation weight β of 1-based ``epoch`` out of ``epochs``.
+
+    ``fixed``: ``beta_max`` throughout; ``increasing``: linear from ``beta_min`` (epoch 1) to
+    ``beta_max`` (epoch ``epochs``); ``decreasing``: linear from ``beta_max`` to ``beta_min``
+    (the paper's best schedule: imitate first, then let the task term take over).
+
+    Raises:
+        DistillLossError: an unknown schedule (names the accepted ones).
+    """
+    if schedule not in BETA_SCHEDULES:
+        raise DistillLossError(
+            f"unknown beta schedule {schedule!r}; accepted: {', '.join(BETA_SCHEDULES)}"
+        )
+    if schedule == "fixed" or epochs <= 1:
+        return float(beta_max)
+    frac = (min(max(epoch, 1), epochs) - 1) / (epochs - 1)
+    if schedule == "decreasing":
+        frac = 1.0 - frac
+    return float(beta_min + (beta_max - beta_min) * frac)
+
+
+def task_loss(logits_BA: Tensor, actions_B: Tensor, rewards_B: Tensor, eta: float) -> Tensor:
+    """Reward-weighted negative log-likelihood of the logged actions (see the module docstring).
+
+    Args:
+        logits_BA: student logits (B, A).
+        actions_B: logged actions (B,) int.
+        rewards_B: env rewards of those actions (B,).
+        eta: temperature η > 0 of the weights softmax(r/η) (reward units).
+    """
+    log_ps = torch.log_softmax(logits_BA.float(), dim=1)
+    ll_B = log_ps.gather(1, actions_B.long().reshape(-1, 1))[:, 0]
+    w_B = torch.softmax(rewards_B.float() / eta, dim=0) * rewards_B.shape[0]
+    return -(w_B.detach() * ll_B).mean()
 
 
 def teacher_log_probs(q_values_BA: Tensor, action_mask_BA: Tensor, tau: float) -> Tensor:
@@ -71,6 +126,11 @@ def distill_loss(
     tau: float,
     lambda_hard: float,
     lambda_soft: float,
+    beta: float = 1.0,
+    task_weight: float = 0.0,
+    actions_B: Tensor | None = None,
+    rewards_B: Tensor | None = None,
+    task_eta: float = 1.0,
 ) -> LossTerms:
     """The constrained distillation loss of one batch.
 
@@ -83,9 +143,13 @@ def distill_loss(
         tau: teacher temperature τ.
         lambda_hard: weight of the squared hard-violation probability.
         lambda_soft: weight of the squared L2 norm of π_S ⊙ c.
+        beta: weight β of the KL (imitation) term.
+        task_weight: weight of the task term (0: not computed, ``task`` = 0).
+        actions_B, rewards_B: logged actions and rewards (needed when ``task_weight`` > 0).
+        task_eta: temperature η of the task term's reward weights.
 
     Returns:
-        :class:`LossTerms` with the weighted total and the three unweighted terms.
+        :class:`LossTerms` with the weighted total and the four unweighted terms.
 
     Raises:
         DistillLossError: on mismatched shapes or a row without any valid action.
@@ -109,14 +173,23 @@ def distill_loss(
     hard_mass_B = (pi * hard_BA.float()).sum(dim=1)
     hard = hard_mass_B.square().mean()
     soft = (pi * c_BA.float()).square().sum(dim=1).mean()
-    total = kl + lambda_hard * hard + lambda_soft * soft
-    return LossTerms(total=total, kl=kl, hard=hard, soft=soft)
+    if task_weight > 0:
+        if actions_B is None or rewards_B is None:
+            raise DistillLossError("a task term (task_weight > 0) needs actions_B and rewards_B")
+        task = task_loss(logits_BA, actions_B, rewards_B, task_eta)
+    else:
+        task = torch.zeros((), dtype=kl.dtype)
+    total = beta * kl + task_weight * task + lambda_hard * hard + lambda_soft * soft
+    return LossTerms(total=total, kl=kl, hard=hard, soft=soft, task=task)
 
 
 __all__ = [
+    "BETA_SCHEDULES",
     "DistillLossError",
     "LossTerms",
+    "beta_at",
     "distill_loss",
     "soft_magnitude",
+    "task_loss",
     "teacher_log_probs",
 ]

@@ -22,7 +22,7 @@ import torch
 from pcnalloc.distill.checkpoint import STUDENT_FILE, save_student
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData, Rows
-from pcnalloc.distill.loss import LossTerms, distill_loss
+from pcnalloc.distill.loss import LossTerms, beta_at, distill_loss
 from pcnalloc.distill.metrics import DecisionStats
 from pcnalloc.distill.plots import plot_history
 from pcnalloc.distill.students import (
@@ -69,13 +69,31 @@ class DistillResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+TERMS = ("total", "kl", "hard", "soft", "task")
+
+
 def _terms(
-    model: MLPStudent, rows: Rows, cfg: DistillConfig
+    model: MLPStudent, rows: Rows, cfg: DistillConfig, beta: float | None = None
 ) -> tuple[torch.Tensor, LossTerms, tuple[torch.Tensor, ...]]:
+    """Loss of one batch; ``beta`` None = ``cfg.beta_max`` (the fixed reference weight that
+    validation and model selection use, so a schedule never moves the selection objective)."""
     x, q, m, h, c = rows.tensors()
+    a, r = rows.task_tensors()
     logits = model(x)
     terms = distill_loss(
-        logits, q, m, h, c, tau=cfg.tau, lambda_hard=cfg.lambda_hard, lambda_soft=cfg.lambda_soft
+        logits,
+        q,
+        m,
+        h,
+        c,
+        tau=cfg.tau,
+        lambda_hard=cfg.lambda_hard,
+        lambda_soft=cfg.lambda_soft,
+        beta=cfg.beta_max if beta is None else beta,
+        task_weight=cfg.task_weight,
+        actions_B=a,
+        rewards_B=r,
+        task_eta=cfg.task_eta,
     )
     return logits, terms, (q, m, h, c)
 
@@ -86,7 +104,7 @@ def evaluate_rows(
 ) -> tuple[dict[str, float], DecisionStats]:
     """Loss terms (row-weighted means) and decision statistics of ``model`` over ``batches``."""
     model.eval()
-    sums = dict.fromkeys(("total", "kl", "hard", "soft"), 0.0)
+    sums = dict.fromkeys(TERMS, 0.0)
     stats = DecisionStats()
     for rows in batches:
         logits, terms, (q, m, h, c) = _terms(model, rows, cfg)
@@ -165,11 +183,12 @@ def train_student(
     train_time = 0.0
     for epoch in range(1, cfg.epochs + 1):
         model.train()
-        sums = dict.fromkeys(("total", "kl", "hard", "soft"), 0.0)
+        sums = dict.fromkeys(TERMS, 0.0)
         seen = 0
+        beta = beta_at(cfg.beta_schedule, epoch, cfg.epochs, cfg.beta_min, cfg.beta_max)
         t0 = time.perf_counter()
         for rows in data.train_batches(rng):
-            _, terms, _ = _terms(model, rows, cfg)
+            _, terms, _ = _terms(model, rows, cfg, beta)
             opt.zero_grad(set_to_none=True)
             terms.total.backward()
             opt.step()
@@ -180,7 +199,7 @@ def train_student(
         dt = time.perf_counter() - t0
         train_time += dt
         val, stats = evaluate_rows(model, data.val_batches(), cfg)
-        row: dict[str, Any] = {"epoch": epoch}
+        row: dict[str, Any] = {"epoch": epoch, "beta": beta}
         row.update({f"train_{k}": v / max(seen, 1) for k, v in sums.items()})
         row.update({f"val_{k}": v for k, v in val.items()})
         row.update({f"val_{k}": v for k, v in stats.summary().items() if k != "rows"})
