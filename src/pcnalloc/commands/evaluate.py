@@ -54,7 +54,7 @@ def register(app: typer.Typer) -> None:
         ] = 200,
         bound_time_limit: Annotated[
             float, typer.Option(min=0.1, help="HiGHS time limit per window (s)")
-        ] = 60.0,
+        ] = 20.0,
     ) -> None:
         """Evaluate POLICIES on CASES × LOADS × SEEDS and write sweep.json, report.md, PNGs."""
         from pcnalloc.config import read_yaml

@@ -123,12 +123,14 @@ def markdown_report(
         parts += [
             "## Offline hindsight bound",
             "",
-            f"MILP optimum (HiGHS) on the first {bound['requests']} new requests of each "
+            f"Hindsight MILP (HiGHS) on the first {bound['requests']} new requests of each "
             "episode, grid events off, each policy against the bound of its own candidate "
-            "set and warm start. Gap = 1 − value / bound. The bound covers schedules without "
-            "pre-emption; a policy that pre-empts also reroutes flows present at the window "
-            "start, which lies outside the model, so its rows are marked not certified "
-            "(a negative gap there is not a contradiction).",
+            "set and warm start. Gap = 1 − value / bound. The model covers pre-empting "
+            "schedules (a pre-empted flow's value is lost, its restoration earns its share of "
+            "the remaining time; flows present at the window start may be pre-empted at the "
+            "cost of their value), so every row whose policy saw the bound's requests is "
+            "certified. The bound is the least of the LP relaxation and the MILP's dual bound "
+            "at its time limit.",
             "",
             _md_table(*bound_rows(bound)),
             "",
