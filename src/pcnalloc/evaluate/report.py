@@ -8,6 +8,8 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from pcnalloc.baselines.registry import display_name
+
 PLOTS: dict[str, tuple[str, str]] = {
     "value_vs_load.png": ("weighted_value_ratio", "weighted value ratio"),
     "critical_blocking_vs_load.png": ("blocking_priority_le1", "blocking, priority ≤ 1"),
@@ -140,6 +142,21 @@ def markdown_report(
     return "\n".join(parts)
 
 
+def load_series(result: dict[str, Any], case: str, metric: str) -> dict[str, list]:
+    """Policy → sorted (load, aggregated metric) points on ``case``, every policy of the grid
+    (learned ones included: aggregates name them without their artifact paths)."""
+    out: dict[str, list] = {}
+    for pol in dict.fromkeys(display_name(p) for p in result["grid"]["policies"]):
+        pts = sorted(
+            ((a["load"], a["metrics"][metric]) for a in result["aggregate"]
+             if a["case"] == case and a["policy"] == pol),
+            key=lambda p: p[0],
+        )  # fmt: skip
+        if pts:
+            out[pol] = pts
+    return out
+
+
 def plot_vs_load(result: dict[str, Any], metric: str, label: str) -> bytes:
     """PNG bytes: ``metric`` vs offered load, one line per policy with 95 % CI bars, one
     panel per case."""
@@ -151,14 +168,7 @@ def plot_vs_load(result: dict[str, Any], metric: str, label: str) -> bytes:
     cases = result["grid"]["cases"]
     fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 3.6), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
-        for pol in result["grid"]["policies"]:
-            pts = sorted(
-                (a["load"], a["metrics"][metric])
-                for a in result["aggregate"]
-                if a["case"] == case and a["policy"] == pol
-            )
-            if not pts:
-                continue
+        for pol, pts in load_series(result, case, metric).items():
             x = [p[0] for p in pts]
             y = [p[1]["mean"] for p in pts]
             err = [p[1]["ci95"] or 0.0 for p in pts]
