@@ -8,6 +8,7 @@ The raw per-action quantities that rules test (:attr:`Evaluation.fields`) are de
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
@@ -118,8 +119,16 @@ class Evaluation:
         return out
 
     @cached_property
-    def fields(self) -> dict[str, np.ndarray]:
-        """Raw per-action quantities, each shape (A,), named in :data:`FIELDS`."""
+    def fields(self) -> ActionFields:
+        """Raw per-action quantities, each shape (A,), named in :data:`FIELDS`.
+
+        A read-only mapping that builds each array on first access, so a rule set pays only
+        for the fields its rules read (equal, value and dtype, to :meth:`fields_eager`).
+        """
+        return ActionFields(self)
+
+    def fields_eager(self) -> dict[str, np.ndarray]:
+        """Every field built at once (the reference for :class:`ActionFields`)."""
         L = (self.grant_A.shape[0] - 1) // self.latency_ms_K.shape[0]
         A = self.grant_A.shape[0]
         kb = self.kbps_A
@@ -143,6 +152,77 @@ class Evaluation:
             "util_after": self.util_after_A,
             "hops": _per_action(self.hops_K, L, 0),
         }
+
+
+class ActionFields(Mapping):
+    """:attr:`Evaluation.fields` as a lazy mapping: each array is built when first read.
+
+    Args:
+        ev: the evaluation the fields describe.
+    """
+
+    __slots__ = ("_L", "_ev", "_got")
+
+    def __init__(self, ev: Evaluation) -> None:
+        self._ev = ev
+        self._L = (ev.grant_A.shape[0] - 1) // ev.latency_ms_K.shape[0]
+        self._got: dict[str, np.ndarray] = {}
+
+    def _slots(self, x_K: np.ndarray, reject_value: object) -> np.ndarray:
+        out = np.empty(x_K.shape[0] * self._L + 1, dtype=np.result_type(x_K, reject_value))
+        out[:-1].reshape(-1, self._L)[:] = x_K[:, None]
+        out[-1] = reject_value
+        return out
+
+    def _build(self, name: str) -> np.ndarray:
+        ev, get = self._ev, self.__getitem__
+        if name == "is_reject":
+            A = ev.grant_A.shape[0]
+            return np.arange(A) == A - 1
+        if name == "present":
+            return self._slots(ev.route_ok_K, False)
+        if name == "grant":
+            return ev.grant_A
+        if name == "kbps":
+            return ev.kbps_A
+        if name == "latency_ms":
+            return self._slots(ev.latency_ms_K, 0.0)
+        if name == "latency_over_bound":
+            return self._slots(ev.latency_ms_K / ev.bound_ms, 0.0)
+        if name == "residual_kbps":
+            return self._slots(ev.residual_kbps_K, 0)
+        if name == "residual_with_preemption_kbps":
+            return self._slots(ev.residual_pre_kbps_K, 0)
+        if name == "fits":
+            return (get("residual_kbps") >= ev.kbps_A) | get("is_reject")
+        if name == "fits_with_preemption":
+            return (get("residual_with_preemption_kbps") >= ev.kbps_A) | get("is_reject")
+        if name == "needs_preemption":
+            return ev.needs_preempt_A
+        if name == "has_backup":
+            return self._slots(ev.has_backup_K, False)
+        if name == "min_trust":
+            return self._slots(ev.min_trust_K, 1.0)
+        if name == "util_after":
+            return ev.util_after_A
+        if name == "hops":
+            return self._slots(ev.hops_K, 0)
+        raise KeyError(name)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        got = self._got.get(name)
+        if got is None:
+            got = self._got[name] = self._build(name)
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(FIELDS)
+
+    def __len__(self) -> int:
+        return len(FIELDS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in FIELDS
 
 
 def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
