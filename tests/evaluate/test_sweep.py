@@ -113,4 +113,17 @@ def test_cli_rejects_bad_input_without_writing(tmp_path: Path, capsys) -> None:
     assert "unknown policy 'nope'" in capsys.readouterr().err
     assert main(["evaluate", "--loads", "1,zero", "--out", str(out)]) == 2
     assert main(["evaluate", "--executor", "dask", "--cases", "case14", "--out", str(out)]) == 2
+    assert main(["evaluate", "--scenario", "hurricane", "--out", str(out)]) == 2
+    assert "unknown scenario 'hurricane'" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_scenario_reaches_the_env(tmp_path: Path) -> None:
+    out = tmp_path / "storm"
+    argv = ["evaluate", "--policies", "ksp-ff", "--cases", "case14", "--loads", "1.0",
+            "--seeds", "0", "--requests", "300", "--executor", "serial", "--out", str(out),
+            "--scenario", "storm"]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads((out / "sweep.json").read_text())
+    assert data["grid"]["env_overrides"]["traffic"]["scenario"] == "storm"
+    assert data["runs"][0]["metrics"]["faults"] >= 1  # the storm's faults happened
