@@ -50,12 +50,19 @@ def test_fidelity_is_reported_on_the_test_split(synthetic_library: Path) -> None
 
 
 def test_too_few_episodes_for_a_test_split(tmp_path: Path) -> None:
-    from conftest import write_synthetic_library
+    import importlib.util
 
-    lib = write_synthetic_library(tmp_path, episodes=2, rows=10, files=1)
-    with pytest.raises(LibraryError, match="needs at least 3"):
-        LibraryData(lib, input_key="compact", cfg=DistillConfig())
-    assert (
-        LibraryData(lib, input_key="compact", cfg=DistillConfig(test_fraction=0)).val_episodes.size
-        == 1
+    spec = importlib.util.spec_from_file_location(
+        "_distill_lib", Path(__file__).with_name("conftest.py")
     )
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    write_synthetic_library = mod.write_synthetic_library
+    lib = write_synthetic_library(tmp_path, episodes=2, rows=10, files=1)
+    data = LibraryData(lib, input_key="compact", cfg=DistillConfig())
+    assert data.test_episodes.size == 0 and data.fidelity_split == "val"
+    assert data.val_episodes.size == 1 and data.train_episodes.size == 1
+    one = write_synthetic_library(tmp_path / "one", episodes=1, rows=10, files=1)
+    with pytest.raises(LibraryError, match="needs at least 2"):
+        LibraryData(one, input_key="compact", cfg=DistillConfig())

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from torch import Tensor
 
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.library import LibraryError, LibraryReader
+
+log = logging.getLogger(__name__)
 
 TRAIN = "train"
 VAL = "val"
@@ -106,19 +109,24 @@ class LibraryData:
         self.metadata_sha256 = metadata_sha256(self.reader)
         ids = [b["episode_id"] for b in self.reader.iter_batches(1 << 18, ["episode_id"])]
         episodes = np.unique(np.concatenate(ids)) if ids else np.zeros(0, np.int64)
-        want = 3 if cfg.test_fraction > 0 else 2
-        if episodes.size < want:
+        if episodes.size < 2:
             raise LibraryError(
-                f"library {path} holds {episodes.size} episode(s); a train/validation"
-                + ("/test" if want == 3 else "")
-                + f" split by episode needs at least {want}"
-                + (" (or test_fraction: 0)" if want == 3 else "")
+                f"library {path} holds {episodes.size} episode(s); a train/validation split by "
+                "episode needs at least 2"
+            )
+        with_test = cfg.test_fraction > 0 and episodes.size >= 3
+        if cfg.test_fraction > 0 and not with_test:
+            log.warning(
+                "library %s holds %d episodes: too few for a test split (needs ≥ 3); fidelity "
+                "is reported on the validation split",
+                path,
+                episodes.size,
             )
         rng = np.random.default_rng(cfg.seed)
         perm = rng.permutation(episodes)
-        n_val = min(max(1, round(cfg.val_fraction * episodes.size)), episodes.size - want + 1)
+        n_val = min(max(1, round(cfg.val_fraction * episodes.size)), episodes.size - 1 - with_test)
         n_test = 0
-        if cfg.test_fraction > 0:
+        if with_test:
             n_test = round(cfg.test_fraction * episodes.size)
             n_test = min(max(1, n_test), episodes.size - n_val - 1)
         self.val_episodes = np.sort(perm[:n_val])
