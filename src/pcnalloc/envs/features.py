@@ -8,6 +8,7 @@ The raw per-action quantities that rules test (:attr:`Evaluation.fields`) are de
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -161,18 +162,21 @@ class ActionFields(Mapping):
         ev: the evaluation the fields describe.
     """
 
-    __slots__ = ("_L", "_ev", "_got")
+    __slots__ = ("_L", "_ev", "_got", "_take")
 
     def __init__(self, ev: Evaluation) -> None:
         self._ev = ev
-        self._L = (ev.grant_A.shape[0] - 1) // ev.latency_ms_K.shape[0]
+        K = ev.latency_ms_K.shape[0]
+        self._L = (ev.grant_A.shape[0] - 1) // K
         self._got: dict[str, np.ndarray] = {}
+        self._take = _slot_index(K, self._L)
 
     def _slots(self, x_K: np.ndarray, reject_value: object) -> np.ndarray:
-        out = np.empty(x_K.shape[0] * self._L + 1, dtype=np.result_type(x_K, reject_value))
-        out[:-1].reshape(-1, self._L)[:] = x_K[:, None]
-        out[-1] = reject_value
-        return out
+        # same values and dtype as ``_per_action`` (the reject values never widen x_K)
+        x_K1 = np.empty(x_K.shape[0] + 1, dtype=x_K.dtype)
+        x_K1[:-1] = x_K
+        x_K1[-1] = reject_value
+        return x_K1[self._take]
 
     def _build(self, name: str) -> np.ndarray:
         ev, get = self._ev, self.__getitem__
@@ -223,6 +227,12 @@ class ActionFields(Mapping):
 
     def __contains__(self, name: object) -> bool:
         return name in FIELDS
+
+
+@functools.lru_cache(maxsize=64)
+def _slot_index(K: int, L: int) -> np.ndarray:
+    """Index (K·L + 1,) from slot k to its actions k·L … k·L + L − 1, then the reject slot."""
+    return np.repeat(np.arange(K + 1), [L] * K + [1])
 
 
 def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
