@@ -135,3 +135,4 @@ def register(app: typer.Typer) -> None:
             f"teacher sha256 {m['teacher_sha256'][:16]}…  cases {m['cases']}  loads {m['loads']}"
             f"  seeds {len(m['seeds'])}  schema v{m['schema_version']}"
         )
+        console.print(f"sources {rd.sources}")
