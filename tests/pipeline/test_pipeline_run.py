@@ -57,6 +57,10 @@ def test_every_stage_leaves_its_artifacts(tiny_run: tuple[Path, dict]) -> None:
         "ablation.png",
     ):
         assert (out / "report" / png).stat().st_size > 5_000, png
+    # The latency figure times the whole audited edge decision, stage by stage.
+    lat = json.loads((out / "report" / "report.json").read_text())["decision_latency_us"]
+    assert lat["whole_decision"] and set(lat["stages_p50"]) >= {"features", "model", "audit"}
+    assert lat["p50"] >= sum(lat["stages_p50"].values()) * 0.5
     # The guarded student never executes a hard violation.
     guarded = [r for r in summary["headline"] if r["policy"].endswith("+rules")]
     assert guarded and all(r["violations"] == 0 for r in guarded)

@@ -106,7 +106,11 @@ def _latency_hist(trace: dict[str, Any]) -> bytes:
     p50, p99 = np.percentile(us, [50, 99])
     ax.axvline(p50, color="g", label=f"p50 {p50:.1f} µs")
     ax.axvline(p99, color="r", label=f"p99 {p99:.1f} µs")
-    ax.set_xlabel("decision latency (µs): features + model + rules")
+    ax.set_xlabel(
+        "whole audited decision (µs): features + model + rules + guard + audit append (fsync)"
+        if trace.get("whole_decision")
+        else "decision latency (µs): policy act() only"
+    )
     ax.set_ylabel("decisions")
     ax.set_title(f"edge decision latency — {trace['policy']}")
     ax.legend()
@@ -187,8 +191,12 @@ def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) ->
         "timings": timings,
         "decision_latency_us": {
             "policy": trace["policy"],
+            "whole_decision": bool(trace.get("whole_decision")),
             "p50": float(np.percentile(us, 50)),
             "p99": float(np.percentile(us, 99)),
+            "stages_p50": {
+                k: float(np.percentile(v, 50)) for k, v in trace.get("stage_us", {}).items() if v
+            },
         },
         "compile": {
             k: compiled.get(k)
@@ -314,8 +322,17 @@ def _markdown(
     lat = s["decision_latency_us"]
     lines += [
         "",
-        f"Edge decision latency ({lat['policy']}, one episode): p50 "
-        f"{lat['p50']:.1f} µs, p99 {lat['p99']:.1f} µs.",
+        f"Edge decision latency ({lat['policy']}, one episode"
+        + (", whole audited decision via EdgeAgent.decide" if lat.get("whole_decision") else "")
+        + f"): p50 {lat['p50']:.1f} µs, p99 {lat['p99']:.1f} µs"
+        + (
+            " (stage p50: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in lat.get("stages_p50", {}).items())
+            + ")"
+            if lat.get("stages_p50")
+            else ""
+        )
+        + ".",
         "",
         "## Stage timings",
         "",

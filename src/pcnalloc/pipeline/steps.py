@@ -354,9 +354,15 @@ def episode_trace(spec: str, cfg: RunConfig, seed: int, load: float) -> dict[str
     obs, _ = env.reset(seed=seed)
     act_ns = np.zeros(ecfg.episode_requests, dtype=np.int64)
     ratios: dict[str, list[float]] = {}
+    edge = _edge_agent(spec, ecfg, env) if spec.startswith("edge@") else None
+    from pcnalloc.edge.agent import LocalState
+
     for i in range(ecfg.episode_requests):
         t = time.perf_counter_ns()
-        a = pol.act(obs)
+        if edge is None:
+            a = pol.act(obs)
+        else:  # the whole audited decision: features + model + rules + guard + audit append
+            a = edge[0].decide(LocalState.from_env(env)).action
         act_ns[i] = time.perf_counter_ns() - t
         obs, _, _, _, info = env.step(a)
         if info["outcome"] == "accepted":
@@ -364,12 +370,43 @@ def episode_trace(spec: str, cfg: RunConfig, seed: int, load: float) -> dict[str
                 info["latency_ms"] / info["bound_ms"]
             )
     util_E = env.state.utilisation_ES().max(axis=1)
+    stages: dict[str, list[float]] = {}
+    if edge is not None:
+        agent, log, tmp = edge
+        log.close()
+        stages = {k: v.tolist() for k, v in agent.latency_us().items()}
+        tmp.cleanup()
     return {
         "act_us": (act_ns / 1e3).tolist(),
+        "whole_decision": edge is not None,
+        "stage_us": stages,
         "latency_over_bound": ratios,
         "util_E": util_E.tolist(),
         "policy": pol.name,
     }
+
+
+def _edge_agent(spec: str, ecfg: Any, env: Any) -> tuple[Any, Any, Any]:
+    """An audited :class:`~pcnalloc.edge.agent.EdgeAgent` for an ``edge@ART::PUB[+rules]``
+    spec, logging to a throw-away audit log (its own key, fsync per record as deployed)."""
+    import tempfile
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from pcnalloc.edge.agent import EdgeAgent
+    from pcnalloc.edge.audit import AuditLog
+    from pcnalloc.rules.engine import build_engine
+
+    art, _, pub = spec.removeprefix("edge@").removesuffix("+rules").partition("::")
+    rules = (
+        build_engine(ecfg.rules, env.catalog, trust_threshold=ecfg.trust_threshold)
+        if spec.endswith("+rules")
+        else None
+    )
+    tmp = tempfile.TemporaryDirectory(prefix="pcnalloc-trace-")
+    log = AuditLog(Path(tmp.name) / "audit.jsonl", private_key=Ed25519PrivateKey.generate())
+    agent = EdgeAgent(art, pub or None, ecfg, network=env.net, rules=rules, audit=log)
+    return agent, log, tmp
 
 
 def dump(path: Path, obj: Any) -> None:
