@@ -91,6 +91,10 @@ def test_solution_check_catches_an_overcommitted_solution(window14pe) -> None:
     assert (solution_usage(w, v, x) <= w.cap_kbps_ES[None]).all()  # the warm start fits
     x[: v.n_segments] = v.kind_V == 0  # every admission at once: over capacity somewhere
     assert (solution_usage(w, v, x) > w.cap_kbps_ES[None]).any()
+    # A warm group's restorations may take several of its members onto one route.
+    rw = v.kind_V == 2
+    assert rw.any() and (v.upper_N[: v.n_segments][rw] == v.count_W[v.group_V[rw]]).all()
+    assert v.count_W.max() > 1
     # Evicting every evictable warm flow frees exactly their capacity.
     x[:] = 0
     x[v.n_segments :] = v.count_W

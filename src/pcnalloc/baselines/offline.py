@@ -396,7 +396,7 @@ def solve_window(
         "n_constraints": int(pick.shape[0] + cap.shape[0]),
         "nnz": int(pick.nnz + cap.nnz),
         "accepted": int((actions != reject).sum()),
-        "restored": int(((x[:V] > 0) & (v.kind_V != KIND_ADMIT)).sum()),
+        "restored": int(x[:V][v.kind_V != KIND_ADMIT].sum()),
         "evicted": int(x[V:].sum()),
         "preemption": bool(cfg.preemption),
         "capacity_ok": bool((usage <= w.cap_kbps_ES[None]).all()),

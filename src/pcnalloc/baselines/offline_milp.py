@@ -49,6 +49,7 @@ class MilpVars:
         action_V: k·L + l of the segment's route and grant level.
         kbps_V, value_V: bandwidth and value of the segment.
         res_ptr_V, res_U: CSR pointers into res_U (pools each segment's routes use).
+        group_V: the warm group a restore-warm segment belongs to (−1 for requests).
         warm_W: representative warm flow (index into ``Window.warm``) of each evictable
             group: identical flows (class, ends, route, rate, value, pre-emption instants)
             that outlive the window are one integer column, counted in ``count_W``.
@@ -66,6 +67,7 @@ class MilpVars:
     value_V: np.ndarray
     res_ptr_V: np.ndarray
     res_U: np.ndarray
+    group_V: np.ndarray
     warm_W: np.ndarray
     members_W: list[np.ndarray]
     count_W: np.ndarray
@@ -73,8 +75,12 @@ class MilpVars:
 
     @property
     def upper_N(self) -> np.ndarray:
-        """Upper bound of every column: 1 per segment, the group size per eviction."""
-        return np.concatenate([np.ones(self.n_segments), self.count_W]).astype(float)
+        """Upper bound of every column: 1 per request segment; a warm group's size for its
+        evictions and for each of its restoration segments (members may share a route)."""
+        seg = np.ones(self.n_segments)
+        warm = self.kind_V == KIND_RESTORE_WARM
+        seg[warm] = self.count_W[self.group_V[warm]]
+        return np.concatenate([seg, self.count_W]).astype(float)
 
     @property
     def n_segments(self) -> int:
@@ -197,9 +203,11 @@ def milp_variables(w: Window, *, max_groups: int = MAX_GROUPS) -> MilpVars:
             share = max(frac(w.warm[m].end_s, t0, w.warm[m].full_holding_s) for m in mem)
             add(KIND_RESTORE_WARM, J + wi, last, end, share, f.cls, routes)
     warm_W = np.array([mem[0] for mem in members], dtype=np.int64)
+    kind_V = np.array(cols["kind"], dtype=np.int64)
+    owner_V = np.array(cols["own"], dtype=np.int64)
     return MilpVars(
-        kind_V=np.array(cols["kind"], dtype=np.int64),
-        owner_V=np.array(cols["own"], dtype=np.int64),
+        kind_V=kind_V,
+        owner_V=owner_V,
         start_V=np.array(cols["start"], dtype=np.int64),
         end_s_V=np.array(cols["end"], dtype=np.float64),
         action_V=np.array(cols["act"], dtype=np.int64),
@@ -207,6 +215,7 @@ def milp_variables(w: Window, *, max_groups: int = MAX_GROUPS) -> MilpVars:
         value_V=np.array(cols["val"], dtype=np.float64),
         res_ptr_V=np.array(ptr, dtype=np.int64),
         res_U=np.array(res, dtype=np.int64),
+        group_V=np.where(kind_V == KIND_RESTORE_WARM, owner_V - J, -1),
         warm_W=warm_W,
         members_W=members,
         count_W=np.array([mem.size for mem in members], dtype=np.int64),
@@ -305,8 +314,9 @@ def solution_usage(w: Window, v: MilpVars, x: np.ndarray) -> np.ndarray:
             continue
         alive = times < w.warm_end_s_M[i]
         usage[alive, w.warm_link_M[i] * S + w.warm_slice_M[i]] += w.warm_kbps_M[i]
-    for u in np.flatnonzero(x[: v.n_segments] > 0.5):
+    n_V = np.rint(x[: v.n_segments]).astype(np.int64)  # > 1 for a warm group's restorations
+    for u in np.flatnonzero(n_V > 0):
         alive = (np.arange(times.size) >= v.start_V[u]) & (times < v.end_s_V[u])
         for r in v.res_U[v.res_ptr_V[u] : v.res_ptr_V[u + 1]]:
-            usage[alive, r] += v.kbps_V[u]
+            usage[alive, r] += n_V[u] * v.kbps_V[u]
     return usage.reshape(times.size, E, S)
