@@ -71,6 +71,13 @@ class EvaluateStage(_Frozen):
     bound_requests: int = Field(200, ge=0, description="requests per MILP window (0 = skip)")
     bound_seeds: tuple[int, ...] = Field((100,), description="seeds of the MILP windows")
     bound_loads: tuple[float, ...] = Field((1.0,), description="loads of the MILP windows")
+    bound_time_limit_s: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="HiGHS limit per MILP window (s); the LP relaxation, given 3× as long, "
+        "certifies the bound when the MILP does not close",
+    )
     scenarios: tuple[str, ...] = Field(
         ("normal", "storm", "fiber-cut", "mixed"),
         description="scenario families evaluated with paired statistics (empty = skip)",

@@ -223,6 +223,7 @@ def evaluate_stage(
             ev.bound_requests,
             ex,
             env_overrides=env_ov,
+            time_limit_s=ev.bound_time_limit_s,
             progress=bar.advance,
         )
         write_json(d / "bound.json", bound)
