@@ -194,6 +194,18 @@ class NetworkState:
         short = len(deficit)
         on_link, by_link_sp = self.on_link, self.by_link_sp
         chosen: list[int] = []
+
+        def take(fid: int, kb: int) -> bool:
+            """Pre-empt ``fid`` and lower the deficit of its links; True once none is short."""
+            nonlocal short
+            chosen.append(fid)
+            for e2 in deficit:
+                if fid in on_link[e2]:
+                    if 0 < deficit[e2] <= kb:
+                        short -= 1
+                    deficit[e2] -= kb
+            return short == 0
+
         for p in range(N_PRIORITIES - 1, priority, -1):
             sp = (slice_, p)
             level = [(e, by_link_sp[e].get(sp)) for e in deficit]
@@ -208,13 +220,7 @@ class NetworkState:
                     for fid in ids:
                         if deficit[e] <= 0:
                             break
-                        chosen.append(fid)
-                        for e2 in deficit:
-                            if fid in on_link[e2]:
-                                if deficit[e2] > 0 and deficit[e2] <= kb:
-                                    short -= 1
-                                deficit[e2] -= kb
-                        if short == 0:
+                        if take(fid, kb):
                             return chosen
                     continue
                 heap: list[tuple[int, int, int]] = []  # (flow id, stream, link)
@@ -238,13 +244,7 @@ class NetworkState:
                     if fid == last:  # the same flow seen through another link
                         continue
                     last = fid
-                    chosen.append(fid)
-                    for e2 in deficit:
-                        if fid in on_link[e2]:
-                            if deficit[e2] > 0 and deficit[e2] <= kb:
-                                short -= 1
-                            deficit[e2] -= kb
-                    if short == 0:
+                    if take(fid, kb):
                         return chosen
         return None
 
