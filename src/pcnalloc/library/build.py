@@ -159,13 +159,7 @@ def rollout_policy_task(task: RolloutTask) -> RowBlock:
     out["greedy"] = out["greedy"].astype(np.int8)
     out["reward"] = out["reward"].astype(np.float32)
     out["state"] = np.zeros((M * T, STATE_DIM), np.float32)
-    out["episode_id"] = np.repeat(np.array(task.episode_ids, np.int64), T)
-    out["seed"] = np.repeat(np.array(task.seeds, np.int64), T)
-    out["step"] = np.tile(np.arange(T, dtype=np.int32), M)
-    out["case"] = cfg.network.case
-    out["load"] = np.full(M * T, cfg.traffic.load, np.float32)
-    out["source"] = task.source
-    return out
+    return out | _episode_columns(task, cfg, M, T)
 
 
 def rollout_task(task: RolloutTask) -> RowBlock:
@@ -228,13 +222,19 @@ def rollout_task(task: RolloutTask) -> RowBlock:
     finally:
         torch.set_num_threads(threads)
     rows: RowBlock = {k: v.reshape(M * T, *v.shape[2:]) for k, v in out.items()}
-    rows["episode_id"] = np.repeat(np.array(task.episode_ids, np.int64), T)
-    rows["seed"] = np.repeat(np.array(task.seeds, np.int64), T)
-    rows["step"] = np.tile(np.arange(T, dtype=np.int32), M)
-    rows["case"] = cfg.network.case
-    rows["load"] = np.full(M * T, cfg.traffic.load, np.float32)
-    rows["source"] = task.source
-    return rows
+    return rows | _episode_columns(task, cfg, M, T)
+
+
+def _episode_columns(task: Any, cfg: Any, M: int, T: int) -> RowBlock:
+    """The per-row bookkeeping columns of M episodes × T steps (episode, seed, step, …)."""
+    return {
+        "episode_id": np.repeat(np.array(task.episode_ids, np.int64), T),
+        "seed": np.repeat(np.array(task.seeds, np.int64), T),
+        "step": np.tile(np.arange(T, dtype=np.int32), M),
+        "case": cfg.network.case,
+        "load": np.full(M * T, cfg.traffic.load, np.float32),
+        "source": task.source,
+    }
 
 
 @dataclass
