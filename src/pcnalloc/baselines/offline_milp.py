@@ -298,22 +298,19 @@ def capacity_rows(w: Window, v: MilpVars) -> tuple[sp.csr_matrix, np.ndarray]:
 def solution_usage(w: Window, v: MilpVars, x: np.ndarray) -> np.ndarray:
     """kb/s held per pool at every arrival instant by a solution, shape (J, E, S).
 
-    Written apart from :func:`capacity_rows` (a loop over the chosen segments and the warm
-    flows kept) so that it can check the MILP's rows independently.
+    Written apart from :func:`capacity_rows` (the kept warm flows by
+    :meth:`Window.warm_usage_kbps`, then a loop over the chosen segments) so that it can
+    check the MILP's rows independently.
     """
     E, S = w.cap_kbps_ES.shape
     times = w.times_J
-    usage = np.zeros((times.size, E * S), dtype=np.int64)
-    evicted = {
-        int(m)
+    evicted = [
+        m
         for i, n in enumerate(np.rint(x[v.n_segments :]).astype(np.int64))
         for m in v.members_W[i][:n]
-    }
-    for i in range(w.warm_flow_M.size):
-        if int(w.warm_flow_M[i]) in evicted:
-            continue
-        alive = times < w.warm_end_s_M[i]
-        usage[alive, w.warm_link_M[i] * S + w.warm_slice_M[i]] += w.warm_kbps_M[i]
+    ]
+    kept_M = ~np.isin(w.warm_flow_M, evicted)
+    usage = w.warm_usage_kbps(times, kept_M).reshape(times.size, E * S)
     n_V = np.rint(x[: v.n_segments]).astype(np.int64)  # > 1 for a warm group's restorations
     for u in np.flatnonzero(n_V > 0):
         alive = (np.arange(times.size) >= v.start_V[u]) & (times < v.end_s_V[u])
