@@ -79,6 +79,31 @@ class TeacherConfig(BaseModel):
         description="discount=time: multiply rewards by 1 − γ^(Δt̄/τ) (Δt̄ = mean time between "
         "requests) so Q is a discounted mean reward per decision, not a sum over thousands",
     )
+    # demonstrations (DQfD, Hester et al. 2018): off unless demo_policy names a heuristic
+    demo_policy: str | None = Field(
+        None,
+        description="policy spec whose transitions seed a separate demonstration replay and "
+        "a large-margin term (e.g. cspf-pe); it must act on the teacher's action space "
+        "(same k_paths and grant_levels); None = no demonstrations",
+    )
+    demo_episodes: int = Field(
+        2, ge=1, description="demonstration episodes per training load (own seeds, see demo_seed)"
+    )
+    demo_pretrain: int = Field(
+        500, ge=0, description="gradient steps on demonstrations alone before acting"
+    )
+    demo_ratio: float = Field(
+        0.25,
+        ge=0,
+        lt=1,
+        description="share of each batch drawn from the demonstration replay after pre-training",
+    )
+    demo_margin: float = Field(
+        0.8, ge=0, description="margin l of the large-margin term (scaled reward units)"
+    )
+    demo_weight: float = Field(
+        1.0, ge=0, description="weight λ_E of the large-margin term on demonstration rows"
+    )
     target_update: int = Field(
         500, ge=1, description="gradient steps between target-network updates"
     )
@@ -135,6 +160,12 @@ class TeacherConfig(BaseModel):
     def train_seed(self, episode: int) -> int:
         """Env seed of training episode ``episode`` (never an evaluation seed)."""
         return TRAIN_SEED_BASE + 10_000 * self.seed + episode
+
+    def demo_seed(self, index: int) -> int:
+        """Env seed of demonstration episode ``index``: counted down from the top of this run
+        seed's training block, so demonstrations and training episodes (counted up from its
+        bottom) never share a seed while together they stay under 10,000 episodes."""
+        return TRAIN_SEED_BASE + 10_000 * self.seed + 9_999 - index
 
     def env_for_load(self, load: float) -> EnvConfig:
         """The training env config at offered load ``load``."""

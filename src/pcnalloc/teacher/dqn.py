@@ -41,6 +41,22 @@ def double_dqn_target(
     return reward_B + gamma * q_target_next_BA.gather(1, a_star).squeeze(1)
 
 
+def large_margin_loss(
+    q_BA: torch.Tensor, mask_BA: torch.Tensor, expert_B: torch.Tensor, margin: float
+) -> torch.Tensor:
+    """DQfD's supervised term, one value per row (B,):
+    ``max_{a valid} [Q(s, a) + l·1(a ≠ a_E)] − Q(s, a_E)``.
+
+    It is zero once the expert's action leads every other valid action by the margin ``l``,
+    so Q learns the demonstrator's ranking without being pinned to a value scale; invalid
+    actions never count (they get :data:`MASK_VALUE`).
+    """
+    bonus = torch.full_like(q_BA, margin)
+    bonus.scatter_(1, expert_B[:, None], 0.0)
+    best = mask_q(q_BA + bonus, mask_BA).max(dim=1).values
+    return best - q_BA.gather(1, expert_B[:, None]).squeeze(1)
+
+
 def epsilon_greedy(
     q_masked_A: np.ndarray | Callable[[], np.ndarray],
     mask_A: np.ndarray,
@@ -131,11 +147,14 @@ class DoubleDQN:
         reward_B: np.ndarray,
         next_obs: ObsBatch,
         discount_B: np.ndarray | None = None,
+        demo_B: np.ndarray | None = None,
     ) -> dict[str, float]:
-        """One gradient step on a replay batch; returns ``loss`` and ``q_mean``.
+        """One gradient step on a replay batch; returns ``loss``, ``q_mean`` and ``margin``.
 
         ``discount_B`` is the per-row bootstrap factor of an n-step sample
         (:meth:`ReplayBuffer.sample_n`); None means one step discounted by ``cfg.gamma``.
+        ``demo_B`` (bool, B) marks demonstration rows: they add ``demo_weight`` × the
+        :func:`large_margin_loss` towards their logged action to the TD loss (DQfD).
         """
         cfg = self.cfg
         r = torch.from_numpy(reward_B.astype(np.float32)) * (cfg.reward_scale * self.reward_norm)
@@ -147,8 +166,17 @@ class DoubleDQN:
             q_on_next = self.online(next_obs)[1]
             q_tg_next = self.target(next_obs)[1]
             y = double_dqn_target(r, q_on_next, q_tg_next, next_obs.mask_BA, gamma)
-        q = self.online(obs)[1].gather(1, a).squeeze(1)
+        q_all = self.online(obs)[1]
+        q = q_all.gather(1, a).squeeze(1)
         loss = self.loss_fn(q, y)
+        margin = 0.0
+        if demo_B is not None and demo_B.any() and cfg.demo_weight > 0:
+            rows = torch.from_numpy(np.flatnonzero(demo_B))
+            je = large_margin_loss(
+                q_all[rows], obs.mask_BA[rows], a[rows, 0], cfg.demo_margin
+            ).mean()
+            loss = loss + cfg.demo_weight * je
+            margin = float(je.detach())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         nn.utils.clip_grad_norm_(self.online.parameters(), cfg.max_grad_norm)
@@ -156,7 +184,11 @@ class DoubleDQN:
         self.updates += 1
         if self.updates % cfg.target_update == 0:
             self.sync_target()
-        return {"loss": float(loss.detach()), "q_mean": float(q.detach().mean())}
+        return {
+            "loss": float(loss.detach()),
+            "q_mean": float(q.detach().mean()),
+            "margin": margin,
+        }
 
     @torch.no_grad()
     def td_loss(self, obs: ObsBatch, action_B: np.ndarray, reward_B, next_obs: ObsBatch) -> float:

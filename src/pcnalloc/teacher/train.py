@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pcnalloc.baselines import make_policy
 from pcnalloc.config import EnvConfig
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.evaluate import run_policy
-from pcnalloc.nn import EncoderShape, collate
+from pcnalloc.nn import EncoderShape, cat_batches, collate
 from pcnalloc.teacher.checkpoint import (
     CheckpointError,
     check_compatible,
@@ -28,6 +29,7 @@ from pcnalloc.teacher.checkpoint import (
     step_path,
 )
 from pcnalloc.teacher.config import TeacherConfig
+from pcnalloc.teacher.demos import DemoSet, collect_demonstrations
 from pcnalloc.teacher.dqn import DoubleDQN, epsilon_greedy_batch
 from pcnalloc.teacher.policy import TeacherPolicy
 from pcnalloc.teacher.replay import ReplayBuffer
@@ -40,6 +42,7 @@ LOG_COLUMNS = (
     "epsilon",
     "loss",
     "q_mean",
+    "margin",
     "episode_reward",
     "eval_value_ratio",
     "eval_baseline_value_ratio",
@@ -62,6 +65,7 @@ class TrainResult:
     wall_s: float
     rows: list[dict[str, Any]] = field(default_factory=list)
     last_eval: dict[str, float] = field(default_factory=dict)
+    demos: dict[str, Any] | None = None
 
 
 def _atomic_text(path: Path, text: str) -> None:
@@ -261,6 +265,46 @@ class Trainer:
         def crossed(prev: int, now: int, every: int) -> bool:
             return every > 0 and now // every > prev // every
 
+        demos: DemoSet | None = None
+        margins: list[float] = []
+        if cfg.demo_policy:
+            demos = collect_demonstrations(cfg, self.env_pool[0])
+            _atomic_text(self.out / "demos.json", json.dumps(demos.summary(), indent=1))
+            if self.step == 0:  # a resumed run was pre-trained before its first checkpoint
+                for _ in range(cfg.demo_pretrain):
+                    o, act, r, disc, o2 = demos.buffer.sample_n(
+                        cfg.batch_size, rng, n_step=cfg.n_step, gamma=cfg.gamma, tau_s=tau_s
+                    )
+                    out = learner.update(o, act, r, o2, disc, demo_B=np.ones(len(act), bool))
+                    margins.append(out["margin"])
+                log.info(
+                    "pre-trained %d steps on %d demonstrations",
+                    cfg.demo_pretrain,
+                    demos.transitions,
+                )
+        n_demo = round(cfg.batch_size * cfg.demo_ratio) if demos is not None else 0
+
+        def sample() -> tuple[Any, ...]:
+            assert buffer is not None
+            o, act, r, disc, o2 = buffer.sample_n(
+                cfg.batch_size - n_demo, rng, n_step=cfg.n_step, gamma=cfg.gamma, tau_s=tau_s
+            )
+            if not n_demo:
+                return o, act, r, o2, disc, None
+            assert demos is not None
+            do, dact, dr, ddisc, do2 = demos.buffer.sample_n(
+                n_demo, rng, n_step=cfg.n_step, gamma=cfg.gamma, tau_s=tau_s
+            )
+            flag = np.r_[np.zeros(cfg.batch_size - n_demo, bool), np.ones(n_demo, bool)]
+            return (
+                cat_batches(o, do),
+                np.r_[act, dact],
+                np.r_[r, dr],
+                cat_batches(o2, do2),
+                np.r_[disc, ddisc],
+                flag,
+            )
+
         for i in range(N):
             start_episode(i)
         assert buffer is not None
@@ -290,17 +334,17 @@ class Trainer:
             n_updates = s // cfg.train_every - prev // cfg.train_every
             if s >= refill_until and buffer.n_transitions >= cfg.batch_size:
                 for _ in range(n_updates):
-                    o, act, r, disc, o2 = buffer.sample_n(
-                        cfg.batch_size, rng, n_step=cfg.n_step, gamma=cfg.gamma, tau_s=tau_s
-                    )
-                    out = learner.update(o, act, r, o2, disc)
+                    o, act, r, o2, disc, flag = sample()
+                    out = learner.update(o, act, r, o2, disc, demo_B=flag)
                     losses.append(out["loss"])
                     qs.append(out["q_mean"])
+                    if flag is not None:
+                        margins.append(out["margin"])
             if crossed(prev, s, cfg.eval_every):
                 self.evaluate()
-                self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=True)
+                self._log_row(t0, start_step, eps, losses, qs, margins, ep_rewards, with_eval=True)
             elif crossed(prev, s, cfg.log_every):
-                self._log_row(t0, start_step, eps, losses, qs, ep_rewards, with_eval=False)
+                self._log_row(t0, start_step, eps, losses, qs, margins, ep_rewards, with_eval=False)
             if crossed(prev, s, cfg.checkpoint_every):
                 ckpt = self.save()
             if self.on_progress is not None and crossed(prev, s, 100):
@@ -324,6 +368,7 @@ class Trainer:
             wall_s=time.perf_counter() - t0,
             rows=self.rows,
             last_eval=dict(self.last_eval),
+            demos=demos.summary() if demos is not None else None,
         )
 
     def _log_row(
@@ -333,6 +378,7 @@ class Trainer:
         eps: float,
         losses: list[float],
         qs: list[float],
+        margins: list[float],
         ep_rewards: list[float],
         *,
         with_eval: bool,
@@ -344,6 +390,7 @@ class Trainer:
             "epsilon": round(eps, 4),
             "loss": round(float(np.mean(losses[-200:])), 6) if losses else "",
             "q_mean": round(float(np.mean(qs[-200:])), 4) if qs else "",
+            "margin": round(float(np.mean(margins[-200:])), 5) if margins else "",
             "episode_reward": round(ep_rewards[-1], 2) if ep_rewards else "",
             "steps_per_s": round((self.step - start_step) / max(wall, 1e-9), 1),
             "wall_s": round(wall, 1),
