@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -414,7 +414,7 @@ def build_library(
     seed_base: int = LIBRARY_SEED_BASE,
     lockstep: int = 8,
     progress: Callable[[int], None] | None = None,
-    scenario: str | None = None,
+    scenario: str | Sequence[str | None] | None = None,
     env: EnvConfig | None = None,
 ) -> BuildResult:
     """Roll the teacher(s) out and write ``out_dir/part-00000.parquet`` + ``_manifest.json``.
@@ -432,7 +432,10 @@ def build_library(
         seed_base: env seed of the first episode of each (case, load).
         lockstep: episodes per task, scored in one batched forward pass.
         progress: called with the number of rows just written.
-        scenario: scenario family or YAML file set as ``traffic.scenario`` (None: the env's).
+        scenario: scenario family or YAML file set as ``traffic.scenario`` (None: the env's);
+            a list gives one per teacher (scenario-specific teachers for multi-policy
+            distillation): teacher i plays scenario i and its rows' ``source`` is
+            ``<scenario>/<teacher source>``.
         env: base env config of classical teachers (default: the first checkpoint's env, else
             the packaged defaults).
 
@@ -465,14 +468,35 @@ def build_library(
                 f"configs (fields {diff} differ); one library needs one row layout — give "
                 "classical teachers a matching :K (e.g. cspf-pe:4) or the same env"
             )
-    if scenario is not None:
-        from pcnalloc.config import load_scenario
+    per_teacher = scenario is not None and not isinstance(scenario, str | Path)
+    scen: list[str | None] = (
+        [None if x is None else str(x) for x in scenario]  # type: ignore[union-attr]
+        if per_teacher
+        else [None if scenario is None else str(scenario)] * len(teachers)
+    )
+    if len(scen) != len(teachers):
+        raise LibraryError(
+            f"got {len(scen)} scenarios for {len(teachers)} teachers; give one scenario, or "
+            "one per teacher"
+        )
+    from pcnalloc.config import load_scenario
 
-        load_scenario(scenario)  # unknown names fail here (ConfigError), before any work
+    for x in dict.fromkeys(x for x in scen if x is not None):
+        load_scenario(x)  # unknown names fail here (ConfigError), before any work
+    if per_teacher:
+        teachers = [
+            replace(t, source=f"{x}/{t.source}" if x is not None else t.source)
+            for t, x in zip(teachers, scen, strict=True)
+        ]
+        dup = sorted(
+            {t.source for t in teachers if [u.source for u in teachers].count(t.source) > 1}
+        )
+        if dup:
+            raise LibraryError(f"teacher × scenario pairs repeat: {dup}; give each pair once")
     n_req = requests or base.episode_requests
     spec = LibrarySpec.from_env_config(base, state_dim=teachers[0].state_dim)
     tasks: list[RolloutTask] = []
-    for i, t in enumerate(teachers):
+    for i, (t, x) in enumerate(zip(teachers, scen, strict=True)):
         tasks += plan_tasks(
             t.checkpoint,
             t.env,
@@ -483,7 +507,7 @@ def build_library(
             explore=explore,
             seed_base=seed_base,
             lockstep=lockstep,
-            scenario=scenario,
+            scenario=x,
             policy=t.policy,
             source=t.source,
             first_episode_id=i * episodes * len(cases) * len(loads),
@@ -506,9 +530,10 @@ def build_library(
             "teacher_checkpoint": str(ck_path),
             "teacher": teachers[0].source,
             "teachers": [
-                {"kind": t.kind, "source": t.source, "sha256": t.sha256} for t in teachers
+                {"kind": t.kind, "source": t.source, "sha256": t.sha256, "scenario": x}
+                for t, x in zip(teachers, scen, strict=True)
             ],
-            "scenario": scenario,
+            "scenario": scen if per_teacher else scen[0],
         },
     )
     out = Path(out_dir)
@@ -551,7 +576,7 @@ def build_library(
             "episodes": episodes * len(cases) * len(loads) * len(teachers),
             "teacher_sha256": sha,
             "sources": [t.source for t in teachers],
-            "scenario": scenario,
+            "scenario": scen if per_teacher else scen[0],
             "teacher_checkpoint": str(ck_path),
             "cases": list(cases),
             "loads": list(loads),
