@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pcnalloc.evaluate.stats import mean_ci, paired, paired_markdown, paired_table, verdict
@@ -71,3 +72,16 @@ def test_paired_table_picks_the_best_heuristic_and_pairs_by_seed() -> None:
     pre = paired_table(runs, baselines={("case30", 1.0, "default"): "ksp-ff"})
     assert pre[0]["baseline"] == "ksp-ff" and pre[0]["baseline_rule"] == "preselected"
     assert "**ahead**" in paired_markdown(rows)
+
+
+def test_seeds_needed_reaches_the_resolution_and_not_one_seed_less() -> None:
+    from pcnalloc.evaluate.stats import _t975, seeds_needed
+
+    rng = np.random.default_rng(0)
+    d = rng.normal(0.0, 0.02, size=8)
+    n = seeds_needed(d, 0.01)
+    sd = float(np.std(d, ddof=1))
+    assert _t975(n - 1) * sd / np.sqrt(n) <= 0.01 < _t975(n - 2) * sd / np.sqrt(n - 1)
+    assert seeds_needed([0.1]) == 0 and seeds_needed([0.2, 0.2]) == 2
+    assert seeds_needed([0.0, 10.0], 1e-6, cap=50) == 50
+    assert paired({1: 0.5, 2: 0.6}, {1: 0.4, 2: 0.45})["seeds_for_resolution"] >= 2

@@ -56,6 +56,26 @@ def verdict(mean_diff: float, half_width: float | None, higher_is_better: bool) 
     return "level"
 
 
+RESOLUTION = 0.01
+"""Weighted-value difference the default protocol is sized to resolve (1 point)."""
+
+
+def seeds_needed(values: Sequence[float], target: float = RESOLUTION, cap: int = 10_000) -> int:
+    """Smallest n whose 95 % t half-width ``t(n−1)·s/√n`` would be ≤ ``target``, using the
+    sample standard deviation s of ``values`` (per-seed paired differences); ``cap`` when
+    even that many would not do, 0 with fewer than two values or s = 0 and n = 2 enough."""
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return 0
+    sd = float(v.std(ddof=1))
+    if sd == 0.0:
+        return 2
+    n = max(2, int(np.ceil((1.96 * sd / target) ** 2)))
+    while n < cap and _t975(n - 1) * sd / np.sqrt(n) > target:
+        n += 1
+    return min(n, cap)
+
+
 def paired(
     a_by_seed: dict[int, float], b_by_seed: dict[int, float], higher_is_better: bool = True
 ) -> dict[str, Any]:
@@ -68,6 +88,7 @@ def paired(
         "half_width": ci["half_width"],
         "n": ci["n"],
         "verdict": verdict(ci["mean"], ci["half_width"], higher_is_better),
+        "seeds_for_resolution": seeds_needed(d),
     }
 
 
@@ -169,8 +190,9 @@ def paired_markdown(rows: Sequence[dict[str, Any]]) -> str:
         return "_no learned policy to compare_\n"
     head = (
         "| scenario | case | ρ | policy | vs | Δ value (95 % CI) | verdict | "
-        "Δ crit. blocking (95 % CI) | verdict | n | crit. decisions/ep. |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "Δ crit. blocking (95 % CI) | verdict | n | seeds for ±0.01 value | "
+        "crit. decisions/ep. |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     lines = []
     for r in rows:
@@ -179,6 +201,7 @@ def paired_markdown(rows: Sequence[dict[str, Any]]) -> str:
         lines.append(
             f"| {r['scenario']} | {r['case']} | {r['load']:g} | {r['policy']} | "
             f"{r['baseline']} | {_pm(v)} | **{v['verdict']}** | {_pm(c)} | "
-            f"**{c['verdict']}** | {v['n']} | {'' if cd is None else f'{cd:.0f}'} |"
+            f"**{c['verdict']}** | {v['n']} | {v.get('seeds_for_resolution', '')} | "
+            f"{'' if cd is None else f'{cd:.0f}'} |"
         )
     return head + "\n".join(lines) + "\n"
