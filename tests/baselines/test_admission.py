@@ -83,6 +83,21 @@ def test_tuned_never_worse_than_default_on_tuning_seeds(make_config, small_pool_
         tune(["trunk"], cfg, [1_000_000], 20, grids={"trunk": {"k": [99]}})
 
 
+def test_tuning_through_a_process_pool_scores_like_the_serial_run(
+    make_config, small_pool_graph_file
+):
+    from pcnalloc.core.executors import LocalExecutor
+
+    cfg = make_config(small_pool_graph_file, events="stress", traffic={"load": 1.5})
+    args = (["trunk", "ksp-ff"], cfg, [1_000_000, 1_000_001], 60)
+    grids = {"trunk": {"k": [4], "reserve": [0.0, 0.3]}, "ksp-ff": {"k": [2, 4]}}
+    serial = tune(*args, grids=grids)
+    with LocalExecutor(2) as ex:
+        pooled = tune(*args, grids=grids, executor=ex)
+    assert pooled.to_json() == serial.to_json()
+    assert len(serial.table) == 2 + 1 + 2  # trunk's default point joins its grid
+
+
 def test_tune_cli(tmp_path, tiny_graph_file, capsys) -> None:
     out = tmp_path / "t.json"
     args = [

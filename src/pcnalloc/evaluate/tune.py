@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.config import EnvConfig
+from pcnalloc.core.executors import Executor, SerialExecutor
 from pcnalloc.errors import ConfigError
 
 TRAINING_SEED_MIN = 1000
@@ -89,15 +90,20 @@ def tune(
     requests: int,
     grids: dict[str, dict[str, list[Any]]] | None = None,
     progress: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
 ) -> TuneResult:
     """Grid-search each heuristic on the training ``seeds``.
+
+    Every (grid point, seed) episode is an independent :class:`SweepItem`, so an
+    ``executor`` (process pool, Ray) plays them in parallel with the same scores as the
+    serial default.
 
     Raises:
         ConfigError: an evaluation seed (< 1000), an unknown heuristic, or a grid with no
             valid point.
     """
     from pcnalloc.baselines.registry import make_policy
-    from pcnalloc.evaluate.runner import env_config_for, run_policy
+    from pcnalloc.evaluate.sweep import SweepItem, policy_imports, run_item
 
     bad = [s for s in seeds if s < TRAINING_SEED_MIN]
     if bad or not seeds:
@@ -107,35 +113,45 @@ def tune(
         )
     grids = {**DEFAULT_GRIDS, **(grids or {})}
     result = TuneResult({}, {}, {}, seeds=list(seeds))
-    for name in policies:
+    points: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for name in policies:  # every name and grid checked before any episode is played
         if name not in grids:
             raise ConfigError(f"no tuning grid for {name!r}; accepted: {', '.join(sorted(grids))}")
-        scored = []
         own = [
             dict(zip(sorted(grids[name]), v, strict=True))
             for v in itertools.product(*(grids[name][k] for k in sorted(grids[name])))
         ]
+        points[name] = []
         n_valid_own = 0
         for point in _points(name, grids[name]):
             spec = spec_of(name, point)
             try:
-                pol = make_policy(spec)
+                make_policy(spec)
             except ConfigError:
                 continue
             n_valid_own += point in own
-            vals, crit = [], []
-            for s in seeds:
-                cfg = env_config_for(pol, config, requests)
-                m = run_policy(pol, cfg, seed=int(s), requests=requests)["metrics"]
-                vals.append(m["weighted_value_ratio"])
-                crit.append(m["blocking_priority_le1"])
-                if progress is not None:
-                    progress(1)
-            score = {"value": float(np.mean(vals)), "critical_blocking": float(np.mean(crit))}
-            scored.append((spec, point, score))
-            result.table.append({"policy": name, "spec": spec, **point, **score})
+            points[name].append((spec, point))
         if not n_valid_own:
             raise ConfigError(f"the tuning grid of {name!r} has no valid point: {grids[name]}")
+    specs = [spec for pts in points.values() for spec, _ in pts]
+    env_ov = config.model_dump()
+    imports = policy_imports(specs)
+    items = [
+        SweepItem(spec, config.network.case, config.traffic.load, int(s), requests, env_ov, imports)
+        for spec in specs
+        for s in seeds
+    ]
+    runs = iter((executor or SerialExecutor()).map_ordered(run_item, items, progress=progress))
+    for name in policies:
+        scored = []
+        for spec, point in points[name]:
+            ms = [next(runs)["metrics"] for _ in seeds]
+            score = {
+                "value": float(np.mean([m["weighted_value_ratio"] for m in ms])),
+                "critical_blocking": float(np.mean([m["blocking_priority_le1"] for m in ms])),
+            }
+            scored.append((spec, point, score))
+            result.table.append({"policy": name, "spec": spec, **point, **score})
         spec, _, score = max(scored, key=lambda x: (x[2]["value"], -x[2]["critical_blocking"]))
         result.best_specs[name] = spec
         result.best_scores[name] = score

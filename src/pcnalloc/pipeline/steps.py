@@ -292,6 +292,7 @@ def family_stage(
                     ev.tune_seeds,
                     ev.tune_requests,
                     progress=bar.advance,
+                    executor=ex,
                 )
                 tuned[f"{fam}/{case}/{load:g}"] = res_t.to_json()
                 scores = res_t.best_scores
