@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from pcnalloc.errors import PcnallocError
+from pcnalloc.errors import PcnallocError, missing_extra
 
 app = typer.Typer(
     name="pcnalloc",
@@ -62,11 +62,20 @@ def _one_line(err: BaseException) -> str:
     return " ".join(str(err).split()) or type(err).__name__
 
 
-def _anticipated(err: BaseException) -> str | None:
+def _verb(args: list[str]) -> str:
+    """The verb's words in ``args`` ("pcnalloc artifact verify"), for messages."""
+    return " ".join(["pcnalloc", *(a for a in args[:2] if not a.startswith("-"))])
+
+
+def _anticipated(err: BaseException, args: list[str] | None = None) -> str | None:
     """The one-line message of a failure that bad input causes (a path, a file's bytes, a
-    nesting depth), or None for an unexpected error."""
+    nesting depth) or a missing optional package (naming its extra), or None for an
+    unexpected error."""
     if isinstance(err, PcnallocError):
         return _one_line(err)
+    extra = missing_extra(err, _verb(args or []))
+    if extra is not None:
+        return _one_line(extra)
     if isinstance(err, UnicodeDecodeError):
         return f"a file is not valid UTF-8 text ({err.reason} at byte {err.start})"
     if isinstance(err, OSError):
@@ -116,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        msg = _anticipated(err)
+        msg = _anticipated(err, args)
         if msg is not None:
             print(f"error: {msg}", file=sys.stderr)
             return 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 
 class PcnallocError(Exception):
@@ -59,3 +60,60 @@ class UnknownPolicyError(PcnallocError):
 def choices(accepted: Iterable[object]) -> str:
     """Format a list of accepted values for an error message."""
     return _choices(accepted)
+
+
+EXTRA_OF_MODULE: dict[str, str] = {
+    "torch": "full",
+    "torch_geometric": "full",
+    "pandapower": "full",
+    "pandas": "full",
+    "pettingzoo": "full",
+    "matplotlib": "full",
+    "pyarrow": "full",
+    "onnx": "full",
+    "matpowercaseframes": "full",
+    "fastapi": "edge",
+    "starlette": "edge",
+    "uvicorn": "edge",
+    "prometheus_client": "edge",
+    "fastapi_offline": "edge",
+    "ray": "distributed",
+    "simbench": "data",
+    "stable_baselines3": "sb3",
+    "sb3_contrib": "sb3",
+    "tensorboard": "tensorboard",
+}
+"""Top-level module → the ``pcnalloc[EXTRA]`` that installs it (pyproject's extras)."""
+
+
+class MissingExtraError(ConfigError):
+    """An optional dependency group that is not installed: one line naming the extra."""
+
+    def __init__(self, extra: str, what: str, module: str | None = None) -> None:
+        needs = f"{module!r}, an optional dependency" if module else "the optional dependencies"
+        super().__init__(f"{what} needs {needs}: install pcnalloc[{extra}]")
+        self.extra = extra
+        self.module = module
+
+
+def missing_extra(err: BaseException, what: str) -> MissingExtraError | None:
+    """The :class:`MissingExtraError` for an import of an optional package that failed, or
+    None when ``err`` is not such an import (another module, or not an import error)."""
+    name = getattr(err, "name", None) if isinstance(err, ImportError) else None
+    top = str(name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(top)
+    return None if extra is None else MissingExtraError(extra, what, top)
+
+
+def require(module: str, what: str) -> Any:
+    """Import an optional ``module`` (dotted), or raise the one-line :class:`MissingExtraError`
+    naming the extra that installs it (from :data:`EXTRA_OF_MODULE`)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        found = missing_extra(err, what)
+        if found is None:
+            raise
+        raise found from None

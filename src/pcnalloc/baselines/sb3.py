@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.config import EnvConfig
-from pcnalloc.errors import ConfigError
+from pcnalloc.errors import ConfigError, MissingExtraError
 
 EXTRA = "sb3"
 """The optional dependency group that installs stable-baselines3 and sb3-contrib."""
@@ -33,14 +33,6 @@ _ALGOS: tuple[tuple[str, str, str], ...] = (
 )
 """Policy-class module prefix in the saved ``data`` → (package, algorithm) to load it with;
 PPO also loads A2C models (same actor-critic policy)."""
-
-
-class MissingExtraError(ConfigError):
-    """An optional dependency group that is not installed."""
-
-    def __init__(self, extra: str, what: str) -> None:
-        super().__init__(f"{what} needs the optional dependencies: install pcnalloc[{extra}]")
-        self.extra = extra
 
 
 def _algorithm(path: Path) -> tuple[str, str]:
