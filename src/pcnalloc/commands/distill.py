@@ -130,3 +130,79 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             write_json(json_out, report)
         console.print(f"wrote {out}/student.pt, fidelity.json, history.csv, curves.png")
+
+    @app.command("generalise")
+    def generalise(
+        out: Annotated[Path, typer.Option(help="output folder (libraries, students, report)")],
+        families: Annotated[
+            str, typer.Option(help="training scenario families, one teacher + specialist each")
+        ] = "normal,storm,fiber-cut",
+        teachers: Annotated[
+            str,
+            typer.Option(
+                help="family=spec pairs separated by ';' (e.g. normal=cspf-pe:4;storm=llp:4); "
+                "families left out get the best heuristic at K tuned on that family"
+            ),
+        ] = "",
+        train_cases: Annotated[str, typer.Option(help="grids the libraries use (A)")] = "case30",
+        test_cases: Annotated[
+            str, typer.Option(help="held-out grids of the report (B)")
+        ] = "case57",
+        test_families: Annotated[
+            str | None, typer.Option(help="families of the report (default: families + mixed)")
+        ] = None,
+        load: Annotated[float, typer.Option(min=0.01, help="offered load ρ")] = 1.0,
+        k: Annotated[int, typer.Option(min=1, help="candidate paths K of the action layout")] = 4,
+        episodes: Annotated[int, typer.Option(min=1, help="library episodes per family")] = 16,
+        requests: Annotated[int, typer.Option(min=1, help="decisions per library episode")] = 300,
+        config: Annotated[Path | None, typer.Option(help="DistillConfig YAML")] = None,
+        epochs: Annotated[int, typer.Option(min=1, help="distillation epochs")] = 20,
+        student: Annotated[str, typer.Option(help="edge or latent")] = "edge",
+        arch: Annotated[str | None, typer.Option(help="student arch (see distill)")] = None,
+        eval_seeds: Annotated[str, typer.Option(help="evaluation seeds (< 1000)")] = "300-307",
+        eval_requests: Annotated[
+            int, typer.Option(min=1, help="decisions per evaluation episode")
+        ] = 500,
+        heuristics: Annotated[
+            str, typer.Option(help="heuristics tuned for the teachers and the cell baselines")
+        ] = "cspf-pe,llp,lcr,trunk,ksp-ff",
+        tune_seeds: Annotated[str, typer.Option(help="tuning seeds (≥ 1000)")] = "5000,5001",
+        tune_requests: Annotated[int, typer.Option(min=1, help="decisions per tuning run")] = 300,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    ) -> None:
+        """Multi-policy distillation: a generalist student from scenario-specific teachers,
+        compared (paired, 95 % CI) with each specialist and the best tuned heuristic on
+        trained and held-out grids and families."""
+        from pcnalloc.distill import distill_config
+        from pcnalloc.distill.generalise import TABLE_FILE, parse_teachers, run_generalise
+
+        def names(text: str) -> list[str]:
+            return [x.strip() for x in text.split(",") if x.strip()]
+
+        cfg = distill_config(config, epochs=epochs)
+        with progress_bar() as bar:
+            report = run_generalise(
+                out,
+                families=names(families),
+                teachers=parse_teachers(teachers),
+                train_cases=names(train_cases),
+                test_cases=names(test_cases),
+                test_families=None if test_families is None else names(test_families),
+                load=load,
+                k=k,
+                episodes=episodes,
+                requests=requests,
+                cfg=cfg,
+                student=student,
+                arch=arch,
+                eval_seeds=parse_seeds(eval_seeds),
+                eval_requests=eval_requests,
+                heuristics=names(heuristics),
+                tune_seeds=parse_seeds(tune_seeds),
+                tune_requests=tune_requests,
+                reporter=_BarReporter(bar),
+                overwrite=overwrite,
+            )
+        console.print((out / TABLE_FILE).read_text())
+        console.print(f"summary: {report['summary']}")
+        console.print(f"wrote {out}/generalise.json, {TABLE_FILE}, students/, libraries/")
