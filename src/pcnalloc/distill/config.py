@@ -86,6 +86,9 @@ class DistillConfig(BaseModel):
         "pass (prepared tensors, ≈ 1 KB/row); larger ones are streamed every epoch",
     )
     threads: int = Field(1, ge=1, description="torch intra-op threads")
+    tensorboard: Path | None = Field(
+        None, description="also write the history rows as TensorBoard scalars here (off: None)"
+    )
 
 
 def distill_config(file: str | Path | None = None, **overrides: Any) -> DistillConfig:

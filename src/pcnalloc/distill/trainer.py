@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pcnalloc.core.tblog import ScalarLog
 from pcnalloc.distill.checkpoint import STUDENT_FILE, save_student
 from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.data import LibraryData, Rows
@@ -153,6 +154,7 @@ def train_student(
         :class:`DistillResult` with the best-validation student.
     """
     torch.set_num_threads(cfg.threads)
+    tb = ScalarLog(cfg.tensorboard, f"student/{Path(out_dir).name if out_dir else kind}")
     arch = arch or DEFAULT_ARCH.get(kind, "mlp")
     if isinstance(library, LibraryData):
         data = library
@@ -219,11 +221,13 @@ def train_student(
         else:
             stale += 1
         row["best"] = int(improved)
+        tb.add(epoch, row, skip=("epoch",))
         if on_epoch is not None:
             on_epoch(row)
         if stale >= cfg.patience:
             log.info("early stop after epoch %d (best %d)", epoch, best_epoch)
             break
+    tb.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

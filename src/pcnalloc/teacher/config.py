@@ -131,6 +131,9 @@ class TeacherConfig(BaseModel):
     log_every: int = Field(1_000, ge=1, description="env steps between CSV log rows")
     keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept on disk")
     target_kind: Literal["double"] = Field("double", description="TD target (Double DQN)")
+    tensorboard: Path | None = Field(
+        None, description="also write the CSV log rows as TensorBoard scalars here (off: None)"
+    )
 
     @field_validator("eval_seeds")
     @classmethod

@@ -17,6 +17,7 @@ import torch
 
 from pcnalloc.baselines import make_policy
 from pcnalloc.config import EnvConfig
+from pcnalloc.core.tblog import ScalarLog
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.evaluate import run_policy
 from pcnalloc.nn import EncoderShape, cat_batches, collate
@@ -125,6 +126,7 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self._baseline: dict[float, list[dict[str, Any]]] = {}
         self.last_eval: dict[str, float] = {}
+        self.tb = ScalarLog(cfg.tensorboard, "teacher")  # no-op unless cfg.tensorboard is set
         if resume:
             self._resume()
 
@@ -226,6 +228,7 @@ class Trainer:
         try:
             return self._run()
         finally:
+            self.tb.close()
             torch.set_num_threads(prev_threads)
             torch.use_deterministic_algorithms(prev_det)
 
@@ -399,6 +402,7 @@ class Trainer:
             row.update({k: round(v, 5) for k, v in self.last_eval.items()})
         self.rows.append(row)
         self._write_log()
+        self.tb.add(self.step, row, skip=("step",))
         log.info("step %d: %s", self.step, row)
 
 
