@@ -92,6 +92,10 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[
             Path | None, typer.Option("--json", help="also write the full report JSON here")
         ] = None,
+        tensorboard: Annotated[
+            Path | None,
+            typer.Option(help="also write the history rows as TensorBoard scalars here"),
+        ] = None,
     ) -> None:
         """Distil LIBRARY into a STUDENT; report held-out and closed-loop fidelity."""
         from pcnalloc.commands._common import write_json
@@ -104,6 +108,11 @@ def register(app: typer.Typer) -> None:
             overrides["epochs"] = epochs
         if seed is not None:
             overrides["seed"] = seed
+        if tensorboard is not None:
+            from pcnalloc.errors import require
+
+            require("tensorboard", "--tensorboard")  # before any work
+            overrides["tensorboard"] = tensorboard
         cfg = distill_config(config, **overrides)
         teacher_policy = None
         if teacher is not None:

@@ -40,11 +40,18 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
         ] = None,
+        tensorboard: Annotated[
+            Path | None, typer.Option(help="also write the log rows as TensorBoard scalars here")
+        ] = None,
     ) -> None:
         """Train a teacher; evaluate it against the baseline on held-out seeds as it learns."""
+        from pcnalloc.errors import require
         from pcnalloc.teacher import teacher_config, train_teacher
 
         overrides: dict = {}
+        if tensorboard is not None:
+            require("tensorboard", "--tensorboard")  # before any work
+            overrides["tensorboard"] = tensorboard
         if case is not None:
             overrides["env"] = {"network": {"case": case}}
         if scenario is not None:
