@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import networkx as nx
 import numpy as np
+from numba import njit
 
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.envs.features import (
@@ -38,6 +39,18 @@ ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = range(7)
 OUTCOMES = ("accepted", "rejected", "blocked", "refused")
 """accepted; rejected although a valid action existed; blocked (no valid action existed);
 refused (the policy sent a masked action — nothing is changed)."""
+
+
+@njit(cache=True, nogil=True)
+def _valid_flags(mask_A, needs_A):  # pragma: no cover - compiled
+    """(some non-reject action is valid, one is valid without pre-emption), in one pass."""
+    any_valid = False
+    for a in range(mask_A.shape[0] - 1):
+        if mask_A[a]:
+            any_valid = True
+            if not needs_A[a]:
+                return True, True
+    return any_valid, False
 
 
 class PowerCommEnv(gym.Env):
@@ -123,6 +136,13 @@ class PowerCommEnv(gym.Env):
             config.rules, self.catalog, trust_threshold=config.trust_threshold
         )
         self._prio_table = priority_table(self.engine, config)
+        # Per-class constants as Python scalars: the decision path reads them every step and
+        # a numpy scalar read costs more than the arithmetic it feeds (same values, exactly).
+        cat = self.catalog
+        self._value_C: list[float] = cat.value_C.astype(float).tolist()
+        self._bound_C: list[float] = cat.max_latency_ms_C.astype(float).tolist()
+        self._protected_C: list[bool] = cat.protected_C.astype(bool).tolist()
+        self._slice_C: list[int] = cat.slice_C.astype(np.int64).tolist()
 
     # ------------------------------------------------------------------ events
     def _push(self, t: float, kind: int, payload: Any = None) -> None:
@@ -264,25 +284,38 @@ class PowerCommEnv(gym.Env):
             self._evaluate_current()
 
     def _advance(self) -> None:
-        """Run events until a request is pending; set the current request and evaluation."""
-        while not self._pending:
-            t, _, kind, payload = heapq.heappop(self._events)
+        """Run events until a request is pending; set the current request and evaluation.
+
+        Base arrivals, the most frequent event, are handled here without going through
+        :meth:`_handle` (same draws, same order).
+        """
+        pending, events, pop = self._pending, self._events, heapq.heappop
+        while not pending:
+            t, _, kind, payload = pop(events)
             self.now = t
-            self._handle(t, kind, payload)
-        self._req = self._pending.popleft()
-        self.now = max(self.now, self._req.time_s)
+            if kind == ARRIVAL:
+                self._new_request(t, payload, KIND_NEW)
+                nt, nc = self.traffic.next_arrival(self.np_random, t)
+                self._seq += 1
+                heapq.heappush(events, (nt, self._seq, ARRIVAL, nc))
+            else:
+                self._handle(t, kind, payload)
+        req = self._req = pending.popleft()
+        if req.time_s > self.now:
+            self.now = req.time_s
         self._evaluate_current()
 
     def _evaluate_current(self) -> None:
         req = self._req
         assert req is not None
+        st = self.state
         self._cs = self.paths.candidates(
             req.src,
             req.dst,
             self.cfg.k_paths,
-            protected=bool(self.catalog.protected_C[req.cls]),
-            failed_E1=self.state.failed_E1,
-            failed_key=self.state.failed_key,
+            protected=self._protected_C[req.cls],
+            failed_E1=st.failed_E1,
+            failed_key=st.failed_key,
         )
         ev, self._prio, _, _ = evaluate_request(
             self.state,
@@ -387,14 +420,9 @@ class PowerCommEnv(gym.Env):
         req, ev, cs = self._req, self._ev, self._cs
         assert req is not None and ev is not None and cs is not None
         c = req.cls
-        K, L = self.cfg.k_paths, self.cfg.grant_levels
-        k = action // L
-        E = self.net.n_links
-        links = cs.links_KH[k][cs.links_KH[k] < E]
-        backup = (
-            cs.backup_links_KB[k][cs.backup_links_KB[k] < E] if cs.has_backup_K[k] else links[:0]
-        )
-        s = int(self.catalog.slice_C[c])
+        k = action // self.cfg.grant_levels
+        links, backup = cs.routes_K[k]
+        s = self._slice_C[c]
         prio = self._prio
         kbps = int(ev.kbps_A[action])
         preempted: list = []
@@ -432,7 +460,6 @@ class PowerCommEnv(gym.Env):
         )
         self._flow_id = flow.id
         self._push(flow.end_s, DEPART, flow.id)
-        del K
         return preempted, float(ev.latency_ms_K[k])
 
     def step(self, action):
@@ -446,11 +473,11 @@ class PowerCommEnv(gym.Env):
         assert req is not None and ev is not None, "call reset() before step()"
         rw = self.cfg.reward
         c = req.cls
-        value = float(self.catalog.value_C[c])
+        value = self._value_C[c]
         frac = req.value_fraction
         offered = value * frac
-        bound = float(self.catalog.max_latency_ms_C[c])
-        plain_valid = bool((ev.mask_A[:-1] & ~ev.needs_preempt_A[:-1]).any())
+        bound = self._bound_C[c]
+        any_valid, plain_valid = _valid_flags(ev.mask_A, ev.needs_preempt_A)
         info: dict[str, Any] = {
             "cls": c,
             "kind": req.kind,
@@ -460,7 +487,7 @@ class PowerCommEnv(gym.Env):
             "plain_valid_existed": plain_valid,
             "src": req.src,
             "dst": req.dst,
-            "valid_existed": ev.any_valid,
+            "valid_existed": any_valid,
             "holding_s": req.holding_s,
             "grant": 0.0,
             "kbps": 0,
@@ -472,7 +499,7 @@ class PowerCommEnv(gym.Env):
             "time_s": self.now,
         }
         if a == self.reject_action:
-            outcome = "rejected" if ev.any_valid else "blocked"
+            outcome = "rejected" if any_valid else "blocked"
             # the penalty only where an admission without pre-emption was possible: rejecting
             # rather than displacing another flow is never penalised
             reward = -rw.block_penalty * offered if plain_valid else 0.0
@@ -488,9 +515,10 @@ class PowerCommEnv(gym.Env):
             g = float(ev.grant_A[a])
             hops = int(ev.hops_K[k])
             pre_val = float(sum(f.value for f in preempted))
+            kbps = int(ev.kbps_A[a])
             info.update(
                 grant=g,
-                kbps=int(ev.kbps_A[a]),
+                kbps=kbps,
                 hops=hops,
                 latency_ms=latency,
                 preempted_value=pre_val,
@@ -501,7 +529,7 @@ class PowerCommEnv(gym.Env):
             )
             reward = (
                 offered * g
-                - rw.w_res * (ev.kbps_A[a] / 1000.0) * hops
+                - rw.w_res * (kbps / 1000.0) * hops
                 - rw.w_bal * max(0.0, float(ev.util_after_A[a]) - rw.balance_knee)
                 - rw.w_lat * latency / bound
                 - rw.preempt_penalty * pre_val

@@ -13,11 +13,43 @@ import heapq
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from pcnalloc.network.model import CommNetwork
 
 N_PRIORITIES = 8
 _BIG = np.int64(1) << 50
+
+
+@njit(cache=True, nogil=True)
+def _book(
+    cap_ES, used_ES, used_ESP, failed_E, links, backup, s, p, kbps, check
+):  # pragma: no cover - compiled
+    """Add ``kbps`` (negative: release) to the pools of every distinct link of the route(s).
+
+    With ``check``, nothing changes and False comes back if a listed link is failed or has
+    less than ``kbps`` free. A link listed twice is booked once, as numpy's fancy-indexed
+    ``used[links, s] += kbps`` did before this compiled form (one call instead of a
+    concatenation and four fancy-indexed reads and writes per admission).
+    """
+    n1 = links.shape[0]
+    n = n1 + backup.shape[0]
+    if check:
+        for i in range(n):
+            e = links[i] if i < n1 else backup[i - n1]
+            if failed_E[e] or cap_ES[e, s] - used_ES[e, s] < kbps:
+                return False
+    for i in range(n):
+        e = links[i] if i < n1 else backup[i - n1]
+        seen = False
+        for j in range(i):
+            if (links[j] if j < n1 else backup[j - n1]) == e:
+                seen = True
+                break
+        if not seen:
+            used_ES[e, s] += kbps
+            used_ESP[e, s, p] += kbps
+    return True
 
 
 @dataclass(slots=True)
@@ -104,12 +136,19 @@ class NetworkState:
         full_holding_s: float = 0.0,
     ) -> Flow:
         """Reserve ``kbps`` on every link of the route(s); the caller has checked capacity."""
-        all_links = np.concatenate([links, backup_links])
-        free = self.cap_ES1[all_links, slice_] - self.used_ES1[all_links, slice_]
-        if (free < kbps).any() or self.failed_E1[all_links].any():
+        if not _book(
+            self.cap_ES1,
+            self.used_ES1,
+            self.used_ESP1,
+            self.failed_E1,
+            links,
+            backup_links,
+            slice_,
+            priority,
+            kbps,
+            True,
+        ):
             raise RuntimeError("admit() called without capacity; state left unchanged")
-        self.used_ES1[all_links, slice_] += kbps
-        self.used_ESP1[all_links, slice_, priority] += kbps
         flow = Flow(
             id=self._next_id,
             cls=cls,
@@ -128,7 +167,7 @@ class NetworkState:
         fid = flow.id
         self.flows[fid] = flow
         on_link, by_link_sp, sp = self.on_link, self.by_link_sp, (slice_, priority)
-        for e in all_links.tolist():
+        for e in links.tolist() + backup_links.tolist():
             on_link[e].add(fid)
             by_kb = by_link_sp[e].get(sp)
             if by_kb is None:
@@ -147,11 +186,11 @@ class NetworkState:
         flow = self.flows.pop(flow_id, None)
         if flow is None:
             return None
-        all_links = np.concatenate([flow.links, flow.backup_links])
         sp, kbps = (flow.slice, flow.priority), flow.kbps
-        for e in all_links.tolist():
-            self.on_link[e].discard(flow_id)
-            by_kb = self.by_link_sp[e].get(sp)
+        on_link, by_link_sp = self.on_link, self.by_link_sp
+        for e in flow.links.tolist() + flow.backup_links.tolist():
+            on_link[e].discard(flow_id)
+            by_kb = by_link_sp[e].get(sp)
             ids = None if by_kb is None else by_kb.get(kbps)
             if ids is None:
                 continue  # a link listed twice on the route, already cleared
@@ -159,9 +198,19 @@ class NetworkState:
             if not ids:  # drop empty buckets so planning never visits them
                 del by_kb[kbps]
                 if not by_kb:
-                    del self.by_link_sp[e][sp]
-        self.used_ES1[all_links, flow.slice] -= flow.kbps
-        self.used_ESP1[all_links, flow.slice, flow.priority] -= flow.kbps
+                    del by_link_sp[e][sp]
+        _book(
+            self.cap_ES1,
+            self.used_ES1,
+            self.used_ESP1,
+            self.failed_E1,
+            flow.links,
+            flow.backup_links,
+            flow.slice,
+            flow.priority,
+            -kbps,
+            False,
+        )
         return flow
 
     def flows_on(self, link: int) -> list[Flow]:

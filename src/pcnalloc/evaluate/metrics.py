@@ -37,6 +37,10 @@ METRIC_KEYS = (
 )
 
 
+_P95_BATCH = 256
+"""Utilisation samples whose 95th percentile is computed in one call."""
+
+
 class MetricsRecorder:
     """Accumulates per-decision ``info`` dicts and periodic utilisation samples.
 
@@ -82,6 +86,11 @@ class MetricsRecorder:
         self.preempted = 0
         self.reward = 0.0
         self.samples: list[tuple[float, float, float, np.ndarray]] = []
+        """Per utilisation sample: (max, p95, Jain index, carried per slice). The p95 entries
+        of samples still in :attr:`_pending` are NaN until :meth:`_flush_p95` fills them."""
+        E = env.net.n_links
+        self._pending = np.empty((_P95_BATCH, E))
+        self._n_pending = 0
         self.n = 0
 
     def record(self, info: dict[str, Any], reward: float) -> None:
@@ -112,11 +121,30 @@ class MetricsRecorder:
         sq = float((u_E**2).sum())
         jain = float(u_E.sum() ** 2 / (u_E.size * sq)) if sq > 0 else 1.0
         carried = st.used_ES1[:-1].sum(axis=0) / st.cap_ES1[:-1].sum(axis=0)
-        self.samples.append((float(u_E.max()), float(np.percentile(u_E, 95)), jain, carried))
+        # The 95th percentile is taken later for a batch of samples at once (one
+        # np.percentile along rows gives each row's value exactly as one call per sample did).
+        self._pending[self._n_pending] = u_E
+        self._n_pending += 1
+        self.samples.append((float(u_E.max()), float("nan"), jain, carried))
+        if self._n_pending == _P95_BATCH:
+            self._flush_p95()
+
+    def _flush_p95(self) -> None:
+        """Fill the p95 of the last :attr:`_n_pending` samples."""
+        m = self._n_pending
+        if m == 0:
+            return
+        p95 = np.percentile(self._pending[:m], 95, axis=1).tolist()
+        first = len(self.samples) - m
+        for i, q in enumerate(p95):
+            mx, _, jain, carried = self.samples[first + i]
+            self.samples[first + i] = (mx, q, jain, carried)
+        self._n_pending = 0
 
     def result(self, model_bytes: int = 0) -> dict[str, Any]:
         if not self.samples:
             self.sample()
+        self._flush_p95()
         off = np.maximum(self.offered_C, 1)
         block_C = 1.0 - self.accepted_C / off
         crit_off = int(self.offered_C[self.crit].sum())

@@ -15,6 +15,7 @@ length E + 1 — no Python loop over links or actions at decision time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import pairwise
 
 import networkx as nx
@@ -55,6 +56,7 @@ class CandidateSet:
 
     Slots beyond the number of routes found are absent (``present_K`` False); their link
     arrays hold only the sentinel. Shapes: K slots, H primary hops, B backup hops.
+    ``sentinel`` is the padding link index E (the network's number of links).
     """
 
     present_K: np.ndarray
@@ -66,6 +68,30 @@ class CandidateSet:
     backup_links_KB: np.ndarray
     backup_nodes_KN: np.ndarray
     backup_prop_ms_K: np.ndarray
+    sentinel: int = -1
+
+    @cached_property
+    def routes_K(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+        """Per slot, (primary links, backup links) without padding (an empty backup for a
+        slot without one): what an admission on the slot reserves.
+
+        Built once per candidate set; the set is cached and shown for many requests, so an
+        admission no longer masks the padded rows itself. The arrays are shared read-only.
+        """
+        if self.sentinel < 0:
+            raise ValueError("CandidateSet.routes_K needs the sentinel link index")
+        E = self.sentinel
+        out = []
+        for k in range(self.links_KH.shape[0]):
+            prim = self.links_KH[k][self.links_KH[k] < E]
+            if self.has_backup_K[k]:
+                back = self.backup_links_KB[k][self.backup_links_KB[k] < E]
+            else:
+                back = prim[:0]
+            prim.flags.writeable = False
+            back.flags.writeable = False
+            out.append((prim, back))
+        return tuple(out)
 
 
 def _pack(paths: list[list[int]], net: CommNetwork) -> PathSet:
@@ -170,8 +196,10 @@ class PathCache:
         self.n_cached = n_cached
         self._plain: dict[tuple[int, int], PathSet] = {}
         self._cut: dict[tuple[int, int, tuple[int, ...]], PathSet] = {}
-        self._pairs: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
-        self._sets: dict[tuple[int, int, int, tuple[int, ...]], CandidateSet] = {}
+        self._by_state: dict[tuple[bool, int, tuple[int, ...]], dict[int, CandidateSet]] = {}
+        """(protected, K, failed links) → site pair ``src · N + dst`` (src ≤ dst) → set: the
+        per-decision lookup hashes one short key and one int."""
+        self._n_sets = 0
         self._w = net.link_prop_ms + net.config.switching_delay_ms
         self._full = self._graph_without(())
 
@@ -212,22 +240,25 @@ class PathCache:
             failed_E1: failed flag per link plus a False sentinel, shape (E + 1,).
             failed_key: sorted failed link indices (part of the cache key).
         """
-        if protected:
-            if src > dst:
-                src, dst = dst, src
-            key = (src, dst, k, failed_key)
-            cs = self._pairs.get(key)
-            if cs is None:
-                cs = self._protected(src, dst, k, failed_key)
-                self._pairs[key] = cs
-            return cs
         # Routes are undirected: one cache entry serves both directions.
         if src > dst:
             src, dst = dst, src
-        key = (src, dst, k, failed_key)
-        hit = self._sets.get(key)
+        skey = (protected, k, failed_key)
+        table = self._by_state.get(skey)
+        if table is None:
+            table = self._by_state[skey] = {}
+        pair = src * self.net.n_sites + dst
+        hit = table.get(pair)
         if hit is not None:
             return hit
+        if self._n_sets > _MAX_SETS:
+            for t in self._by_state.values():
+                t.clear()
+            self._n_sets = 0
+        self._n_sets += 1
+        if protected:
+            cs = table[pair] = self._protected(src, dst, k, failed_key)
+            return cs
         ps = self.paths(src, dst)
         ok = ~failed_E1[ps.links_PH].any(axis=1)
         idx = np.flatnonzero(ok)[:k]
@@ -238,10 +269,7 @@ class PathCache:
                 cut = _pack(_k_shortest(self._graph_without(failed_key), src, dst, k), self.net)
                 self._cut[ck] = cut
             ps, idx = cut, np.arange(min(k, cut.n_paths))
-        out = self._slots(ps, idx, k, backup=None)
-        if len(self._sets) > _MAX_SETS:
-            self._sets.clear()
-        self._sets[key] = out
+        out = table[pair] = self._slots(ps, idx, k, backup=None)
         return out
 
     def _protected(self, src: int, dst: int, k: int, failed: tuple[int, ...]) -> CandidateSet:
@@ -323,6 +351,7 @@ class PathCache:
             backup_links_KB=b_links,
             backup_nodes_KN=b_nodes,
             backup_prop_ms_K=b_prop,
+            sentinel=E,
         )
 
 

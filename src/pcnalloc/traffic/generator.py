@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,6 +81,23 @@ class TrafficModel:
                 for c in catalog.classes
             ]
         )
+        # Python-scalar copies of what every draw reads (a numpy scalar read or a scalar
+        # searchsorted costs more than the draw itself); the draws and their order are those
+        # of the array versions, value for value.
+        self._kind_C: list[int] = self._endpoint_kind.tolist()
+        self._ends_E: list[tuple[int, int]] = [(int(a), int(b)) for a, b in net.link_ends]
+        self._n_links = int(net.n_links)
+        self._sources_l: list[int] = self.sources.tolist()
+        self._n_sources = int(self.sources.size)
+        self._holding_C: list[float] = catalog.mean_holding_s_C.astype(float).tolist()
+        self._cc_share = config.primary_cc_share
+        self._ccs = tuple(int(c) for c in net.control_centers)
+        self._class_cdf_l: list[float] = self._class_cdf.tolist()
+        self._burst_cdf_l: list[float] | None = (
+            self._burst_cdf.tolist() if self._burst_cdf is not None else None
+        )
+        self._peak_rate = self.total_rate * self.profile.peak
+        self._gap_mean = 1.0 / self._peak_rate
 
     def set_burst_weights(self, weights: dict[str, float]) -> None:
         """Replace the burst class mix (class name → weight; a scenario's choice).
@@ -102,6 +120,7 @@ class TrafficModel:
         self.burst_p = w / w.sum()
         self._burst_cdf = np.cumsum(self.burst_p)
         self._burst_cdf[-1] = 1.0
+        self._burst_cdf_l = self._burst_cdf.tolist()
 
     def expected_span_s(self, requests: int, t_s: float) -> float:
         """Simulated time ``requests`` base arrivals take at the profile's rate at ``t_s``."""
@@ -112,50 +131,56 @@ class TrafficModel:
         return self.rates_C * self.catalog.mean_holding_s_C
 
     def _cc(self, rng: np.random.Generator) -> int:
-        cc1, cc2 = self.net.control_centers
-        return cc1 if rng.random() < self.config.primary_cc_share else cc2
+        cc1, cc2 = self._ccs
+        return cc1 if rng.random() < self._cc_share else cc2
 
     def endpoints(
         self, rng: np.random.Generator, cls: int, near: np.ndarray | None = None
     ) -> tuple[int, int]:
         """Draw (src, dst) for a class; ``near`` restricts the originating site (bursts)."""
-        kind = self._endpoint_kind[cls]
+        kind = self._kind_C[cls]
         if kind == 0:  # line_ends
-            a, b = self.net.link_ends[rng.integers(self.net.n_links)]
-            return int(a), int(b)
+            return self._ends_E[rng.integers(self._n_links)]
         if kind == 3:  # site_pair
             n = self.net.n_sites
             a = int(rng.integers(n))
             b = int((a + rng.integers(1, n)) % n)
             return a, b
-        pool = near if near is not None and near.size else self.sources
-        site = int(pool[rng.integers(pool.size)])
+        if near is not None and near.size:
+            site = int(near[rng.integers(near.size)])
+        else:
+            site = self._sources_l[rng.integers(self._n_sources)]
         cc = self._cc(rng)
         if site == cc:
-            cc = (
-                self.net.control_centers[1]
-                if cc == self.net.control_centers[0]
-                else self.net.control_centers[0]
-            )
+            cc1, cc2 = self._ccs
+            cc = cc2 if cc == cc1 else cc1
         return site, cc
 
     def holding(self, rng: np.random.Generator, cls: int) -> float:
-        return float(rng.exponential(self.catalog.mean_holding_s_C[cls]))
+        return float(rng.exponential(self._holding_C[cls]))
 
     def next_arrival(self, rng: np.random.Generator, t_s: float) -> tuple[float, int]:
         """Next base arrival after ``t_s`` by thinning the profile-modulated Poisson process."""
-        peak = self.total_rate * self.profile.peak
+        gap, peak, profile = self._gap_mean, self.profile.peak, self.profile
         while True:
-            t_s += float(rng.exponential(1.0 / peak))
-            if rng.random() * self.profile.peak <= self.profile(t_s):
-                return t_s, _draw(rng, self._class_cdf)
+            t_s += float(rng.exponential(gap))
+            if rng.random() * peak <= profile(t_s):
+                return t_s, _draw_list(rng.random(), self._class_cdf_l)
 
     def burst_class(self, rng: np.random.Generator) -> int | None:
-        if self._burst_cdf is None:
+        if self._burst_cdf_l is None:
             return None
-        return _draw(rng, self._burst_cdf)
+        return _draw_list(rng.random(), self._burst_cdf_l)
 
 
 def _draw(rng: np.random.Generator, cdf: np.ndarray) -> int:
     """Categorical draw from a cumulative distribution (one uniform, a binary search)."""
     return min(int(np.searchsorted(cdf, rng.random(), side="right")), cdf.size - 1)
+
+
+def _draw_list(u: float, cdf: list[float]) -> int:
+    """:func:`_draw` for a uniform ``u`` already drawn and the distribution as a list
+    (``bisect_right`` makes the comparisons of ``searchsorted(side="right")``)."""
+    i = bisect_right(cdf, u)
+    n = len(cdf) - 1
+    return i if i < n else n
