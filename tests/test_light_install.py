@@ -296,3 +296,12 @@ def test_simbench_profile_without_simbench_says_install_data(tmp_path: Path, gra
     last = out.stderr.strip().splitlines()[-1]  # after the progress bar's first frame
     assert out.returncode == 2 and last.startswith("error: "), out.stderr[-2000:]
     assert "'pcnalloc[data]'" in last and "Traceback" not in out.stderr
+
+
+def test_tensorboard_flag_without_the_package_says_install_tensorboard(
+    tmp_path: Path, graph: Path
+) -> None:
+    args = ["teacher", "train", "--case", str(graph), "--steps", "10", "--out", str(tmp_path / "t")]
+    out = run_hidden(CLI, *args, "--tensorboard", str(tmp_path / "tb"), names=("tensorboard",))
+    _one_line_install(out, "tensorboard")
+    assert not (tmp_path / "t").exists() and not (tmp_path / "tb").exists()
