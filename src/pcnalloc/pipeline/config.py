@@ -9,18 +9,24 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
+
+Load = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
+"""An offered load ρ, as the environment accepts it (checked before stage one runs)."""
+Seed = Annotated[int, Field(ge=0)]
+TrainSeed = Annotated[int, Field(ge=1000)]
+"""Tuning seeds are training seeds (≥ 1000), disjoint from the evaluation seeds."""
 
 
 class LibraryStage(_Frozen):
     """Trajectory library built from the trained teacher."""
 
     cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases rolled out")
-    loads: tuple[float, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
+    loads: tuple[Load, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
     episodes: int = Field(8, ge=1, description="episodes per (case, load)")
     requests: int = Field(1000, ge=1, description="decisions per episode")
     explore: float = Field(0.05, ge=0, le=1, description="share of random valid actions")
@@ -34,7 +40,7 @@ class DistillStage(_Frozen):
         default_factory=dict, description="DistillConfig overrides (tau, lambda_hard, epochs …)"
     )
     ablation: bool = Field(True, description="also train KL-only, +hard, +hard+soft")
-    eval_seeds: tuple[int, ...] = Field((300, 301), description="closed-loop fidelity seeds")
+    eval_seeds: tuple[Seed, ...] = Field((300, 301), description="closed-loop fidelity seeds")
     eval_requests: int = Field(1000, ge=1, description="decisions per closed-loop episode")
 
 
@@ -64,13 +70,13 @@ class EvaluateStage(_Frozen):
         description="policy specs; teacher/student/edge use this run's artifacts",
     )
     cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases")
-    loads: tuple[float, ...] = Field((0.5, 1.0, 1.5), min_length=1, description="offered loads")
-    seeds: tuple[int, ...] = Field((100, 101, 102), min_length=1, description="episode seeds")
+    loads: tuple[Load, ...] = Field((0.5, 1.0, 1.5), min_length=1, description="offered loads")
+    seeds: tuple[Seed, ...] = Field((100, 101, 102), min_length=1, description="episode seeds")
     requests: int = Field(1000, ge=1, description="decisions per episode")
     bound_cases: tuple[str, ...] = Field(("case30",), description="cases of the MILP windows")
     bound_requests: int = Field(200, ge=0, description="requests per MILP window (0 = skip)")
-    bound_seeds: tuple[int, ...] = Field((100,), description="seeds of the MILP windows")
-    bound_loads: tuple[float, ...] = Field((1.0,), description="loads of the MILP windows")
+    bound_seeds: tuple[Seed, ...] = Field((100,), description="seeds of the MILP windows")
+    bound_loads: tuple[Load, ...] = Field((1.0,), description="loads of the MILP windows")
     bound_time_limit_s: float = Field(
         5.0,
         gt=0,
@@ -90,7 +96,7 @@ class EvaluateStage(_Frozen):
         ("ksp-ff", "cspf-pe", "llp", "trunk", "lcr"),
         description="heuristics tuned per family on training seeds and evaluated tuned",
     )
-    tune_seeds: tuple[int, ...] = Field(
+    tune_seeds: tuple[TrainSeed, ...] = Field(
         (1_000_000,), min_length=1, description="training seeds of the tuning (≥ 1000)"
     )
     tune_requests: int = Field(500, ge=10, description="decisions per tuning episode")
@@ -98,8 +104,8 @@ class EvaluateStage(_Frozen):
         ("case30", "case57"),
         description="cases of the scenario-family evaluation (include grids not trained on)",
     )
-    scenario_loads: tuple[float, ...] = Field((1.0,), description="loads of the families")
-    scenario_seeds: tuple[int, ...] = Field(
+    scenario_loads: tuple[Load, ...] = Field((1.0,), description="loads of the families")
+    scenario_seeds: tuple[Seed, ...] = Field(
         (200, 201, 202, 203, 204, 205, 206, 207),
         description="paired seeds of the families (the same for every policy)",
     )

@@ -52,10 +52,13 @@ def validate(cfg: RunConfig) -> None:
         *cfg.library.cases,
         *cfg.evaluate.cases,
         *cfg.evaluate.bound_cases,
+        *cfg.evaluate.scenario_cases,
     }:
         cached_network(case, cfg.env.network.model_copy(update={"case": case}))
     learned = {"teacher", "student", "edge"}
-    for spec in cfg.evaluate.policies:
+    for spec in cfg.evaluate.tuned_heuristics:
+        make_policy(spec)
+    for spec in (*cfg.evaluate.policies, *cfg.evaluate.scenario_policies):
         base = spec.removesuffix("+rules").partition(":")[0]
         if base not in learned:
             make_policy(spec)
