@@ -269,7 +269,13 @@ def compile_student(
     else:
         blocks = [{"name": name, "size": D}]
     A = env_config.n_actions
-    out_A = torch_logits(module, rows[:1]).shape
+    try:
+        out_A = torch_logits(module, rows[:1]).shape
+    except RuntimeError as err:  # a student of another shape: the first matmul fails
+        raise CompileError(
+            f"the student does not take this library's {name!r} rows of width {D} (another "
+            f"library's or env's student?): {' '.join(str(err).split())}"
+        ) from None
     if out_A != (1, A):
         raise CompileError(f"student outputs logits of shape {out_A}; expected (B, {A})")
 
