@@ -31,6 +31,11 @@ class ConfigError(PcnallocError):
     """A configuration value or file that fails validation."""
 
 
+class OutputPathError(ConfigError):
+    """An output path that cannot be used as asked: it exists (and ``--overwrite`` was not
+    given), it is a folder where a file is expected or the reverse, or a parent is a file."""
+
+
 class CatalogError(ConfigError):
     """A malformed service catalog."""
 
