@@ -14,7 +14,7 @@ from onnx import numpy_helper
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
 from pcnalloc.edge.artifact import MANIFEST, compact_blocks, load_artifact
-from pcnalloc.envs.observation import compact_dim
+from pcnalloc.envs.observation import compact_dim, layout_for
 from pcnalloc.export.compile import (
     CompileError,
     QuantizationRejected,
@@ -86,6 +86,7 @@ def test_compile_writes_signed_manifest(tmp_path: Path, rows: np.ndarray, priv) 
         "dtype": "float32",
         "shape": ["batch", D],
         "blocks": compact_blocks(CAT, CFG),
+        "layout": layout_for(CAT, CFG).to_dict(),
     }
     assert [b["name"] for b in m["input"]["blocks"]] == [
         "request",

@@ -182,7 +182,7 @@ class BlindMLPStudent(MLPStudent):
 
 def validity_indices(spec: Any) -> list[int]:
     """Positions of every action's ``valid`` candidate feature in the compact vector."""
-    from pcnalloc.envs.features import CANDIDATE_FEATURES
+    from pcnalloc.envs.layout import CANDIDATE_FEATURES
 
     lay = compact_layout(spec, EDGE)
     f, r = lay["n_feats"], lay["request_dim"]
@@ -307,12 +307,12 @@ def student_from_config(cfg: Mapping[str, Any]) -> MLPStudent:
 
 def compact_layout(spec: Any, kind: str = EDGE) -> dict[str, int]:
     """``n_feats`` (F) and ``request_dim`` (R) of a shared-head student's input for ``spec``
-    (for ``latent`` the teacher state is prepended, so R grows by its width S)."""
-    from pcnalloc.envs.features import CANDIDATE_FEATURES
-    from pcnalloc.envs.observation import HISTORY_STATS, NETWORK_STATS
+    (for ``latent`` the teacher state is prepended, so R grows by its width S); the block
+    order and widths are those of the declared layout (:mod:`pcnalloc.envs.layout`)."""
+    from pcnalloc.envs.layout import CANDIDATE_FEATURES, HISTORY_STATS, NETWORK_STATS
 
     F = len(CANDIDATE_FEATURES)
-    T = len(HISTORY_STATS) + len(NETWORK_STATS)
+    T = len(HISTORY_STATS) + len(NETWORK_STATS)  # the blocks after the candidate table
     R = int(spec.compact_dim - spec.n_actions * F - T)
     return {"n_feats": F, "request_dim": R + (int(spec.state_dim) if kind == LATENT else 0)}
 

@@ -7,19 +7,25 @@ An artifact is a folder written by :func:`pcnalloc.export.compile.compile_studen
       manifest.sig      Ed25519 signature (64 raw bytes) over the exact bytes of manifest.json
       model.onnx        fp32 student (ONNX, opset ≥ 17, dynamic batch axis)
       model.int8.onnx   optional dynamically quantised student (weights int8)
+      network.npz       optional: the deployment's built network (arrays only, no pickle), so
+                        an edge controller needs no grid-modelling package to rebuild it
       signer.pub        the signer's public key (PEM) — a convenience only: a verifier that
                         trusts the artifact's own key proves integrity, not origin
 
 :func:`load_artifact` checks, in this order: the manifest and signature exist; the signature
 verifies with the caller's public key; the manifest is well formed; every model file listed
-exists, has the recorded size and sha256. The model bytes it hands back are the bytes it
-hashed, so a file swapped after the check is never loaded. Nothing here imports torch.
+exists, has the recorded size and sha256 (the network file too, when there is one); the
+feature layout the manifest declares (``input.layout``, :mod:`pcnalloc.envs.layout`) is the
+one this code builds for the artifact's catalog and action count. The bytes it hands back
+are the bytes it hashed, so a file swapped after the check is never loaded. Nothing here
+imports torch or pandapower.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -33,16 +39,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.edge import keys
-from pcnalloc.envs.features import CANDIDATE_FEATURES
-from pcnalloc.envs.observation import (
-    HISTORY_STATS,
-    NETWORK_STATS,
-    compact_dim,
-    request_dim,
-)
+from pcnalloc.envs.layout import FeatureLayout, compact_layout, request_columns
+from pcnalloc.envs.observation import compact_dim, layout_for
 from pcnalloc.errors import PcnallocError
-from pcnalloc.traffic.catalog import ZONES, Catalog
-from pcnalloc.traffic.generator import KINDS
+from pcnalloc.network.model import CommNetwork
+from pcnalloc.traffic.catalog import Catalog
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig"
 SIGNER_PUB = "signer.pub"
 MODEL_FILES = {"fp32": "model.onnx", "int8": "model.int8.onnx"}
+NETWORK_FILE = "network.npz"
 INPUT_KEYS = ("compact", "state")
 OUTPUT_NAME = "logits"
 
@@ -78,6 +80,21 @@ class ArtifactMismatchError(ArtifactError):
     """A valid artifact built for another feature layout than the deployment's env config."""
 
 
+class LayoutMismatchError(ArtifactMismatchError):
+    """The artifact's declared compact-vector layout is not the one this code builds.
+
+    Attributes:
+        differences: what differs (first differing block or column, ...).
+    """
+
+    def __init__(self, where: str, differences: list[str]) -> None:
+        super().__init__(
+            f"{where}: the artifact's feature layout differs from this code's "
+            f"({'; '.join(differences)}); recompile the student with this version"
+        )
+        self.differences = differences
+
+
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -89,43 +106,55 @@ def canonical_json(obj: Any) -> bytes:
 
 # ---------------------------------------------------------------------------- feature schema
 def request_feature_names(catalog: Catalog) -> list[str]:
-    """Names of the request block, in the order of ``ObservationBuilder.request_feats``."""
-    names = [f"class={n}" for n in catalog.names]
-    names += ["log_size", "log_bound", "priority", "value"]
-    names += [f"zone={z}" for z in ZONES]
-    names += ["protected", "log_holding"]
-    names += [f"kind={k}" for k in KINDS]
-    names += ["emergency_at_src", "src_is_control_center", "dst_is_control_center"]
-    names += ["time_of_day_sin", "time_of_day_cos"]
-    if len(names) != request_dim(catalog):  # the builder changed: keep positions honest
-        log.warning("request feature names out of date; using positional names")
-        names = [f"request[{i}]" for i in range(request_dim(catalog))]
-    return names
+    """Names of the request block (declared in :mod:`pcnalloc.envs.layout`)."""
+    return list(request_columns(catalog.names))
 
 
 def compact_blocks(catalog: Catalog, cfg: EnvConfig) -> list[dict[str, Any]]:
     """Blocks of the compact vector in order: name, size, shape and feature names.
 
-    The sizes sum to :func:`pcnalloc.envs.observation.compact_dim`.
+    Derived from the declared layout (:func:`pcnalloc.envs.observation.layout_for`).
     """
-    A, F = cfg.n_actions, len(CANDIDATE_FEATURES)
-    blocks: list[dict[str, Any]] = [
-        {
-            "name": "request",
-            "size": request_dim(catalog),
-            "features": request_feature_names(catalog),
-        },
-        {
-            "name": "candidates",
-            "size": A * F,
-            "shape": [A, F],
-            "features": list(CANDIDATE_FEATURES),
-        },
-        {"name": "history_stats", "size": len(HISTORY_STATS), "features": list(HISTORY_STATS)},
-        {"name": "network_stats", "size": len(NETWORK_STATS), "features": list(NETWORK_STATS)},
-    ]
-    assert sum(b["size"] for b in blocks) == compact_dim(catalog, cfg)
-    return blocks
+    out: list[dict[str, Any]] = []
+    for b in layout_for(catalog, cfg).blocks:
+        entry: dict[str, Any] = {"name": b.name, "size": b.size}
+        if b.rows > 1:
+            entry["shape"] = [b.rows, len(b.columns)]
+        entry["features"] = list(b.columns)
+        out.append(entry)
+    return out
+
+
+def check_layout(manifest: dict[str, Any], where: str = MANIFEST) -> FeatureLayout | None:
+    """Compare the layout a compact-input manifest declares with the one this code builds
+    for the manifest's own catalog and action count (None for a non-compact input).
+
+    Raises:
+        LayoutMismatchError: the layout is missing or differs (naming the first difference).
+    """
+    if manifest["input"]["name"] != "compact":
+        return None
+    declared = manifest["input"].get("layout")
+    names, A = manifest.get("catalog"), manifest.get("n_actions")
+    if not isinstance(names, list) or not isinstance(A, int):
+        raise LayoutMismatchError(where, ["catalog or n_actions missing"])
+    ours = compact_layout([str(n) for n in names], A)
+    if declared is None:
+        raise LayoutMismatchError(where, ["input.layout is missing (compiled before it existed)"])
+    diff = ours.diff(declared)
+    if manifest["input"]["dim"] != ours.size:
+        diff.append(f"input.dim {manifest['input']['dim']} (code: {ours.size})")
+    if diff:
+        raise LayoutMismatchError(where, diff)
+    return ours
+
+
+def network_bytes(net: CommNetwork) -> bytes:
+    """``net`` as the bytes of ``network.npz`` (the network cache's format: no pickle)."""
+    from pcnalloc.network import store
+
+    with tempfile.TemporaryDirectory(prefix="pcnalloc-net-") as tmp:
+        return store.save(net, Path(tmp), "network").read_bytes()
 
 
 def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
@@ -213,12 +242,14 @@ class LoadedArtifact:
         manifest: the parsed, signature-checked manifest.
         models: precision (``fp32``/``int8``) → verified ONNX bytes.
         key_id: fingerprint of the key that signed it.
+        network_data: verified bytes of ``network.npz`` (None when the artifact has none).
     """
 
     path: Path
     manifest: dict[str, Any]
     models: dict[str, bytes]
     key_id: str
+    network_data: bytes | None = None
 
     @property
     def input_name(self) -> str:
@@ -247,6 +278,28 @@ class LoadedArtifact:
 
     def sha256(self, precision: str = "fp32") -> str:
         return str(self.manifest["models"][precision]["sha256"])
+
+    @property
+    def has_network(self) -> bool:
+        return self.network_data is not None
+
+    def network(self) -> CommNetwork:
+        """The deployment network stored in the artifact (from the verified bytes).
+
+        Raises:
+            ArtifactError: the artifact carries no network, or its file cannot be read.
+        """
+        if self.network_data is None:
+            raise ArtifactError(
+                f"artifact {str(self.path)!r} carries no {NETWORK_FILE}; pass the network "
+                "(or compile with network=...)"
+            )
+        from pcnalloc.network import store
+
+        try:
+            return store.load(io.BytesIO(self.network_data))  # type: ignore[arg-type]
+        except (OSError, ValueError, KeyError) as err:
+            raise ArtifactError(f"{NETWORK_FILE}: cannot be read ({err})") from None
 
 
 def resolve_public_key(
@@ -328,7 +381,32 @@ def load_artifact(
         models[precision] = data
     if "fp32" not in models:
         raise ArtifactError(f"{MANIFEST}: models.fp32 is missing (every artifact has one)")
-    return LoadedArtifact(d, manifest, models, kid)
+    check_layout(manifest)
+    net = manifest.get("network")
+    net_data = None
+    if net is not None:
+        fname = _field(net, "file", "network")
+        if fname != NETWORK_FILE:
+            raise ArtifactError(f"{MANIFEST}: network.file {fname!r} is not accepted")
+        net_data = _verified(d, fname, net, "network")
+    return LoadedArtifact(d, manifest, models, kid, net_data)
+
+
+def _verified(d: Path, fname: str, entry: dict[str, Any], where: str) -> bytes:
+    data = _read(d, fname)
+    want_size = _field(entry, "bytes", where)
+    if len(data) != want_size:
+        raise ArtifactError(
+            f"{fname}: {len(data)} bytes, the manifest records {want_size} (file changed)"
+        )
+    got = sha256_bytes(data)
+    want = _field(entry, "sha256", where)
+    if got != want:
+        raise ArtifactError(
+            f"{fname}: sha256 {got[:16]}… differs from the manifest's {str(want)[:16]}… "
+            "(file tampered with)"
+        )
+    return data
 
 
 def _read(d: Path, name: str) -> bytes:
@@ -423,16 +501,20 @@ __all__ = [
     "FORMAT",
     "MANIFEST",
     "MODEL_FILES",
+    "NETWORK_FILE",
     "SIGNATURE",
     "SIGNER_PUB",
     "ArtifactError",
     "ArtifactMismatchError",
+    "LayoutMismatchError",
     "LoadedArtifact",
     "check_feature_config",
+    "check_layout",
     "compact_blocks",
     "env_config_sha256",
     "feature_config",
     "load_artifact",
     "manifest_bytes",
+    "network_bytes",
     "publish_dir",
 ]

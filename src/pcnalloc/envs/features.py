@@ -3,7 +3,11 @@
 The hot path of every decision. One compiled kernel (numba) walks the K candidate routes'
 padded link arrays (sentinel link E ends a route) and fills every per-action output for the
 K·L + 1 actions in a single pass, so a decision costs microseconds, not a hundred numpy calls.
-The raw per-action quantities that rules test (:attr:`Evaluation.fields`) are derived lazily.
+The kernel also writes the raw per-action quantities that rules test (:attr:`Evaluation.fields`)
+into one matrix per dtype, so nothing is gathered or appended per decision. Every column it
+writes is placed by name from the declared layout (:mod:`pcnalloc.envs.layout`): the kernel
+receives the positions as index arrays, so a layout change can never leave a stale compiled
+kernel writing old positions.
 """
 
 from __future__ import annotations
@@ -12,12 +16,20 @@ import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import njit
 
 from pcnalloc.config import EnvConfig
+from pcnalloc.envs.layout import (
+    CANDIDATE_FEATURES,
+    FIELD_ROWS,
+    FIELD_TABLE_SIZES,
+    FIELD_TABLES,
+    FIELD_WHERE,
+    FIELDS,
+)
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.network.paths import CandidateSet
 from pcnalloc.traffic.catalog import Catalog
@@ -42,7 +54,7 @@ SOFT_COSTS: tuple[str, ...] = (
 )
 """Soft-violation magnitudes c(s, a) ≥ 0 recorded for distillation."""
 
-CANDIDATE_FEATURES: tuple[str, ...] = (
+_KERNEL_CANDIDATE_COLUMNS = (
     "latency_over_bound",
     "hops_div10",
     "residual_after_frac",
@@ -55,33 +67,24 @@ CANDIDATE_FEATURES: tuple[str, ...] = (
     "is_reject",
     "size_frac",
 )
-FIELDS: tuple[str, ...] = (
-    "is_reject",
-    "present",
-    "grant",
-    "kbps",
-    "latency_ms",
-    "latency_over_bound",
-    "residual_kbps",
-    "residual_with_preemption_kbps",
-    "fits",
-    "fits_with_preemption",
-    "needs_preemption",
-    "has_backup",
-    "min_trust",
-    "util_after",
-    "hops",
-)
-"""Names of :attr:`Evaluation.fields`, the per-action quantities rules may test."""
+CANDIDATE_COLS = np.array([CANDIDATE_FEATURES.index(c) for c in _KERNEL_CANDIDATE_COLUMNS])
+"""Where the kernel writes its candidate quantities (slot i → column), from the layout."""
+FIELD_ROWS_ARR = np.array(FIELD_ROWS, dtype=np.int64)
+"""Row of each field (in :data:`FIELDS` order) in its dtype table, for the kernel."""
+_DTYPES = {"bool": np.bool_, "int64": np.int64, "float64": np.float64}
 ZONE_RT_NRT = 2  # zone indices < 2 (I, II) are held to the trust rule
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(eq=False)
 class Evaluation:
     """Everything the environment and policies need about one request's actions.
 
     Shapes: K slots, L grant levels, A = K·L + 1 actions (last = reject), R hard rules,
-    Q soft costs, F candidate features.
+    Q soft costs, F candidate features. ``tables`` holds the per-action fields as one matrix
+    per dtype of :data:`~pcnalloc.envs.layout.FIELD_TABLES` (rows placed by
+    :data:`~pcnalloc.envs.layout.FIELD_WHERE`); ``grant_A``, ``kbps_A``, ``needs_preempt_A``
+    and ``util_after_A`` are rows of them. An edge agent reuses one evaluation's buffers for
+    every decision (the next decision overwrites them).
     """
 
     latency_ms_K: np.ndarray
@@ -100,6 +103,7 @@ class Evaluation:
     soft_AQ: np.ndarray
     util_after_A: np.ndarray
     feats_AF: np.ndarray
+    tables: tuple[np.ndarray, ...] = ()
 
     @property
     def any_valid(self) -> bool:
@@ -116,20 +120,20 @@ class Evaluation:
         feats = self.feats_AF.copy()
         feats[:, CANDIDATE_FEATURES.index("valid")] = mask
         out = replace(self, mask_A=mask, feats_AF=feats)
-        object.__setattr__(out, "rule_violations_AR", violations_AR)
+        out.rule_violations_AR = violations_AR  # type: ignore[attr-defined]
         return out
 
     @cached_property
     def fields(self) -> ActionFields:
         """Raw per-action quantities, each shape (A,), named in :data:`FIELDS`.
 
-        A read-only mapping that builds each array on first access, so a rule set pays only
-        for the fields its rules read (equal, value and dtype, to :meth:`fields_eager`).
+        A read-only mapping over the kernel's field tables (equal, value and dtype, to
+        :meth:`fields_eager`); each name resolves to its table row once.
         """
         return ActionFields(self)
 
     def fields_eager(self) -> dict[str, np.ndarray]:
-        """Every field built at once (the reference for :class:`ActionFields`)."""
+        """Every field rebuilt from the per-slot arrays (the reference for :attr:`fields`)."""
         L = (self.grant_A.shape[0] - 1) // self.latency_ms_K.shape[0]
         A = self.grant_A.shape[0]
         kb = self.kbps_A
@@ -156,67 +160,23 @@ class Evaluation:
 
 
 class ActionFields(Mapping):
-    """:attr:`Evaluation.fields` as a lazy mapping: each array is built when first read.
+    """:attr:`Evaluation.fields`: the kernel's field tables read by name (row views).
 
     Args:
         ev: the evaluation the fields describe.
     """
 
-    __slots__ = ("_L", "_ev", "_got", "_take")
+    __slots__ = ("_got", "_tables")
 
     def __init__(self, ev: Evaluation) -> None:
-        self._ev = ev
-        K = ev.latency_ms_K.shape[0]
-        self._L = (ev.grant_A.shape[0] - 1) // K
+        self._tables = ev.tables
         self._got: dict[str, np.ndarray] = {}
-        self._take = _slot_index(K, self._L)
-
-    def _slots(self, x_K: np.ndarray, reject_value: object) -> np.ndarray:
-        # same values and dtype as ``_per_action`` (the reject values never widen x_K)
-        x_K1 = np.empty(x_K.shape[0] + 1, dtype=x_K.dtype)
-        x_K1[:-1] = x_K
-        x_K1[-1] = reject_value
-        return x_K1[self._take]
-
-    def _build(self, name: str) -> np.ndarray:
-        ev, get = self._ev, self.__getitem__
-        if name == "is_reject":
-            A = ev.grant_A.shape[0]
-            return np.arange(A) == A - 1
-        if name == "present":
-            return self._slots(ev.route_ok_K, False)
-        if name == "grant":
-            return ev.grant_A
-        if name == "kbps":
-            return ev.kbps_A
-        if name == "latency_ms":
-            return self._slots(ev.latency_ms_K, 0.0)
-        if name == "latency_over_bound":
-            return self._slots(ev.latency_ms_K / ev.bound_ms, 0.0)
-        if name == "residual_kbps":
-            return self._slots(ev.residual_kbps_K, 0)
-        if name == "residual_with_preemption_kbps":
-            return self._slots(ev.residual_pre_kbps_K, 0)
-        if name == "fits":
-            return (get("residual_kbps") >= ev.kbps_A) | get("is_reject")
-        if name == "fits_with_preemption":
-            return (get("residual_with_preemption_kbps") >= ev.kbps_A) | get("is_reject")
-        if name == "needs_preemption":
-            return ev.needs_preempt_A
-        if name == "has_backup":
-            return self._slots(ev.has_backup_K, False)
-        if name == "min_trust":
-            return self._slots(ev.min_trust_K, 1.0)
-        if name == "util_after":
-            return ev.util_after_A
-        if name == "hops":
-            return self._slots(ev.hops_K, 0)
-        raise KeyError(name)
 
     def __getitem__(self, name: str) -> np.ndarray:
         got = self._got.get(name)
         if got is None:
-            got = self._got[name] = self._build(name)
+            t, row = FIELD_WHERE[name]  # KeyError for an unknown name
+            got = self._got[name] = self._tables[t][row]
         return got
 
     def __iter__(self) -> Iterator[str]:
@@ -226,18 +186,26 @@ class ActionFields(Mapping):
         return len(FIELDS)
 
     def __contains__(self, name: object) -> bool:
-        return name in FIELDS
+        return name in FIELD_WHERE
 
 
-@functools.lru_cache(maxsize=64)
-def _slot_index(K: int, L: int) -> np.ndarray:
-    """Index (K·L + 1,) from slot k to its actions k·L … k·L + L − 1, then the reject slot."""
-    return np.repeat(np.arange(K + 1), [L] * K + [1])
+def field_tables(A: int) -> tuple[np.ndarray, ...]:
+    """Fresh (N_dtype, A) field tables, one per dtype of :data:`FIELD_TABLES`."""
+    return tuple(
+        np.empty((n, A), dtype=_DTYPES[t])
+        for n, t in zip(FIELD_TABLE_SIZES, FIELD_TABLES, strict=True)
+    )
 
 
 def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
     """Repeat a per-slot array over grant levels and append the reject action's value."""
     return np.append(np.repeat(x_K, L), reject_value)
+
+
+# Field slots of the kernel, in FIELDS order (positions into FIELD_ROWS_ARR).
+_F_IS_REJECT, _F_PRESENT, _F_GRANT, _F_KBPS, _F_LAT, _F_LOB, _F_RES, _F_RPRE = range(8)
+_F_FITS, _F_FITS_PRE, _F_NEEDS, _F_BACKUP, _F_TRUST, _F_UTIL, _F_HOPS = range(8, 15)
+assert FIELDS.index("hops") == _F_HOPS and FIELDS.index("fits") == _F_FITS
 
 
 @njit(cache=True, nogil=True)
@@ -269,6 +237,8 @@ def _kernel(
     knee,
     preempt,
     sentinel,
+    cc,
+    fr,
     lat_K,
     resid_K,
     rpre_K,
@@ -279,11 +249,13 @@ def _kernel(
     mask_A,
     soft_AQ,
     feats_AF,
-    grant_A,
-    kbps_A,
-    needs_A,
-    util_A,
+    fb_NA,
+    fi_NA,
+    ff_NA,
 ):  # pragma: no cover - compiled
+    """One pass over the K routes: per-slot quantities, hard flags, mask, soft costs, the
+    candidate table (column ``cc[i]`` for kernel slot i) and the field tables (row ``fr[j]``
+    of its dtype's table for field j of :data:`FIELDS`)."""
     K = links_KH.shape[0]
     L = grant_L.shape[0]
     big = np.int64(1) << 60
@@ -364,10 +336,21 @@ def _kernel(
             mask_A[a] = 1 if valid else 0
             needs = (not fits) and fits_pre
             ua = max(umax_p + kb / capf, umax_b)
-            grant_A[a] = g
-            kbps_A[a] = kb
-            needs_A[a] = needs
-            util_A[a] = ua
+            fb_NA[fr[_F_IS_REJECT], a] = False
+            fb_NA[fr[_F_PRESENT], a] = ok
+            ff_NA[fr[_F_GRANT], a] = g
+            fi_NA[fr[_F_KBPS], a] = kb
+            ff_NA[fr[_F_LAT], a] = latency
+            ff_NA[fr[_F_LOB], a] = latency / bound
+            fi_NA[fr[_F_RES], a] = resid
+            fi_NA[fr[_F_RPRE], a] = rpre
+            fb_NA[fr[_F_FITS], a] = fits
+            fb_NA[fr[_F_FITS_PRE], a] = fits_pre
+            fb_NA[fr[_F_NEEDS], a] = needs
+            fb_NA[fr[_F_BACKUP], a] = has_b_K[k]
+            ff_NA[fr[_F_TRUST], a] = trust
+            ff_NA[fr[_F_UTIL], a] = ua
+            fi_NA[fr[_F_HOPS], a] = hops_K[k] + nb
             soft_AQ[a, 0] = max(0.0, ua - knee)
             soft_AQ[a, 1] = max(0.0, latency / bound - 0.8)
             soft_AQ[a, 2] = (1.0 - g) if g > 0.0 else 0.0
@@ -375,65 +358,136 @@ def _kernel(
             for f in range(feats_AF.shape[1]):
                 feats_AF[a, f] = 0.0
             if ok:
-                feats_AF[a, 0] = min(latency / bound, 5.0)
-                feats_AF[a, 1] = tot_hops_K[k] / 10.0
-                feats_AF[a, 2] = min(max((resid - kb) / capf, -1.0), 1.0)
-                feats_AF[a, 3] = min(ua, 1.5)
-                feats_AF[a, 4] = trust
-                feats_AF[a, 5] = 1.0 if has_b_K[k] else 0.0
-                feats_AF[a, 6] = g
-                feats_AF[a, 7] = 1.0 if needs else 0.0
-                feats_AF[a, 8] = 1.0 if valid else 0.0
-                feats_AF[a, 10] = min(kb / capf, 1.0)
+                feats_AF[a, cc[0]] = min(latency / bound, 5.0)
+                feats_AF[a, cc[1]] = tot_hops_K[k] / 10.0
+                feats_AF[a, cc[2]] = min(max((resid - kb) / capf, -1.0), 1.0)
+                feats_AF[a, cc[3]] = min(ua, 1.5)
+                feats_AF[a, cc[4]] = trust
+                feats_AF[a, cc[5]] = 1.0 if has_b_K[k] else 0.0
+                feats_AF[a, cc[6]] = g
+                feats_AF[a, cc[7]] = 1.0 if needs else 0.0
+                feats_AF[a, cc[8]] = 1.0 if valid else 0.0
+                feats_AF[a, cc[10]] = min(kb / capf, 1.0)
     a = K * L
     for r in range(hard_AR.shape[1]):
         hard_AR[a, r] = False
     mask_A[a] = 1
-    grant_A[a] = 0.0
-    kbps_A[a] = 0
-    needs_A[a] = False
-    util_A[a] = 0.0
+    for j in range(fb_NA.shape[0]):
+        fb_NA[j, a] = False
+    for j in range(fi_NA.shape[0]):
+        fi_NA[j, a] = 0
+    for j in range(ff_NA.shape[0]):
+        ff_NA[j, a] = 0.0
+    fb_NA[fr[_F_IS_REJECT], a] = True
+    fb_NA[fr[_F_FITS], a] = True
+    fb_NA[fr[_F_FITS_PRE], a] = True
+    ff_NA[fr[_F_TRUST], a] = 1.0
     for q in range(soft_AQ.shape[1]):
         soft_AQ[a, q] = 0.0
     for f in range(feats_AF.shape[1]):
         feats_AF[a, f] = 0.0
-    feats_AF[a, 8] = 1.0
-    feats_AF[a, 9] = 1.0
+    feats_AF[a, cc[8]] = 1.0
+    feats_AF[a, cc[9]] = 1.0
 
 
-def evaluate(
-    state: NetworkState,
-    cs: CandidateSet,
-    req: Request,
-    catalog: Catalog,
-    cfg: EnvConfig,
-    priority: int | None = None,
-) -> Evaluation:
-    """Evaluate every (path, grant) action of ``req`` on the current ``state``.
+class ClassParams(NamedTuple):
+    """Per-class constants of the kernel call (prepared once per catalog and env config)."""
+
+    slice: int
+    priority: int
+    bound_ms: float
+    bandwidth_kbps: float
+    grant_L: np.ndarray
+    protected: bool
+    needs_trust: bool
+
+
+@functools.lru_cache(maxsize=32)
+def _class_params(catalog: Catalog, L: int) -> tuple[ClassParams, ...]:
+    return tuple(
+        ClassParams(
+            int(catalog.slice_C[c]),
+            int(catalog.priority_C[c]),
+            float(catalog.max_latency_ms_C[c]),
+            float(catalog.bandwidth_kbps_C[c]),
+            np.ascontiguousarray(catalog.grant_CL[c, :L]),
+            bool(catalog.protected_C[c]),
+            bool(catalog.zone_C[c] < ZONE_RT_NRT),
+        )
+        for c in range(catalog.n_classes)
+    )
+
+
+class Evaluator:
+    """Evaluates requests into buffers allocated once (the edge agent's hot path).
+
+    ``evaluation`` is one :class:`Evaluation` whose arrays every :meth:`run` overwrites; its
+    candidate table may be a view into the caller's model input (``feats_AF``), so the
+    kernel writes the candidate block of the compact vector in place.
 
     Args:
-        priority: setup priority of the request (default: its class's catalog priority);
-            only flows of strictly lower priority count as pre-emptible.
+        catalog: the service catalog.
+        cfg: the env settings (K, L, pre-emption, trust threshold, queueing, knee).
+        feats_AF: float32 (A, F) buffer for the candidate table (default: a new one).
     """
-    c = req.cls
-    K, L = cfg.k_paths, cfg.grant_levels
-    A = K * L + 1
-    ncfg = cfg.network
-    bound = float(catalog.max_latency_ms_C[c])
-    lat_K = np.empty(K)
-    resid_K = np.empty(K, dtype=np.int64)
-    rpre_K = np.empty(K, dtype=np.int64)
-    trust_K = np.empty(K)
-    hops_K = np.empty(K, dtype=np.int64)
-    ok_K = np.empty(K, dtype=np.bool_)
-    hard = np.empty((A, len(HARD_RULES)), dtype=np.bool_)
-    mask = np.empty(A, dtype=np.int8)
-    soft = np.empty((A, len(SOFT_COSTS)))
-    feats = np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
-    grant = np.empty(A)
-    kbps = np.empty(A, dtype=np.int64)
-    needs = np.empty(A, dtype=np.bool_)
-    util = np.empty(A)
+
+    def __init__(self, catalog: Catalog, cfg: EnvConfig, feats_AF: np.ndarray | None = None):
+        K, L = cfg.k_paths, cfg.grant_levels
+        A = K * L + 1
+        self.catalog, self.cfg = catalog, cfg
+        self._cls = _class_params(catalog, L)
+        ncfg = cfg.network
+        self._scal = (
+            float(cfg.trust_threshold),
+            ncfg.queue_q0_ms,
+            ncfg.util_cap,
+            cfg.reward.balance_knee,
+            bool(cfg.preemption),
+        )
+        if feats_AF is None:
+            feats_AF = np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
+        tables = field_tables(A)
+        fb, fi, ff = tables
+        w = FIELD_WHERE
+        self.evaluation = Evaluation(
+            latency_ms_K=np.empty(K),
+            hops_K=np.empty(K, dtype=np.int64),
+            residual_kbps_K=np.empty(K, dtype=np.int64),
+            residual_pre_kbps_K=np.empty(K, dtype=np.int64),
+            min_trust_K=np.empty(K),
+            route_ok_K=np.empty(K, dtype=np.bool_),
+            has_backup_K=np.zeros(K, dtype=np.bool_),
+            bound_ms=1.0,
+            grant_A=ff[w["grant"][1]],
+            kbps_A=fi[w["kbps"][1]],
+            hard_AR=np.empty((A, len(HARD_RULES)), dtype=np.bool_),
+            mask_A=np.empty(A, dtype=np.int8),
+            needs_preempt_A=fb[w["needs_preemption"][1]],
+            soft_AQ=np.empty((A, len(SOFT_COSTS))),
+            util_after_A=ff[w["util_after"][1]],
+            feats_AF=feats_AF,
+            tables=tables,
+        )
+
+    def run(self, state: NetworkState, cs: CandidateSet, cls: int, priority: int) -> Evaluation:
+        """Evaluate a request of class ``cls`` at setup ``priority`` into :attr:`evaluation`."""
+        ev = self.evaluation
+        p = self._cls[cls]
+        ev.bound_ms = p.bound_ms
+        ev.has_backup_K[:] = cs.has_backup_K
+        _run_kernel(state, cs, p, priority, self._scal, ev)
+        return ev
+
+
+def _run_kernel(
+    state: NetworkState,
+    cs: CandidateSet,
+    p: ClassParams,
+    priority: int,
+    scal: tuple[float, float, float, float, bool],
+    ev: Evaluation,
+) -> None:
+    fb, fi, ff = ev.tables
     _kernel(
         state.cap_ES1,
         state.used_ES1,
@@ -449,52 +503,88 @@ def evaluate(
         cs.backup_links_KB,
         cs.backup_nodes_KN,
         cs.backup_prop_ms_K,
-        int(catalog.slice_C[c]),
-        int(catalog.priority_C[c]) if priority is None else int(priority),
-        bound,
-        float(catalog.bandwidth_kbps_C[c]),
-        catalog.grant_CL[c, :L],
-        bool(catalog.protected_C[c]),
-        bool(catalog.zone_C[c] < ZONE_RT_NRT),
+        p.slice,
+        priority,
+        p.bound_ms,
+        p.bandwidth_kbps,
+        p.grant_L,
+        p.protected,
+        p.needs_trust,
+        scal[0],
+        scal[1],
+        scal[2],
+        scal[3],
+        scal[4],
+        state.cap_ES1.shape[0] - 1,
+        CANDIDATE_COLS,
+        FIELD_ROWS_ARR,
+        ev.latency_ms_K,
+        ev.residual_kbps_K,
+        ev.residual_pre_kbps_K,
+        ev.min_trust_K,
+        ev.hops_K,
+        ev.route_ok_K,
+        ev.hard_AR,
+        ev.mask_A,
+        ev.soft_AQ,
+        ev.feats_AF,
+        fb,
+        fi,
+        ff,
+    )
+
+
+def evaluate(
+    state: NetworkState,
+    cs: CandidateSet,
+    req: Request,
+    catalog: Catalog,
+    cfg: EnvConfig,
+    priority: int | None = None,
+) -> Evaluation:
+    """Evaluate every (path, grant) action of ``req`` on the current ``state`` (fresh arrays).
+
+    Args:
+        priority: setup priority of the request (default: its class's catalog priority);
+            only flows of strictly lower priority count as pre-emptible.
+    """
+    c = req.cls
+    K, L = cfg.k_paths, cfg.grant_levels
+    A = K * L + 1
+    ncfg = cfg.network
+    p = _class_params(catalog, L)[c]
+    tables = field_tables(A)
+    fb, fi, ff = tables
+    w = FIELD_WHERE
+    ev = Evaluation(
+        latency_ms_K=np.empty(K),
+        hops_K=np.empty(K, dtype=np.int64),
+        residual_kbps_K=np.empty(K, dtype=np.int64),
+        residual_pre_kbps_K=np.empty(K, dtype=np.int64),
+        min_trust_K=np.empty(K),
+        route_ok_K=np.empty(K, dtype=np.bool_),
+        has_backup_K=cs.has_backup_K,
+        bound_ms=p.bound_ms,
+        grant_A=ff[w["grant"][1]],
+        kbps_A=fi[w["kbps"][1]],
+        hard_AR=np.empty((A, len(HARD_RULES)), dtype=np.bool_),
+        mask_A=np.empty(A, dtype=np.int8),
+        needs_preempt_A=fb[w["needs_preemption"][1]],
+        soft_AQ=np.empty((A, len(SOFT_COSTS))),
+        util_after_A=ff[w["util_after"][1]],
+        feats_AF=np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32),
+        tables=tables,
+    )
+    scal = (
         float(cfg.trust_threshold),
         ncfg.queue_q0_ms,
         ncfg.util_cap,
         cfg.reward.balance_knee,
         bool(cfg.preemption),
-        state.cap_ES1.shape[0] - 1,
-        lat_K,
-        resid_K,
-        rpre_K,
-        trust_K,
-        hops_K,
-        ok_K,
-        hard,
-        mask,
-        soft,
-        feats,
-        grant,
-        kbps,
-        needs,
-        util,
     )
-    return Evaluation(
-        latency_ms_K=lat_K,
-        hops_K=hops_K,
-        residual_kbps_K=resid_K,
-        residual_pre_kbps_K=rpre_K,
-        min_trust_K=trust_K,
-        route_ok_K=ok_K,
-        has_backup_K=cs.has_backup_K,
-        bound_ms=bound,
-        grant_A=grant,
-        kbps_A=kbps,
-        hard_AR=hard,
-        mask_A=mask,
-        needs_preempt_A=needs,
-        soft_AQ=soft,
-        util_after_A=util,
-        feats_AF=feats,
-    )
+    prio = p.priority if priority is None else int(priority)
+    _run_kernel(state, cs, p, prio, scal, ev)
+    return ev
 
 
 def priority_table(engine: Any, cfg: EnvConfig) -> np.ndarray:

@@ -1,7 +1,10 @@
 """Observation spaces and builders: graph, history, request, candidates, mask, compact vector.
 
 Feature scaling keeps every entry within [-10, 10] (documented per block below), so the
-spaces are bounded and the same teacher works on any topology size.
+spaces are bounded and the same teacher works on any topology size. Block order and columns
+are declared in :mod:`pcnalloc.envs.layout`; the compact vector is written in place, block by
+block at the layout's offsets, by one compiled call (:func:`write_compact`) that the env and
+the edge agent share.
 """
 
 from __future__ import annotations
@@ -11,48 +14,31 @@ import numpy as np
 from numba import njit
 
 from pcnalloc.config import SLICES, EnvConfig
-from pcnalloc.envs.features import CANDIDATE_FEATURES, Evaluation
+from pcnalloc.envs.features import Evaluation
+from pcnalloc.envs.layout import (
+    CANDIDATE_FEATURES,
+    HISTORY_STATS,
+    LINK_FEATURES,
+    NETWORK_STATS,
+    NODE_FEATURES,
+    FeatureLayout,
+    compact_layout,
+    request_columns,
+)
 from pcnalloc.envs.state import NetworkState
-from pcnalloc.traffic.catalog import Catalog
+from pcnalloc.traffic.catalog import ZONES, Catalog
 from pcnalloc.traffic.generator import KINDS, Request
 
-NODE_FEATURES = (
-    "trust",
-    "is_control_center",
-    "is_edge_controller",
-    "region_frac",
-    "degree_frac",
-    "emergency",
-    "failed_link_frac",
-)
-LINK_FEATURES = (
-    "residual_rt",
-    "residual_nrt",
-    "residual_mgmt",
-    "queue_rt_ms",
-    "queue_nrt_ms",
-    "queue_mgmt_ms",
-    "capacity_log10_gbps",
-    "propagation_ms",
-    "failed",
-    "min_end_trust",
-)
-HISTORY_STATS = ("accept_rate", "mean_grant", "restoration_share", "critical_share", "log_gap")
-NETWORK_STATS = (
-    "mean_util_rt",
-    "mean_util_nrt",
-    "mean_util_mgmt",
-    "max_util_rt",
-    "max_util_nrt",
-    "max_util_mgmt",
-    "failed_frac",
-    "emergency",
-)
 LIM = 10.0
 
 
+def layout_for(catalog: Catalog, cfg: EnvConfig) -> FeatureLayout:
+    """The compact vector's layout for this catalog and env config."""
+    return compact_layout(catalog.names, cfg.n_actions)
+
+
 def request_dim(catalog: Catalog) -> int:
-    return catalog.n_classes + 4 + 4 + 2 + len(KINDS) + 3 + 2
+    return len(request_columns(catalog.names))
 
 
 def history_dim(catalog: Catalog) -> int:
@@ -60,12 +46,7 @@ def history_dim(catalog: Catalog) -> int:
 
 
 def compact_dim(catalog: Catalog, cfg: EnvConfig) -> int:
-    return (
-        request_dim(catalog)
-        + cfg.n_actions * len(CANDIDATE_FEATURES)
-        + len(HISTORY_STATS)
-        + len(NETWORK_STATS)
-    )
+    return layout_for(catalog, cfg).size
 
 
 def _box(*shape: int) -> gym.spaces.Box:
@@ -173,6 +154,85 @@ def _util_stats(used_ES: np.ndarray, cap_ES: np.ndarray, out: np.ndarray) -> Non
         out[S + s] = mx
 
 
+@njit(cache=True, nogil=True)
+def _write_compact(
+    x,
+    req_static_R,
+    ri,
+    kind,
+    log_holding,
+    emergency_src,
+    src_cc,
+    dst_cc,
+    tod_sin,
+    tod_cos,
+    feats_AF,
+    cand_off,
+    hist_WH,
+    hist_n,
+    hist_off,
+    used_ES,
+    cap_ES,
+    failed_frac,
+    emergency_any,
+    net_off,
+    lim,
+    req_out,
+):  # pragma: no cover - compiled
+    """Write the compact vector's blocks at their layout offsets, then clip to ±``lim``.
+
+    ``ri`` holds the request block's positions of (log_holding, kind=first, emergency_at_src,
+    src/dst_is_control_center, time_of_day_sin, time_of_day_cos); ``feats_AF`` is copied to
+    ``cand_off`` unless it is empty (the kernel wrote the candidate table in place);
+    ``req_out``, unless empty, receives the request block before clipping. Sums run
+    in float32 in row order, as numpy's ``sum(axis=0)`` does, so values match it bit for bit.
+    """
+    R = req_static_R.shape[0]
+    for i in range(R):
+        x[i] = req_static_R[i]
+    x[ri[0]] = log_holding
+    x[ri[1] + kind] = 1.0
+    x[ri[2]] = 1.0 if emergency_src else 0.0
+    x[ri[3]] = 1.0 if src_cc else 0.0
+    x[ri[4]] = 1.0 if dst_cc else 0.0
+    x[ri[5]] = tod_sin
+    x[ri[6]] = tod_cos
+    for i in range(req_out.shape[0]):
+        req_out[i] = x[i]
+    F = feats_AF.shape[1]
+    for a in range(feats_AF.shape[0]):
+        for f in range(F):
+            x[cand_off + a * F + f] = feats_AF[a, f]
+    H = hist_WH.shape[1]
+    for j in range(H):
+        if hist_n == 0:
+            x[hist_off + j] = 0.0
+        else:
+            acc = np.float32(0.0)
+            for w in range(hist_WH.shape[0]):
+                acc += hist_WH[w, j]
+            x[hist_off + j] = acc / np.float32(hist_n)
+    E = used_ES.shape[0] - 1
+    S = used_ES.shape[1]
+    for s in range(S):
+        tot = 0.0
+        mx = 0.0
+        for e in range(E):
+            u = used_ES[e, s] / cap_ES[e, s]
+            tot += u
+            mx = max(mx, u)
+        x[net_off + s] = tot / E
+        x[net_off + S + s] = mx
+    x[net_off + 2 * S] = failed_frac
+    x[net_off + 2 * S + 1] = 1.0 if emergency_any else 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v < -lim:
+            x[i] = -lim
+        elif v > lim:
+            x[i] = lim
+
+
 class ObservationBuilder:
     """Builds observations from the live state; static per-network parts are prepared once."""
 
@@ -195,20 +255,96 @@ class ObservationBuilder:
         self._region = net.site_region
         self._req_static = self._request_static()
         self._net_stats = np.zeros(len(NETWORK_STATS), dtype=np.float32)
+        self.layout = layout_for(catalog, cfg)
+        lay = self.layout
+        self._ri = np.array(
+            [
+                lay.index("request", c)
+                for c in (
+                    "log_holding",
+                    f"kind={KINDS[0]}",
+                    "emergency_at_src",
+                    "src_is_control_center",
+                    "dst_is_control_center",
+                    "time_of_day_sin",
+                    "time_of_day_cos",
+                )
+            ],
+            dtype=np.int64,
+        )
+        self._off = tuple(lay.block(b).offset for b in ("candidates", "history_stats"))
+        self._net_off = lay.block("network_stats").offset
+        self._req_slice = lay.slice("request")
+        self._no_feats = np.empty((0, len(CANDIDATE_FEATURES)), dtype=np.float32)
+        self._no_req = np.empty(0, dtype=np.float32)
+        self._cc = frozenset(int(c) for c in net.control_centers)
 
     def _request_static(self) -> np.ndarray:
-        """Class-dependent part of the request features, shape (C, request_dim)."""
+        """Class-dependent part of the request features, shape (C, request_dim), by column."""
         cat = self.catalog
         C = cat.n_classes
-        out = np.zeros((C, request_dim(cat)), dtype=np.float32)
-        out[np.arange(C), np.arange(C)] = 1.0
-        out[:, C] = np.log10(cat.bandwidth_kbps_C / 1000.0) / 2.0
-        out[:, C + 1] = np.log10(cat.max_latency_ms_C) / 3.0
-        out[:, C + 2] = cat.priority_C / 7.0
-        out[:, C + 3] = cat.value_C / 10.0
-        out[np.arange(C), C + 4 + cat.zone_C] = 1.0
-        out[:, C + 8] = cat.protected_C
+        cols = request_columns(cat.names)
+        col = cols.index
+        out = np.zeros((C, len(cols)), dtype=np.float32)
+        out[np.arange(C), [col(f"class={n}") for n in cat.names]] = 1.0
+        out[:, col("log_size")] = np.log10(cat.bandwidth_kbps_C / 1000.0) / 2.0
+        out[:, col("log_bound")] = np.log10(cat.max_latency_ms_C) / 3.0
+        out[:, col("priority")] = cat.priority_C / 7.0
+        out[:, col("value")] = cat.value_C / 10.0
+        zone0 = col(f"zone={ZONES[0]}")
+        out[np.arange(C), zone0 + cat.zone_C] = 1.0
+        out[:, col("protected")] = cat.protected_C
         return out
+
+    def write_compact(
+        self,
+        x_D: np.ndarray,
+        req: Request,
+        feats_AF: np.ndarray | None,
+        emergency_R: np.ndarray,
+        history: History | None = None,
+        request_out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Write the compact vector of ``req`` into ``x_D`` (float32 (D,)) in place.
+
+        Args:
+            feats_AF: the candidate table to copy in, or None when it was written in place
+                (a view of ``x_D``'s candidate block).
+            history: the history the statistics come from (default: the builder's own).
+            request_out: also receives the request block before clipping (the ``request``
+                observation).
+
+        Returns:
+            ``x_D``.
+        """
+        st = self.state
+        h = history if history is not None else self.history
+        t = 2 * np.pi * ((req.time_s / 3600.0) % 24.0) / 24.0  # as numpy computes it
+        _write_compact(
+            x_D,
+            self._req_static[req.cls],
+            self._ri,
+            int(req.kind),
+            np.log10(max(req.holding_s, 1.0)) / 5.0,
+            emergency_R[self._region[req.src]] > 0,
+            req.src in self._cc,
+            req.dst in self._cc,
+            np.sin(t),
+            np.cos(t),
+            self._no_feats if feats_AF is None else feats_AF,
+            self._off[0],
+            h._stats,
+            h.n,
+            self._off[1],
+            st.used_ES1,
+            st.cap_ES1,
+            st.n_failed / st.net.n_links,
+            bool(emergency_R.any()),
+            self._net_off,
+            LIM,
+            self._no_req if request_out is None else request_out,
+        )
+        return x_D
 
     def request_feats(self, req: Request, emergency_R: np.ndarray) -> np.ndarray:
         """Request features (see :func:`request_dim`): class one-hot, log size, log bound,
@@ -257,11 +393,9 @@ class ObservationBuilder:
         return {"node_feats": node, "link_feats": link, "edge_index": self._edge_index.copy()}
 
     def build(self, req: Request, ev: Evaluation, emergency_R: np.ndarray) -> dict:
-        rf = self.request_feats(req, emergency_R)
-        compact = np.concatenate(
-            [rf, ev.feats_AF.ravel(), self.history.stats(), self.network_stats(emergency_R)]
-        )
-        np.clip(compact, -LIM, LIM, out=compact)
+        rf = np.empty(self._req_slice.stop, dtype=np.float32)
+        compact = np.empty(self.layout.size, dtype=np.float32)
+        self.write_compact(compact, req, ev.feats_AF, emergency_R, request_out=rf)
         obs = {
             "request": rf,
             "candidates": ev.feats_AF,

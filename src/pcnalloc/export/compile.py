@@ -38,6 +38,7 @@ from pcnalloc.edge.artifact import (
     INPUT_KEYS,
     MANIFEST,
     MODEL_FILES,
+    NETWORK_FILE,
     OUTPUT_NAME,
     SIGNATURE,
     SIGNER_PUB,
@@ -46,9 +47,11 @@ from pcnalloc.edge.artifact import (
     feature_config,
     feature_config_sha256,
     manifest_bytes,
+    network_bytes,
     publish_dir,
     sha256_bytes,
 )
+from pcnalloc.envs.observation import layout_for
 from pcnalloc.errors import PcnallocError
 from pcnalloc.fileio import write_atomic
 from pcnalloc.traffic.catalog import Catalog, load_catalog
@@ -221,6 +224,8 @@ def compile_student(
     int8_hook: Callable[[bytes], bytes] | None = None,
     overwrite: bool = False,
     source: dict[str, Any] | None = None,
+    network: Any = None,
+    layout_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> CompileResult:
     """Export, check, optionally quantise, sign and publish a student artifact.
 
@@ -241,6 +246,10 @@ def compile_student(
         int8_hook: transforms the quantised bytes before the gate (tests inject faults).
         overwrite: replace an existing artifact folder.
         source: provenance recorded in the manifest (checkpoint, library, sha256s).
+        network: a :class:`~pcnalloc.network.model.CommNetwork` to ship in the artifact
+            (``network.npz``, hashed and signed like the models), so the edge rebuilds it
+            without pandapower.
+        layout_hook: transforms the declared layout before signing (tests plant faults).
 
     Raises:
         CompileError: shape mismatch or parity above ``parity_tol``.
@@ -259,8 +268,12 @@ def compile_student(
     if rows.ndim != 2 or rows.shape[0] == 0:
         raise CompileError(f"sample rows must be a non-empty (N, D) array, got {rows.shape}")
     D = rows.shape[1]
+    layout: dict[str, Any] | None = None
     if name == "compact":
         blocks = compact_blocks(catalog, env_config)
+        layout = layout_for(catalog, env_config).to_dict()
+        if layout_hook is not None:
+            layout = layout_hook(layout)
         want = sum(b["size"] for b in blocks)
         if want != D:
             raise CompileError(
@@ -308,6 +321,7 @@ def compile_student(
             "dtype": "float32",
             "shape": ["batch", D],
             "blocks": blocks,
+            **({"layout": layout} if layout is not None else {}),
         },
         "output": {"name": OUTPUT_NAME, "dim": A, "dtype": "float32", "shape": ["batch", A]},
         "n_actions": A,
@@ -345,8 +359,19 @@ def compile_student(
         "source": source or {},
         "signature": {"algorithm": "Ed25519", "key_id": keys.key_id(pub)},
     }
-    raw = manifest_bytes(manifest)
     files = {MODEL_FILES[p]: b for p, b in models.items()}
+    if network is not None:
+        nb = network_bytes(network)
+        files[NETWORK_FILE] = nb
+        manifest["network"] = {
+            "file": NETWORK_FILE,
+            "sha256": sha256_bytes(nb),
+            "bytes": len(nb),
+            "name": network.name,
+            "sites": int(network.n_sites),
+            "links": int(network.n_links),
+        }
+    raw = manifest_bytes(manifest)
     files[MANIFEST] = raw
     files[SIGNATURE] = keys.sign(private_key, raw)
     files[SIGNER_PUB] = keys.public_pem(pub)
