@@ -180,19 +180,9 @@ class PowerCommEnv(gym.Env):
     ) -> None:
         src, dst = ends if ends is not None else self.traffic.endpoints(self.np_random, cls, near)
         h = holding if holding is not None else self.traffic.holding(self.np_random, cls)
-        self._pending.append(
-            Request(
-                id=self._n_requests,
-                time_s=t,
-                cls=cls,
-                src=src,
-                dst=dst,
-                holding_s=h,
-                kind=kind,
-                full_holding_s=full_holding,
-            )
-        )
-        self._n_requests += 1
+        n = self._n_requests
+        self._pending.append(Request(n, t, cls, src, dst, h, kind, full_holding))
+        self._n_requests = n + 1
 
     def _handle(self, t: float, kind: int, payload: Any) -> None:
         ev_cfg = self.cfg.traffic.events
@@ -247,7 +237,7 @@ class PowerCommEnv(gym.Env):
         st.set_failed(link, True)
         self.counters["fiber_cuts"] += 1
         self._push(t + self._exp(self.cfg.traffic.events.repair_minutes * 60.0), REPAIR, link)
-        for f in sorted(st.flows_on(link), key=lambda f: f.id):
+        for f in st.flows_on(link):  # in admission (id) order
             if f.backup_links.size:
                 prim_ok = not st.failed_E1[f.links].any()
                 back_ok = not st.failed_E1[f.backup_links].any()
@@ -286,8 +276,8 @@ class PowerCommEnv(gym.Env):
     def _advance(self) -> None:
         """Run events until a request is pending; set the current request and evaluation.
 
-        Base arrivals, the most frequent event, are handled here without going through
-        :meth:`_handle` (same draws, same order).
+        Base arrivals and departures, the most frequent events, are handled here without
+        going through :meth:`_handle` (same draws, same order).
         """
         pending, events, pop = self._pending, self._events, heapq.heappop
         while not pending:
@@ -298,6 +288,8 @@ class PowerCommEnv(gym.Env):
                 nt, nc = self.traffic.next_arrival(self.np_random, t)
                 self._seq += 1
                 heapq.heappush(events, (nt, self._seq, ARRIVAL, nc))
+            elif kind == DEPART:
+                self.state.release(payload)
             else:
                 self._handle(t, kind, payload)
         req = self._req = pending.popleft()
@@ -421,7 +413,7 @@ class PowerCommEnv(gym.Env):
         assert req is not None and ev is not None and cs is not None
         c = req.cls
         k = action // self.cfg.grant_levels
-        links, backup = cs.routes_K[k]
+        links, backup = cs.route(k)
         s = self._slice_C[c]
         prio = self._prio
         kbps = int(ev.kbps_A[action])

@@ -149,25 +149,28 @@ class NetworkState:
             True,
         ):
             raise RuntimeError("admit() called without capacity; state left unchanged")
+        fid = self._next_id
         flow = Flow(
-            id=self._next_id,
-            cls=cls,
-            slice=slice_,
-            priority=priority,
-            kbps=kbps,
-            links=links,
-            backup_links=backup_links,
-            end_s=end_s,
-            src=src,
-            dst=dst,
-            value=value,
-            counted=counted,
-            full_holding_s=full_holding_s,
+            fid,
+            cls,
+            slice_,
+            priority,
+            kbps,
+            links,
+            backup_links,
+            end_s,
+            src,
+            dst,
+            value,
+            counted,
+            full_holding_s,
         )
-        fid = flow.id
         self.flows[fid] = flow
         on_link, by_link_sp, sp = self.on_link, self.by_link_sp, (slice_, priority)
-        for e in links.tolist() + backup_links.tolist():
+        route = links.tolist()
+        if backup_links.size:
+            route += backup_links.tolist()
+        for e in route:
             on_link[e].add(fid)
             by_kb = by_link_sp[e].get(sp)
             if by_kb is None:
@@ -188,7 +191,10 @@ class NetworkState:
             return None
         sp, kbps = (flow.slice, flow.priority), flow.kbps
         on_link, by_link_sp = self.on_link, self.by_link_sp
-        for e in flow.links.tolist() + flow.backup_links.tolist():
+        route = flow.links.tolist()
+        if flow.backup_links.size:
+            route += flow.backup_links.tolist()
+        for e in route:
             on_link[e].discard(flow_id)
             by_kb = by_link_sp[e].get(sp)
             ids = None if by_kb is None else by_kb.get(kbps)

@@ -14,8 +14,8 @@ length E + 1 — no Python loop over links or actions at decision time.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
-from functools import cached_property
 from itertools import pairwise
 
 import networkx as nx
@@ -27,6 +27,8 @@ from pcnalloc.network.model import CommNetwork
 
 _MAX_SETS = 200_000
 """Bound on cached candidate sets (site pairs × failure states) before the cache is reset."""
+_MAX_GRAPHS = 512
+"""Bound on cached adjacency matrices (sets of removed links) before that cache is reset."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -70,19 +72,22 @@ class CandidateSet:
     backup_prop_ms_K: np.ndarray
     sentinel: int = -1
 
-    @cached_property
-    def routes_K(self) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-        """Per slot, (primary links, backup links) without padding (an empty backup for a
+    def route(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Slot ``k``'s (primary links, backup links) without padding (an empty backup for a
         slot without one): what an admission on the slot reserves.
 
-        Built once per candidate set; the set is cached and shown for many requests, so an
-        admission no longer masks the padded rows itself. The arrays are shared read-only.
+        Built on first use and kept on the set (sets are cached and shown for many requests,
+        so an admission no longer masks the padded rows itself); the arrays are read-only
+        and shared by the flows admitted on the slot.
         """
-        if self.sentinel < 0:
-            raise ValueError("CandidateSet.routes_K needs the sentinel link index")
-        E = self.sentinel
-        out = []
-        for k in range(self.links_KH.shape[0]):
+        cache = self.__dict__.get("_routes")
+        if cache is None:
+            cache = self.__dict__["_routes"] = {}
+        got = cache.get(k)
+        if got is None:
+            if self.sentinel < 0:
+                raise ValueError("CandidateSet.route needs the sentinel link index")
+            E = self.sentinel
             prim = self.links_KH[k][self.links_KH[k] < E]
             if self.has_backup_K[k]:
                 back = self.backup_links_KB[k][self.backup_links_KB[k] < E]
@@ -90,13 +95,30 @@ class CandidateSet:
                 back = prim[:0]
             prim.flags.writeable = False
             back.flags.writeable = False
-            out.append((prim, back))
-        return tuple(out)
+            got = cache[k] = (prim, back)
+        return got
+
+
+_LINK_OF: weakref.WeakKeyDictionary[CommNetwork, dict[tuple[int, int], int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _link_of(net: CommNetwork) -> dict[tuple[int, int], int]:
+    """(site, site) → index of the link the graph holds between them, both directions
+    (the ``graph.edges[a, b]["link"]`` lookup as one dict, built once per network)."""
+    got = _LINK_OF.get(net)
+    if got is None:
+        got = {}
+        for a, b, link in net.graph.edges(data="link"):
+            got[(a, b)] = got[(b, a)] = int(link)
+        _LINK_OF[net] = got
+    return got
 
 
 def _pack(paths: list[list[int]], net: CommNetwork) -> PathSet:
     E, N = net.n_links, net.n_sites
-    g = net.graph
+    link_of = _link_of(net)
     P = len(paths)
     H = max((len(p) - 1 for p in paths), default=1) or 1
     links = np.full((P, H), E, dtype=np.int64)
@@ -104,7 +126,7 @@ def _pack(paths: list[list[int]], net: CommNetwork) -> PathSet:
     hops = np.zeros(P, dtype=np.int64)
     for i, p in enumerate(paths):
         nodes[i, : len(p)] = p
-        links[i, : len(p) - 1] = [g.edges[a, b]["link"] for a, b in pairwise(p)]
+        links[i, : len(p) - 1] = [link_of[ab] for ab in pairwise(p)]
         hops[i] = len(p) - 1
     prop = (
         np.append(net.link_prop_ms, 0.0)[links].sum(axis=1) + hops * net.config.switching_delay_ms
@@ -179,7 +201,7 @@ def disjoint_pair(
 
 def g_link(net: CommNetwork, a: int, b: int) -> int:
     """Index of the link joining sites ``a`` and ``b``."""
-    return int(net.graph.edges[a, b]["link"])
+    return _link_of(net)[(a, b)]
 
 
 class PathCache:
@@ -201,10 +223,24 @@ class PathCache:
         per-decision lookup hashes one short key and one int."""
         self._n_sets = 0
         self._w = net.link_prop_ms + net.config.switching_delay_ms
+        self._graphs: dict[tuple[int, ...], csr_matrix] = {}
         self._full = self._graph_without(())
 
     def _graph_without(self, removed: tuple[int, ...] | np.ndarray) -> csr_matrix:
-        """Symmetric latency-weighted adjacency without the ``removed`` links."""
+        """Symmetric latency-weighted adjacency without the ``removed`` links.
+
+        Kept per set of removed links (a cut state asks for the same graph for every site
+        pair it reroutes, a 1+1 pair for each primary); callers only read it.
+        """
+        key = tuple(sorted({int(e) for e in removed}))
+        got = self._graphs.get(key)
+        if got is None:
+            if len(self._graphs) >= _MAX_GRAPHS:
+                self._graphs.clear()
+            got = self._graphs[key] = self._build_graph(key)
+        return got
+
+    def _build_graph(self, removed: tuple[int, ...]) -> csr_matrix:
         keep = np.ones(self.net.n_links, dtype=bool)
         keep[list(removed)] = False
         a, b = self.net.link_ends[keep, 0], self.net.link_ends[keep, 1]
