@@ -54,6 +54,8 @@ from pcnalloc.edge.agent import EdgeAgent
 from pcnalloc.edge.artifact import load_artifact
 from pcnalloc.edge.live import OUTCOMES as OUTCOMES
 from pcnalloc.edge.live import LiveRegion, ServiceClock, ServiceError
+from pcnalloc.edge.service_docs import DOCS_OPEN_PATHS, add_offline_docs
+from pcnalloc.edge.service_metrics import add_prometheus_metrics
 from pcnalloc.edge.service_models import (
     ID_PATTERN,
     AllocationResponse,
@@ -74,7 +76,10 @@ TOKEN_ENV = "PCNALLOC_SERVE_TOKEN"
 """Environment variable read for the bearer token when no token file is given."""
 MIN_TOKEN_CHARS = 16
 MAX_BODY_BYTES = 64 * 1024
-OPEN_PATHS = frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN_PATHS = (
+    frozenset({"/v1/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+    | DOCS_OPEN_PATHS  # the offline docs pages' own JS/CSS
+)
 """Paths served without the token; every other path (a future route too) needs it."""
 
 
@@ -379,6 +384,8 @@ def create_app(
             "active_flows": len(live.flow_of),
         }
 
+    add_offline_docs(app)  # /docs and /redoc without a CDN
+    add_prometheus_metrics(app, live)  # after BearerAuth: the token still applies
     return app
 
 
