@@ -40,12 +40,14 @@ column          Arrow type                              meaning
 
 File metadata (key ``pcnalloc``, JSON): ``schema_version``, ``spec`` (the :class:`LibrarySpec`
 below), ``env_config`` (base EnvConfig dump), ``teacher_sha256``, ``seeds``, ``cases``,
-``loads`` and free-form ``extra``.
+``loads`` and free-form ``extra``. Key ``compact_features`` (JSON list): the name of each
+position of ``compact`` (:func:`compact_feature_names`), for users reading with plain pyarrow.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -53,6 +55,7 @@ import pyarrow as pa
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.envs.features import HARD_RULES, SOFT_COSTS
+from pcnalloc.envs.layout import compact_layout
 from pcnalloc.envs.observation import compact_dim
 from pcnalloc.errors import PcnallocError
 from pcnalloc.traffic.catalog import load_catalog
@@ -63,6 +66,9 @@ READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 """Versions the reader accepts; a v1 file (no ``source`` column) reads its source from the
 metadata's ``teacher`` entry (``dqn`` when absent)."""
 METADATA_KEY = b"pcnalloc"
+FEATURES_KEY = b"compact_features"
+"""Schema metadata key whose value is the JSON list of the ``compact`` column's feature names
+(one per position), readable with plain pyarrow: ``pq.read_schema(part).metadata``."""
 STATE_DIM = 128
 """Teacher joint-state width S."""
 
@@ -210,8 +216,13 @@ def encode_metadata(
     cases: list[str],
     loads: list[float],
     extra: dict[str, Any] | None = None,
+    feature_names: Sequence[str] | None = None,
 ) -> dict[bytes, bytes]:
-    """Parquet key/value metadata for a library file."""
+    """Parquet key/value metadata for a library file.
+
+    ``feature_names`` names the ``compact`` positions (default: :func:`compact_feature_names`);
+    they are stored under :data:`FEATURES_KEY` when their count is the compact width.
+    """
     env = env_config.model_dump() if isinstance(env_config, EnvConfig) else env_config
     meta = {
         "schema_version": SCHEMA_VERSION,
@@ -223,7 +234,27 @@ def encode_metadata(
         "loads": [float(x) for x in loads],
         "extra": extra or {},
     }
-    return {METADATA_KEY: json.dumps(meta, sort_keys=True).encode()}
+    out = {METADATA_KEY: json.dumps(meta, sort_keys=True).encode()}
+    names = list(feature_names) if feature_names is not None else compact_feature_names(spec)
+    if names is not None and len(names) == spec.compact_dim:
+        out[FEATURES_KEY] = json.dumps(names).encode()
+    return out
+
+
+def compact_feature_names(spec: LibrarySpec) -> list[str] | None:
+    """Name of every position of the ``compact`` column, from the declared feature layout:
+    ``BLOCK.COLUMN`` (``request.…``, ``history_stats.…``, ``network_stats.…``) and
+    ``candidates[a].COLUMN`` for action ``a``'s row of the candidate table; None when the
+    spec's compact width is not that layout's (rows of another env, such as the access one)."""
+    layout = compact_layout(spec.catalog, spec.n_actions)
+    if layout.size != spec.compact_dim:
+        return None
+    return [
+        f"{b.name}[{r}].{c}" if b.rows > 1 else f"{b.name}.{c}"
+        for b in layout.blocks
+        for r in range(b.rows)
+        for c in b.columns
+    ]
 
 
 def decode_metadata(raw: dict[bytes, bytes] | None, where: str) -> dict[str, Any]:
