@@ -34,6 +34,7 @@ LAYERS: dict[str, int] = {
     "teacher": 7,
     "library": 8,
     "distill": 9,
+    "twolayer": 10,
     "edge": 10,
     "distributed": 10,
     "export": 11,
