@@ -30,6 +30,7 @@ def test_config_file_is_not_overwritten_by_flag_defaults(tmp_path: Path, tiny_gr
                 "storm",
                 "--json",
                 str(out),
+                "--overwrite",
             ]
         )
         == 0

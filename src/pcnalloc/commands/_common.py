@@ -12,9 +12,19 @@ __all__ = ["console", "progress_bar", "write_atomic", "write_json"]
 console = Console(stderr=False)
 
 
+class _Progress(Progress):
+    """A progress bar that erases itself when the command fails, so the error is the one
+    line left on stderr."""
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[no-untyped-def]
+        if exc_type is not None:
+            self.live.transient = True
+        super().__exit__(exc_type, exc, tb)
+
+
 def progress_bar() -> Progress:
     """A rich progress bar (drawn on stderr so JSON on stdout stays clean)."""
-    return Progress(
+    return _Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),

@@ -34,7 +34,9 @@ def compile_cmd(
     """Export STUDENT to ONNX, check parity on library rows, sign and publish OUT."""
     from pcnalloc.edge.artifact import sha256_bytes
     from pcnalloc.export.compile import compile_student, library_rows, load_student_module
+    from pcnalloc.fileio import check_output
 
+    check_output(out, kind="dir", overwrite=overwrite)  # before any work (publish is atomic)
     with progress_bar() as bar:
         task = bar.add_task("compile", total=3)
         module = load_student_module(student)

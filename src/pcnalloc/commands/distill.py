@@ -35,6 +35,27 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+def check_teacher_matches(library: Path, sha256: str, where: Path) -> None:
+    """Refuse a ``--teacher`` checkpoint that is not one the library was built from.
+
+    Raises:
+        ConfigError: naming both hashes.
+    """
+    from pcnalloc.errors import ConfigError
+    from pcnalloc.library import LibraryReader
+
+    meta = LibraryReader(library).metadata
+    known = {str(meta.get("teacher_sha256") or "")}
+    known |= {str(t.get("sha256") or "") for t in meta.get("extra", {}).get("teachers", [])}
+    known.discard("")
+    if known and sha256 not in known:
+        lib = ", ".join(f"{k[:16]}…" for k in sorted(known))
+        raise ConfigError(
+            f"--teacher {str(where)!r} (sha256 {sha256[:16]}…) is not the teacher of library "
+            f"{str(library)!r} ({lib}); give the checkpoint the library was built from"
+        )
+
+
 class _BarReporter:
     def __init__(self, bar: Any) -> None:
         self.bar = bar
@@ -96,12 +117,20 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="also write the history rows as TensorBoard scalars here"),
         ] = None,
+        overwrite: Annotated[
+            bool, typer.Option(help="replace an existing --out / --json (once the new is whole)")
+        ] = False,
     ) -> None:
         """Distil LIBRARY into a STUDENT; report held-out and closed-loop fidelity."""
         from pcnalloc.commands._common import write_json
         from pcnalloc.distill import distill_config
         from pcnalloc.distill.fidelity import ablation_table, fidelity_table
         from pcnalloc.distill.run import run_distillation
+        from pcnalloc.fileio import check_output, staged_dir
+
+        check_output(out, kind="dir", overwrite=overwrite)
+        if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
 
         overrides: dict[str, Any] = {}
         if epochs is not None:
@@ -119,13 +148,14 @@ def register(app: typer.Typer) -> None:
             from pcnalloc.teacher import TeacherPolicy
 
             teacher_policy = TeacherPolicy.load(teacher)
+            check_teacher_matches(library, teacher_policy.sha256, teacher)
         seeds = parse_seeds(eval_seeds) if teacher_policy is not None else []
-        with progress_bar() as bar:
+        with staged_dir(out, overwrite=overwrite) as work, progress_bar() as bar:
             report = run_distillation(
                 library,
                 kind=student,
                 cfg=cfg,
-                out_dir=out,
+                out_dir=work,
                 teacher=teacher_policy,
                 eval_seeds=seeds,
                 requests=requests,

@@ -59,6 +59,9 @@ def register(app: typer.Typer) -> None:
         bound_time_limit: Annotated[
             float, typer.Option(min=0.1, help="HiGHS time limit per window (s)")
         ] = 20.0,
+        overwrite: Annotated[
+            bool, typer.Option(help="replace an existing --out folder (once the new is whole)")
+        ] = False,
     ) -> None:
         """Evaluate POLICIES on CASES × LOADS × SEEDS and write sweep.json, report.md, PNGs."""
         from pcnalloc.config import read_yaml
@@ -72,6 +75,7 @@ def register(app: typer.Typer) -> None:
             table_rows,
         )
         from pcnalloc.evaluate.sweep import bound_sweep, parse_seeds, sweep, validate_grid
+        from pcnalloc.fileio import check_output, staged_dir
 
         # Validate everything before any long work starts.
         pols, case_list, load_list = _split(policies), _split(cases), _loads(loads)
@@ -81,9 +85,8 @@ def register(app: typer.Typer) -> None:
             overrides.setdefault("traffic", {})["scenario"] = scenario
         if len(set(pols)) != len(pols):
             raise ConfigError(f"--policies {policies!r} names a policy twice")
+        check_output(out, kind="dir", overwrite=overwrite)
         validate_grid(pols, case_list, load_list, seed_list, requests, overrides)
-        if out.exists() and not out.is_dir():
-            raise ConfigError(f"--out {str(out)!r} exists and is not a folder")
 
         n_runs = len(pols) * len(case_list) * len(load_list) * len(seed_list)
         bound: dict[str, Any] | None = None
@@ -111,9 +114,9 @@ def register(app: typer.Typer) -> None:
             for case in case_list:
                 title = f"{case}: gap to the offline bound ({bound_requests} requests)"
                 console.print(_rich_table(title, header[1:], [r[1:] for r in rows if r[0] == case]))
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "sweep.json", result | ({"offline_bound": bound} if bound else {}))
-        for name, (metric, label) in PLOTS.items():
-            write_atomic(out / name, plot_vs_load(result, metric, label))
-        write_atomic(out / "report.md", markdown_report(result, bound, list(PLOTS)))
+        with staged_dir(out, overwrite=overwrite, check=False) as work:
+            write_json(work / "sweep.json", result | ({"offline_bound": bound} if bound else {}))
+            for name, (metric, label) in PLOTS.items():
+                write_atomic(work / name, plot_vs_load(result, metric, label))
+            write_atomic(work / "report.md", markdown_report(result, bound, list(PLOTS)))
         console.print(f"wrote {out / 'sweep.json'}, {out / 'report.md'} and {len(PLOTS)} plots")

@@ -67,11 +67,16 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="EnvConfig YAML of classical teachers (default: packaged)"),
         ] = None,
+        overwrite: Annotated[
+            bool, typer.Option(help="replace an existing library folder (once the new is whole)")
+        ] = False,
     ) -> None:
         """Roll the teacher out (greedy + ε exploration) and write rows to Parquet."""
         from pcnalloc.core.executors import make_executor
+        from pcnalloc.fileio import check_output, staged_dir
         from pcnalloc.library.build import build_library
 
+        check_output(out, kind="dir", overwrite=overwrite)
         case_list = [c.strip() for c in cases.split(",") if c.strip()]
         teachers = _teachers(teacher)
         base = None
@@ -90,11 +95,15 @@ def register(app: typer.Typer) -> None:
             load_scenario(scenario)
         load_list = _floats(loads, "--loads")
         total = episodes * len(case_list) * len(load_list) * (requests or 1000) * len(teachers)
-        with make_executor(executor, workers) as ex, progress_bar() as bar:
+        with (
+            staged_dir(out, overwrite=overwrite) as tmp,
+            make_executor(executor, workers) as ex,
+            progress_bar() as bar,
+        ):
             task = bar.add_task("library rows", total=total)
             res = build_library(
                 teachers if len(teachers) > 1 else teachers[0],
-                out,
+                tmp,
                 cases=case_list,
                 loads=load_list,
                 episodes=episodes,
@@ -108,7 +117,7 @@ def register(app: typer.Typer) -> None:
                 env=base,
             )
             bar.update(task, total=res.rows, completed=res.rows)
-        table = Table(title=f"library {res.path}")
+        table = Table(title=f"library {out / res.path.name}")
         for col in ("case@load", "rows", "greedy share", "mean reward"):
             table.add_column(col, justify="left" if col == "case@load" else "right")
         for key, s in res.per_case_load.items():

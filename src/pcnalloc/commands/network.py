@@ -23,10 +23,17 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[
             Path | None, typer.Option("--json", help="write the summary JSON")
         ] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --png / --json")] = False,
     ) -> None:
         """Build the network of CASE and print its summary."""
         from pcnalloc.config import NetworkConfig
+        from pcnalloc.fileio import check_output, staged_file
         from pcnalloc.network import build_network
+
+        if png is not None:
+            check_output(png, kind="file", overwrite=overwrite, flag="--png")
+        if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
 
         net = build_network(case, NetworkConfig(case=case))
         summary = net.summary()
@@ -41,9 +48,11 @@ def register(app: typer.Typer) -> None:
         if png is not None:
             from pcnalloc.network.plot import plot_network
 
-            plot_network(net, png)
+            with staged_file(png, overwrite=overwrite, flag="--png") as tmp:
+                plot_network(net, tmp)
             console.print(f"map written to {png}")
         if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
             write_json(json_out, summary)
 
     @net_app.command("cases")

@@ -11,6 +11,52 @@ from rich.table import Table
 from pcnalloc.commands._common import console, progress_bar
 
 
+def check_run_folder(out: Path, *, overwrite: bool) -> None:
+    """Refuse an --out that is a file, or a non-empty folder that is not a run folder.
+
+    A run folder (one with a stage record) is this command's cache: its stages are reused.
+    Any other non-empty folder is refused unless ``overwrite``, since stages replace their
+    sub-folders.
+
+    Raises:
+        OutputPathError: naming the path.
+    """
+    from pcnalloc.errors import OutputPathError
+    from pcnalloc.fileio import check_output
+    from pcnalloc.pipeline.stages import RECORD
+
+    check_output(out, kind="dir", overwrite=True)
+    if out.is_dir() and not overwrite and any(out.iterdir()) and not any(out.glob(f"*/{RECORD}")):
+        raise OutputPathError(
+            f"--out {str(out)!r} is a folder with other files (no stage records of a run); "
+            "pass --overwrite to run in it anyway"
+        )
+
+
+def _unfinished(out: Path) -> set[str]:
+    """Names under ``out`` that are not finished stage folders (no stage record)."""
+    from pcnalloc.pipeline.stages import RECORD
+
+    return {d.name for d in out.iterdir() if not (d / RECORD).is_file()}
+
+
+def _remove_failed(out: Path, before: set[str] | None) -> None:
+    """After a failed run: remove the stage folders this run started and did not finish (no
+    stage record; what was there unfinished before is left alone) and ``out`` itself when
+    this run created it and no stage finished."""
+    import shutil
+
+    from pcnalloc.pipeline.stages import RECORD
+
+    if not out.is_dir():
+        return
+    for name in _unfinished(out) - (before or set()):
+        if (out / name).is_dir():
+            shutil.rmtree(out / name, ignore_errors=True)
+    if before is None and not any(out.glob(f"*/{RECORD}")):
+        shutil.rmtree(out, ignore_errors=True)
+
+
 class _Bar:
     """Pipeline progress on a rich progress bar: one task per stage step."""
 
@@ -37,13 +83,25 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/run"),
         force: Annotated[bool, typer.Option(help="rerun stages even if up to date")] = False,
+        overwrite: Annotated[
+            bool, typer.Option(help="run in an existing folder that is not a run folder")
+        ] = False,
     ) -> None:
-        """Network → teacher → library → distil → compile → evaluate → report."""
+        """Network → teacher → library → distil → compile → evaluate → report.
+
+        A rerun in the same --out reuses every stage that is up to date. A failed run
+        removes the stage folders it left unfinished (and --out when it created it)."""
         from pcnalloc.pipeline import load_run_config, run_pipeline
 
+        check_run_folder(out, overwrite=overwrite)
         cfg = load_run_config(config)
-        with progress_bar() as bar:
-            summary = run_pipeline(cfg, out, force=force, progress=_Bar(bar))
+        before = _unfinished(out) if out.is_dir() else None
+        try:
+            with progress_bar() as bar:
+                summary = run_pipeline(cfg, out, force=force, progress=_Bar(bar))
+        except BaseException:
+            _remove_failed(out, before)
+            raise
         table = Table(title=f"pcnalloc run — {out}")
         for col in (
             "case",

@@ -90,11 +90,20 @@ def register(app: typer.Typer) -> None:
         key: Annotated[
             Path | None, typer.Option(help="Ed25519 private key that signs audit checkpoints")
         ] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --json file")] = False,
     ) -> None:
         """Play POLICY on CASE at LOAD for REQUESTS decisions and report the metrics."""
+        import contextlib
+
         from pcnalloc.baselines import make_policy
         from pcnalloc.config import EnvConfig, build, read_yaml
         from pcnalloc.evaluate import run_policy
+        from pcnalloc.fileio import check_output, created_on_failure_removed
+
+        if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
+        if audit is not None and audit.is_dir():
+            check_output(audit, kind="file", overwrite=True, flag="--audit")  # one line
 
         raw: dict[str, Any] = read_yaml(config) if config else {}
         if case is not None:  # a flag overrides the file only when it is given
@@ -103,10 +112,6 @@ def register(app: typer.Typer) -> None:
             raw.setdefault("traffic", {})["load"] = load
         if scenario is not None:
             raw.setdefault("traffic", {})["scenario"] = scenario
-        if json_out is not None and json_out.is_dir():
-            from pcnalloc.errors import ConfigError
-
-            raise ConfigError(f"--json {str(json_out)!r} is a folder; give a file path")
         if rules is not None:
             from pcnalloc.rules.schema import RuleSet
 
@@ -114,33 +119,34 @@ def register(app: typer.Typer) -> None:
             raw["rules"] = str(rules)
         cfg = build(EnvConfig, raw, "environment config")
         pol = make_policy(policy)
-        log = None
-        if guard or audit is not None:
-            from pcnalloc.rules.guard import GuardedPolicy
-
-            if audit is not None:
-                from pcnalloc.edge.audit import AuditLog
-
-                log = AuditLog(
-                    audit,
-                    private_key=key,
-                    checkpoint_every=1000,
-                    sync_every=100,
-                    meta={"case": cfg.network.case, "policy": policy, "seed": seed},
-                )
-            pol = GuardedPolicy(pol, audit=log)
         from pcnalloc.network import cached_network
 
         cached_network(cfg.network.case, cfg.network)  # fail fast on a bad case, before the bar
-        try:
+        with contextlib.ExitStack() as stack:
+            log = None
+            if guard or audit is not None:
+                from pcnalloc.rules.guard import GuardedPolicy
+
+                if audit is not None:
+                    from pcnalloc.edge.audit import AuditLog
+
+                    # a new log that this run fails to fill is removed (no header-only file)
+                    stack.enter_context(created_on_failure_removed(audit))
+                    log = AuditLog(
+                        audit,
+                        private_key=key,
+                        checkpoint_every=1000,
+                        sync_every=100,
+                        meta={"case": cfg.network.case, "policy": policy, "seed": seed},
+                    )
+                    stack.callback(log.close)  # signs the tail: verify needs a closing head
+                pol = GuardedPolicy(pol, audit=log)
             with progress_bar() as bar:
                 task = bar.add_task(f"{policy} on {cfg.network.case}", total=requests)
                 result = run_policy(
                     pol, cfg, seed=seed, requests=requests, progress=lambda n: bar.advance(task, n)
                 )
-        finally:
-            if log is not None:
-                log.close()  # signs the tail: verify requires a closing tree head
         console.print(summary_table(result))
         if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
             write_json(json_out, result)

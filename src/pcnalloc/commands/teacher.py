@@ -43,10 +43,27 @@ def register(app: typer.Typer) -> None:
         tensorboard: Annotated[
             Path | None, typer.Option(help="also write the log rows as TensorBoard scalars here")
         ] = None,
+        overwrite: Annotated[
+            bool, typer.Option(help="replace an existing --out (once the new run finishes)")
+        ] = False,
     ) -> None:
-        """Train a teacher; evaluate it against the baseline on held-out seeds as it learns."""
-        from pcnalloc.errors import require
+        """Train a teacher; evaluate it against the baseline on held-out seeds as it learns.
+
+        A new run trains in a temp folder renamed to --out when it finishes (a failed or
+        interrupted run leaves nothing); --resume continues in place in an existing --out.
+        """
+        import contextlib
+
+        from pcnalloc.errors import OutputPathError, require
+        from pcnalloc.fileio import check_output, staged_dir
         from pcnalloc.teacher import teacher_config, train_teacher
+
+        if resume:
+            if not out.is_dir():
+                check_output(out, kind="dir", overwrite=True)  # a file: the one-line refusal
+                raise OutputPathError(f"--out {str(out)!r} does not exist; nothing to --resume")
+        else:
+            check_output(out, kind="dir", overwrite=overwrite)
 
         overrides: dict = {}
         if tensorboard is not None:
@@ -63,7 +80,8 @@ def register(app: typer.Typer) -> None:
         if seed is not None:
             overrides["seed"] = seed
         cfg = teacher_config(config, **overrides)
-        with progress_bar() as bar:
+        where = contextlib.nullcontext(out) if resume else staged_dir(out, overwrite=overwrite)
+        with where as work, progress_bar() as bar:
             task = bar.add_task(f"teacher {cfg.env.network.case}", total=cfg.steps)
 
             def on_progress(step: int, scalars: dict) -> None:
@@ -73,8 +91,9 @@ def register(app: typer.Typer) -> None:
                     description=f"teacher ε={scalars['epsilon']:.2f} loss={scalars['loss']:.4f}",
                 )
 
-            result = train_teacher(cfg, out, resume=resume, on_progress=on_progress)
+            result = train_teacher(cfg, work, resume=resume, on_progress=on_progress)
             bar.update(task, completed=result.step)
+        checkpoint = out / Path(result.checkpoint).relative_to(work)
         table = Table(title=f"teacher training — {cfg.env.network.case}, loads {list(cfg.loads)}")
         table.add_column("quantity")
         table.add_column("value", justify="right")
@@ -84,7 +103,7 @@ def register(app: typer.Typer) -> None:
         table.add_row("wall time (s)", f"{result.wall_s:.1f}")
         for k, v in result.last_eval.items():
             table.add_row(k.replace("_", " "), f"{v:.4f}")
-        table.add_row("checkpoint", str(result.checkpoint))
+        table.add_row("checkpoint", str(checkpoint))
         table.add_row("log", str(Path(out) / "train_log.csv"))
         console.print(table)
 
@@ -102,10 +121,15 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 1000,
         workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
         out: Annotated[Path | None, typer.Option(help="write the sweep JSON here")] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Greedy teacher vs tuned heuristics on held-out seeds, mean ± 95 % CI over seeds."""
         import os
 
+        from pcnalloc.fileio import check_output
+
+        if out is not None:
+            check_output(out, kind="file", overwrite=overwrite)
         from pcnalloc.commands._common import write_json
         from pcnalloc.core.executors import make_executor
         from pcnalloc.evaluate.sweep import parse_seeds, sweep
@@ -137,6 +161,7 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
             )
         result["teacher_checkpoint"] = str(ck)
         if out is not None:
+            check_output(out, kind="file", overwrite=overwrite)  # none appeared meanwhile
             write_json(out, result)
         table = Table(title=f"teacher {ck.name} vs heuristics ({len(seed_list)} seeds, 95 % CI)")
         for col in ("case", "load", "policy", "value ratio", "blocking prio ≤ 1"):

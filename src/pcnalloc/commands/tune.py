@@ -33,16 +33,11 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Tune POLICIES on CASE at LOAD over training SEEDS; write the winners as specs."""
         from pcnalloc.config import env_config
-        from pcnalloc.errors import ConfigError
         from pcnalloc.evaluate.sweep import parse_seeds
         from pcnalloc.evaluate.tune import grid_size, tune
+        from pcnalloc.fileio import check_output
 
-        if out.is_dir() or (out.exists() and not overwrite):
-            raise ConfigError(
-                f"--out {str(out)!r} already exists; pass --overwrite to replace it"
-                if out.is_file()
-                else f"--out {str(out)!r} is a folder; give a file path"
-            )
+        check_output(out, kind="file", overwrite=overwrite)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         seed_list = parse_seeds(seeds)
         cfg = env_config(network={"case": case}, traffic={"load": load, "scenario": scenario})
@@ -70,5 +65,6 @@ def register(app: typer.Typer) -> None:
             "requests": requests,
             **res.to_json(),
         }
+        check_output(out, kind="file", overwrite=overwrite)  # none appeared meanwhile
         write_json(out, payload)
         console.print(f"wrote {out}")
