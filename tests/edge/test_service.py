@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 from fastapi.testclient import TestClient
+from service_helpers import AUTH, TOKEN, Clock, compile_random_student
 
 from pcnalloc.cli import main
 from pcnalloc.config import EnvConfig
@@ -27,10 +27,7 @@ from pcnalloc.edge.service import (
     read_token,
 )
 from pcnalloc.envs import PowerCommEnv
-from pcnalloc.export.compile import compile_student
 
-TOKEN = "test-token-0123456789abcdef"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STEPS = 250
 
 
@@ -63,35 +60,8 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def artifact(
     tmp_path_factory: pytest.TempPathFactory, cfg: EnvConfig, signer: tuple[Path, Path]
 ) -> Path:
-    """A random 2-layer MLP student compiled and signed (as tests/edge/test_agent.py does)."""
-    env = PowerCommEnv(cfg, observation="compact")
-    obs, _ = env.reset(seed=99)
-    rows = []
-    for _ in range(100):
-        rows.append(obs["compact"])
-        obs, *_ = env.step(int(np.flatnonzero(obs["action_mask"])[0]))
-    D = rows[0].shape[0]
-    g = torch.Generator().manual_seed(7)
-    m = torch.nn.Sequential(
-        torch.nn.Linear(D, 48), torch.nn.ReLU(), torch.nn.Linear(48, cfg.n_actions)
-    )
-    with torch.no_grad():
-        for p in m.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * 0.3)
-    m.input_key = "compact"
-    out = tmp_path_factory.mktemp("edge") / "artifact"
-    compile_student(m.eval(), np.stack(rows), env_config=cfg, private_key=signer[0], out_dir=out)
-    return out
-
-
-class Clock:
-    """A settable service clock (s)."""
-
-    def __init__(self, t: float = 8 * 3600.0) -> None:
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
+    """A random 2-layer MLP student compiled and signed."""
+    return compile_random_student(tmp_path_factory.mktemp("edge") / "artifact", cfg, signer[0])
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from pcnalloc.edge import keys, merkle
 from pcnalloc.errors import PcnallocError
@@ -171,8 +171,8 @@ class AuditLog:
                 if not repair:
                     raise AuditError(
                         f"audit log {str(self.path)!r} ends in a torn record ({len(torn)} bytes "
-                        f"after record {self._seq}); run `pcnalloc audit verify` and reopen "
-                        "with repair=True to cut it (the cut is recorded in the log)"
+                        f"after record {self._seq}); `pcnalloc audit repair {self.path}` keeps "
+                        "the verified prefix (or reopen with repair=True)"
                     )
                 os.ftruncate(self._fd, self.path.stat().st_size - len(torn))
                 self.append(
@@ -244,6 +244,11 @@ class AuditLog:
         if self._unsigned == 0:
             self._first_unsigned_ts = ts
         self._unsigned += 1
+
+    @property
+    def public_key(self) -> Ed25519PublicKey | None:
+        """The public half of the signing key (None for an integrity-only log)."""
+        return self._key.public_key() if self._key is not None else None
 
     @property
     def seq(self) -> int:

@@ -5,10 +5,14 @@ whole network (its local view) and decides the requests that originate in its re
 accepted request reserves its capacity at once, as ``PowerCommEnv.step`` does (same candidate
 routes, pre-emption plan and history). A flow holds its capacity for ``holding_s`` seconds of
 the :class:`ServiceClock`; expired flows are released before the next request is decided, and
-before a release or a metrics read. The HTTP layer is :mod:`pcnalloc.edge.service`.
+before a release or a metrics read. Every change is written to the audit log as it happens
+(records in :mod:`pcnalloc.edge.flowbook`), so a service killed at any instant restarts
+from its log with the same flows, pools and ids. The HTTP layer is
+:mod:`pcnalloc.edge.service`.
 """
 
-import heapq
+import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -20,25 +24,43 @@ from starlette.exceptions import HTTPException
 
 from pcnalloc.config import SLICES
 from pcnalloc.edge.agent import EdgeAgent, LocalState
+from pcnalloc.edge.flowbook import FlowBook, read_records
 from pcnalloc.envs.observation import History
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import PcnallocError
 from pcnalloc.network.model import CommNetwork
 from pcnalloc.traffic.generator import Request
 
+log = logging.getLogger(__name__)
+
 OUTCOMES = ("accepted", "rejected", "blocked", "refused")
+RESUMED_TYPES = frozenset({"decision", "outcome", "expiry", "release", "restart"})
 
 
 class ServiceError(PcnallocError):
-    """A service that cannot start: bad token, region, or configuration."""
+    """A service that cannot start: bad token, region, configuration or audit log."""
+
+
+def utc_midnight(now_unix: float | None = None) -> float:
+    """Unix time (s) of the UTC midnight that starts the day of ``now_unix`` (default now)."""
+    now = datetime.fromtimestamp(time.time() if now_unix is None else now_unix, timezone.utc)
+    return now.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
 class ServiceClock:
-    """Service time (s): seconds since UTC midnight of the start day, advanced monotonically."""
+    """Service time (s): seconds since ``epoch_unix``, advanced monotonically.
 
-    def __init__(self) -> None:
-        now = datetime.now(timezone.utc)
-        self._t0 = (now - now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds()
+    Args:
+        epoch_unix: unix time of service time 0 (default: UTC midnight of today). A service
+            resuming its log keeps the epoch the log's header names, so flow end times stay
+            meaningful across restarts (and days).
+        at_least_s: start no earlier than this service time (the last time in the log), so
+            service time never runs backwards across a restart even if the wall clock does.
+    """
+
+    def __init__(self, epoch_unix: float | None = None, at_least_s: float = 0.0) -> None:
+        self.epoch_unix = utc_midnight() if epoch_unix is None else float(epoch_unix)
+        self._t0 = max(time.time() - self.epoch_unix, at_least_s)
         self._m0 = time.monotonic()
 
     def __call__(self) -> float:
@@ -48,12 +70,26 @@ class ServiceClock:
 class LiveRegion:
     """The live network state of one region's service and what executes its decisions.
 
+    Every public method holds :attr:`lock` (a re-entrant lock) for its whole duration, so a
+    decision (features → model → rules → reservation → audit records) is atomic with respect
+    to every other request, release, expiry, tick and read, whichever thread calls it.
+
+    With an audit log on the agent, the log is the state: on construction the log is read
+    (and, when keyed, verified with the log's own public key), replayed onto a fresh
+    :class:`~pcnalloc.edge.flowbook.FlowBook` (flows still alive resume, ids continue) and a
+    ``restart`` record is written. Each change then appends its record before the call
+    returns (``outcome``, ``expiry``, ``release``).
+
     Args:
         agent: the region's edge agent (with its rule engine and audit log).
         network: the communication network.
         region: region index whose requests are decided; None = every region.
-        clock: service time in seconds (default :class:`ServiceClock`).
+        clock: service time in seconds (default :class:`ServiceClock`, on the log's epoch).
         latency_window: decisions kept for latency percentiles.
+        resume: replay the agent's audit log (if it has records beyond its header).
+
+    Raises:
+        ServiceError: a region the network lacks, or a log that does not verify or replay.
     """
 
     def __init__(
@@ -64,6 +100,7 @@ class LiveRegion:
         *,
         clock: Callable[[], float] | None = None,
         latency_window: int = 8192,
+        resume: bool = True,
     ) -> None:
         if region is not None and not 0 <= region < network.n_regions:
             raise ServiceError(
@@ -72,9 +109,8 @@ class LiveRegion:
             )
         self.agent, self.net, self.region = agent, network, region
         self.cfg, self.catalog = agent.cfg, agent.catalog
-        self.clock = clock or ServiceClock()
-        self.state = NetworkState(network)
-        self.history = History(agent.cfg.history, agent.catalog)
+        self.lock = threading.RLock()
+        self.book = FlowBook(network, agent.catalog, agent.cfg.history)
         self.emergency_R = np.zeros(network.n_regions, dtype=np.int64)
         from pcnalloc.network.paths import shared_path_cache
 
@@ -87,23 +123,103 @@ class LiveRegion:
             if region is None or int(network.site_region[i]) == region
         ]
         self.site_index = {n: i for i, n in enumerate(network.site_names)}
-        self.flow_of: dict[str, int] = {}  # public flow id → state flow id
-        self.public_of: dict[int, str] = {}
-        self._expiry: list[tuple[float, int]] = []
-        self.counts: Counter[str] = Counter()
         self.latency_us = np.zeros(latency_window)
-        self.n_requests = 0
+        self._n_timed = 0  # decisions timed by this process (replayed ones are not)
         self.started = time.monotonic()
         self._prefix = f"r{region}-" if region is not None else "all-"
+        self.resumed: dict[str, Any] | None = None
+        epoch = self._resume() if resume and agent.audit is not None else None
+        self.clock = clock or ServiceClock(epoch, at_least_s=self.book.last_time_s)
+        if self.resumed is not None:
+            now = float(self.clock())
+            self.resumed["time_s"] = round(now, 6)
+            self.audit("restart", dict(self.resumed))
+            self._expire(now)
 
+    # ------------------------------------------------------------------ the book's parts
+    @property
+    def state(self) -> NetworkState:
+        return self.book.state
+
+    @property
+    def history(self) -> History:
+        return self.book.history
+
+    @property
+    def counts(self) -> Counter[str]:
+        return self.book.counts
+
+    @property
+    def flow_of(self) -> dict[str, int]:
+        return self.book.flow_of
+
+    @property
+    def public_of(self) -> dict[int, str]:
+        return self.book.public_of
+
+    @property
+    def n_requests(self) -> int:
+        return self.book.n_requests
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, type_: str, body: dict[str, Any]) -> None:
+        if self.agent.audit is not None:
+            self.agent.audit.append(type_, body)
+
+    def _resume(self) -> float | None:
+        """Verify and replay the agent's log; the clock epoch its header names."""
+        from pcnalloc.edge.audit_verify import verify
+        from pcnalloc.edge.flowbook import ReplayError
+
+        audit = self.agent.audit
+        pub = audit.public_key
+        if pub is not None:
+            res = verify(audit.path, pub, allow_unsigned_tail=True)
+            if not res.ok:
+                raise ServiceError(
+                    f"audit log {str(audit.path)!r} does not verify, so the service cannot "
+                    f"resume from it: {res}; keep the log as evidence and start a new one, "
+                    "or `pcnalloc audit repair` a torn tail"
+                )
+        try:
+            recs = read_records(audit.path)
+            for rec in recs:
+                self.book.apply(rec)
+        except ReplayError as err:
+            raise ServiceError(f"audit log {str(audit.path)!r} cannot be resumed: {err}") from None
+        header = recs[0]["body"] if recs else {}
+        if any(r["type"] in RESUMED_TYPES for r in recs):
+            self.resumed = {
+                "replayed_records": len(recs),
+                "active_flows": len(self.book.flow_of),
+                "next_request": self.book.n_requests,
+                "pools_sha256": self.book.snapshot()["pools_sha256"],
+            }
+            log.info(
+                "resumed %d flows from %d records of %s",
+                len(self.book.flow_of),
+                len(recs),
+                audit.path,
+            )
+        return header.get("clock_epoch_unix")
+
+    # ------------------------------------------------------------------ changes
     def expire(self, now: float) -> None:
         """Release every flow whose holding time ended at or before ``now``."""
-        q = self._expiry
-        while q and q[0][0] <= now:
-            _, fid = heapq.heappop(q)
-            if self.state.release(fid) is not None:
-                del self.flow_of[self.public_of.pop(fid)]
-                self.counts["expired"] += 1
+        with self.lock:
+            self._expire(now)
+
+    def _expire(self, now: float) -> None:
+        gone = self.book.expire(now)
+        if gone:
+            self.audit("expiry", {"time_s": now, "flows": [[p, f] for p, f in gone]})
+
+    def tick(self) -> None:
+        """Idle work: expire ended flows and sign the log's tail if its time cadence is due."""
+        with self.lock:
+            self._expire(float(self.clock()))
+            if self.agent.audit is not None:
+                self.agent.audit.tick()
 
     def _sites(self, nodes: np.ndarray, src: int) -> list[str]:
         """Site names of a route, oriented from ``src`` (cached routes are undirected)."""
@@ -123,22 +239,29 @@ class LiveRegion:
         Raises:
             HTTPException: 409 when ``request_id`` names a flow that is still active.
         """
+        with self.lock:
+            return self._allocate(cls_name, src, dst, holding_s, request_id)
+
+    def _allocate(
+        self, cls_name: str, src: str, dst: str, holding_s: float, request_id: str | None
+    ) -> dict[str, Any]:
         t0 = time.perf_counter_ns()
         now = float(self.clock())
-        self.expire(now)
-        if request_id is not None and request_id in self.flow_of:
+        self._expire(now)
+        book = self.book
+        if request_id is not None and request_id in book.flow_of:
             raise HTTPException(
                 409,
                 f"request_id {request_id!r} names an active flow; "
                 "release it first or send a new id",
             )
-        rid = request_id or f"{self._prefix}{self.n_requests}"
-        cat, st, cfg = self.catalog, self.state, self.cfg
+        rid = request_id or book.next_public_id(self._prefix)
+        cat, st, cfg = self.catalog, book.state, self.cfg
         c = cat.names.index(cls_name)
         req = Request(
-            self.n_requests, now, c, self.site_index[src], self.site_index[dst], float(holding_s)
+            book.n_requests, now, c, self.site_index[src], self.site_index[dst], float(holding_s)
         )
-        self.n_requests += 1
+        book.n_requests += 1
         cs = self.paths.candidates(
             req.src,
             req.dst,
@@ -147,7 +270,7 @@ class LiveRegion:
             failed_E1=st.failed_E1,
             failed_key=st.failed_key,
         )
-        d = self.agent.decide(LocalState(st, req, self.emergency_R, self.history, cs))
+        d = self.agent.decide(LocalState(st, req, self.emergency_R, book.history, cs))
         ev = self.agent.last_evaluation
         assert ev is not None
         a, L, E = d.action, cfg.grant_levels, self.net.n_links
@@ -159,11 +282,17 @@ class LiveRegion:
             "flow_id": None,
             "preempted_flow_ids": [],
         }
-        grant = 0.0
+        grant, reason, flow_rec, victims = 0.0, None, None, []
         if a == cfg.n_actions - 1:
             outcome = "rejected" if ev.any_valid else "blocked"
+            reason = (
+                "rejected although a valid route existed"
+                if ev.any_valid
+                else "no route satisfies the rules and capacity"
+            )
         elif not ev.mask_A[a]:
             outcome = "refused"  # the network cannot carry it (rules file without capacity)
+            reason = "the chosen action is infeasible on the live state"
         else:
             k = a // L
             links = cs.links_KH[k][cs.links_KH[k] < E]
@@ -178,13 +307,16 @@ class LiveRegion:
                 plan = st.preemption_plan(np.concatenate([links, backup]), s, d.priority, kbps)
             if plan is None:
                 outcome = "refused"
+                reason = "pre-emption cannot free enough capacity on the chosen route"
             else:
                 for fid in plan:
-                    if st.release(fid) is not None:
-                        pub = self.public_of.pop(fid)
-                        del self.flow_of[pub]
+                    pub = book.preempt(fid)
+                    if pub is not None:
+                        victims.append([pub, fid])
                         out["preempted_flow_ids"].append(pub)
-                flow = st.admit(
+                value = float(cat.value_C[c] * ev.grant_A[a])
+                flow = book.admit(
+                    rid,
                     cls=c,
                     slice_=s,
                     priority=d.priority,
@@ -194,11 +326,9 @@ class LiveRegion:
                     end_s=now + req.holding_s,
                     src=req.src,
                     dst=req.dst,
-                    value=float(cat.value_C[c] * ev.grant_A[a]),
+                    value=value,
                     counted=True,
                 )
-                heapq.heappush(self._expiry, (flow.end_s, flow.id))
-                self.flow_of[rid], self.public_of[flow.id] = flow.id, rid
                 outcome, grant = "accepted", float(ev.grant_A[a])
                 out.update(
                     path=self._sites(cs.nodes_KN[k], req.src),
@@ -208,13 +338,45 @@ class LiveRegion:
                 )
                 if cs.has_backup_K[k]:
                     out["backup_path"] = self._sites(cs.backup_nodes_KN[k], req.src)
-                self.counts["preempted"] += len(out["preempted_flow_ids"])
-        self.history.push(req, grant, outcome == "accepted")
+                book.counts["preempted"] += len(victims)
+                flow_rec = {
+                    "flow_id": rid,
+                    "state_id": flow.id,
+                    "slice": s,
+                    "priority": d.priority,
+                    "kbps": kbps,
+                    "links": links.tolist(),
+                    "backup_links": backup.tolist(),
+                    "path": out["path"],
+                    "backup_path": out["backup_path"],
+                    "end_s": flow.end_s,
+                    "value": value,
+                }
+        book.decided(req, outcome, grant, d.intercepted)
+        if self.agent.audit is not None:
+            self.agent.audit.append(
+                "outcome",
+                {
+                    "decision_seq": self.agent.audit.seq,
+                    "request_id": rid,
+                    "n": req.id,
+                    "time_s": now,
+                    "cls": cls_name,
+                    "src": req.src,
+                    "dst": req.dst,
+                    "holding_s": req.holding_s,
+                    "outcome": outcome,
+                    "action": a,
+                    "intercepted": bool(d.intercepted),
+                    "grant": grant,
+                    "reason": reason,
+                    "preempted": victims,
+                    "flow": flow_rec,
+                },
+            )
         us = (time.perf_counter_ns() - t0) / 1e3
-        self.latency_us[self.counts["decisions"] % self.latency_us.shape[0]] = us
-        self.counts["decisions"] += 1
-        self.counts[outcome] += 1
-        self.counts["intercepted"] += d.intercepted
+        self.latency_us[self._n_timed % self.latency_us.shape[0]] = us
+        self._n_timed += 1
         out.update(
             request_id=rid,
             outcome=outcome,
@@ -239,34 +401,63 @@ class LiveRegion:
         Raises:
             HTTPException: 404 when the flow is not active.
         """
-        now = float(self.clock())
-        self.expire(now)
-        fid = self.flow_of.pop(flow_id, None)
-        if fid is None:
-            raise HTTPException(
-                404,
-                f"flow {flow_id!r} is not active (unknown, expired, "
-                "released or pre-empted); active flows: "
-                f"{len(self.flow_of)}",
-            )
-        del self.public_of[fid]
-        f = self.state.release(fid)
-        assert f is not None
-        self.counts["released"] += 1
-        if self.agent.audit is not None:
-            self.agent.audit.append("release", {"flow_id": flow_id, "time_s": round(now, 6)})
-        return {
-            "flow_id": flow_id,
-            "released": True,
-            "service_class": self.catalog.names[f.cls],
-            "mbps": f.kbps / 1000.0,
-            "remaining_s": max(f.end_s - now, 0.0),
-        }
+        with self.lock:
+            now = float(self.clock())
+            self._expire(now)
+            fid = self.book.flow_of.get(flow_id)
+            f = self.book.release(flow_id)
+            if f is None:
+                raise HTTPException(
+                    404,
+                    f"flow {flow_id!r} is not active (unknown, expired, "
+                    "released or pre-empted); active flows: "
+                    f"{len(self.book.flow_of)}",
+                )
+            self.audit("release", {"flow_id": flow_id, "state_id": fid, "time_s": now})
+            return {
+                "flow_id": flow_id,
+                "released": True,
+                "service_class": self.catalog.names[f.cls],
+                "mbps": f.kbps / 1000.0,
+                "remaining_s": max(f.end_s - now, 0.0),
+            }
+
+    def snapshot(self) -> dict[str, Any]:
+        """:meth:`FlowBook.snapshot` of the live book (equal to a replay of the log)."""
+        with self.lock:
+            return self.book.snapshot()
+
+    def flows(self) -> dict[str, Any]:
+        """Active flows and a digest of the pools (for a controller reconciling after a
+        restart, and for checking the live state against a replay of the log)."""
+        with self.lock:
+            self._expire(float(self.clock()))
+            snap = self.book.snapshot()
+            names = self.catalog.names
+            return {
+                "pools_sha256": snap["pools_sha256"],
+                "next_request": snap["n_requests"],
+                "flows": [
+                    {
+                        "flow_id": pub,
+                        "service_class": names[cls],
+                        "kbps": kbps,
+                        "links": list(links),
+                        "backup_links": list(backup),
+                        "expires_at_s": end,
+                    }
+                    for pub, _, cls, _, _, kbps, links, backup, end, *_ in snap["flows"]
+                ],
+            }
 
     def metrics(self) -> dict[str, Any]:
-        self.expire(float(self.clock()))
+        with self.lock:
+            return self._metrics()
+
+    def _metrics(self) -> dict[str, Any]:
+        self._expire(float(self.clock()))
         n = int(self.counts["decisions"])
-        lat = self.latency_us[: min(n, self.latency_us.shape[0])]
+        lat = self.latency_us[: min(self._n_timed, self.latency_us.shape[0])]
         pct = np.percentile(lat, [50, 99]) if lat.size else (0.0, 0.0)
         util = self.state.utilisation_ES().max(axis=0) if self.net.n_links else np.zeros(3)
         return {
@@ -289,4 +480,4 @@ class LiveRegion:
         }
 
 
-__all__ = ["OUTCOMES", "LiveRegion", "ServiceClock", "ServiceError"]
+__all__ = ["OUTCOMES", "LiveRegion", "ServiceClock", "ServiceError", "utc_midnight"]

@@ -24,11 +24,28 @@ with :func:`hmac.compare_digest` before the body is read. Malformed bodies get a
 ``reason`` names the bad value and what is accepted. Building the app verifies the artifact
 (:func:`~pcnalloc.edge.artifact.load_artifact`), so a tampered one never serves.
 
-Concurrency. Handlers are ``async`` and never await while deciding, so one event loop decides
-one request at a time on one state. Run one worker process per region: several workers would
-each hold a private copy of the network and over-commit links.
+Crash safety. The audit log is the service's state. Every change (decision intent, executed
+outcome, expiry, release) is appended before the response is sent, so a service killed at
+any instant (``kill -9``) restarts from its log: it verifies the log with its own key,
+replays it (:mod:`pcnalloc.edge.flowbook`), resumes the flows still alive with their ids,
+continues the request numbers and writes a ``restart`` record. A torn last line blocks the
+start until ``pcnalloc audit repair`` keeps the verified prefix. The tail is signed at
+shutdown and, while idle, at the log's time cadence. ``GET /v1/flows`` lists the active
+flows and a digest of the pools, for a controller reconciling after a restart.
+
+Concurrency. One :class:`~pcnalloc.edge.live.LiveRegion` per process holds the state behind
+one re-entrant lock, taken for the whole of each decision, release, expiry, tick and read;
+so a decision is atomic whichever thread calls it (the async handlers run on the event loop,
+the idle tick runs between requests, and library users may call from threads — tested with 8
+threads). Run one worker process per region: several workers would each hold a private
+copy of the network and over-commit links (and share one log, which the log's lock
+refuses).
+
+Ids. Client request ids and automatic ids (``r<region>-<n>``) share one namespace: a request
+naming an active flow gets 409, and an automatic id never takes one a client holds.
 """
 
+import asyncio
 import hmac
 import logging
 import os
@@ -60,6 +77,7 @@ from pcnalloc.edge.service_models import (
     ID_PATTERN,
     AllocationResponse,
     ErrorResponse,
+    FlowsResponse,
     HealthResponse,
     MetricsResponse,
     ReleaseResponse,
@@ -99,6 +117,11 @@ class ServiceConfig(BaseModel):
     rules: Path | None = Field(None, description="rule file merged over the packaged rules")
     audit: Path | None = Field(None, description="hash-chained audit log of every decision")
     audit_key: Path | None = Field(None, description="Ed25519 key signing audit checkpoints")
+    integrity_only: bool = Field(
+        False,
+        description="accept an audit log without a signing key (hash chain and tree only: "
+        "nothing proves who wrote it)",
+    )
     precision: Literal["fp32", "int8"] = Field("fp32", description="model precision to run")
     max_holding_s: float = Field(366 * 86400.0, gt=0, description="longest holding_s accepted")
     latency_window: int = Field(8192, ge=16, description="decisions kept for latency percentiles")
@@ -116,9 +139,15 @@ def build_agent(cfg: ServiceConfig) -> EdgeAgent:
     """
     from pcnalloc.edge.audit import AuditLog
     from pcnalloc.edge.engine import build_engine
+    from pcnalloc.edge.live import utc_midnight
     from pcnalloc.network.builder import cached_network
     from pcnalloc.traffic.catalog import load_catalog
 
+    if cfg.audit is not None and cfg.audit_key is None and not cfg.integrity_only:
+        raise ServiceError(
+            "an audit log without a signing key proves nothing about who wrote it; pass "
+            "--audit-key KEY (pcnalloc keys new), or --integrity-only to accept that"
+        )
     art = load_artifact(cfg.artifact, cfg.public_key)  # before trusting any manifest field
     data = dict(art.manifest.get("env_config") or {})
     if cfg.case is not None:
@@ -139,9 +168,24 @@ def build_agent(cfg: ServiceConfig) -> EdgeAgent:
         precision=cfg.precision,
     )
     if cfg.audit is not None:
-        meta = {"service": "pcnalloc serve", "region": cfg.region, "model": agent.model_sha256}
+        meta = {
+            "service": "pcnalloc serve",
+            "region": cfg.region,
+            "model": agent.model_sha256,
+            "clock_epoch_unix": utc_midnight(),  # a new log only; a resumed one keeps its own
+        }
         agent.audit = AuditLog(cfg.audit, private_key=cfg.audit_key, meta=meta)
     return agent
+
+
+async def _idle_ticks(live: LiveRegion, period_s: float) -> None:
+    """Expire flows and sign the audit tail at its time cadence while no request comes."""
+    while True:
+        await asyncio.sleep(period_s)
+        try:
+            live.tick()
+        except Exception as err:  # a full disk must not stop the service's answers
+            log.error("idle tick failed: %r", err)
 
 
 def check_token(token: str) -> bytes:
@@ -242,12 +286,40 @@ class BearerAuth:
                 size = next((v for k, v in headers if k == b"content-length"), b"0")
                 status = 413 if not size.isdigit() or int(size) > MAX_BODY_BYTES else 200
                 why = f"body over {MAX_BODY_BYTES} bytes" if status == 413 else None
+            if why is None:
+                # A chunked body has no Content-Length: read it (up to the cap) here.
+                receive, over = await _capped(receive)
+                status, why = (413, f"body over {MAX_BODY_BYTES} bytes") if over else (200, None)
             if why is not None:
                 self.counts["unauthorized" if status == 401 else "invalid"] += 1
                 hdr = {"WWW-Authenticate": 'Bearer realm="pcnalloc"'} if status == 401 else None
                 await JSONResponse({"reason": why}, status, headers=hdr)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+async def _capped(receive: Any) -> tuple[Any, bool]:
+    """Read the whole request body, stopping past :data:`MAX_BODY_BYTES`; a ``receive`` that
+    hands the body on, and whether it went over the cap."""
+    parts, n, more = [], 0, True
+    while more:
+        msg = await receive()
+        if msg["type"] != "http.request":  # the client went away: hand that on
+            parts.append(msg)
+            break
+        n += len(msg.get("body", b""))
+        if n > MAX_BODY_BYTES:
+            return receive, True
+        parts.append(msg)
+        more = msg.get("more_body", False)
+    body = b"".join(m.get("body", b"") for m in parts if m["type"] == "http.request")
+    queue = [{"type": "http.request", "body": body, "more_body": False}]
+    queue += [m for m in parts if m["type"] != "http.request"]
+
+    async def replay() -> Any:
+        return queue.pop(0) if queue else await receive()
+
+    return replay, False
 
 
 # ---------------------------------------------------------------------------- the app
@@ -260,6 +332,7 @@ def create_app(
     clock: Callable[[], float] | None = None,
     max_holding_s: float = 366 * 86400.0,
     latency_window: int = 8192,
+    tick_s: float = 1.0,
 ) -> FastAPI:
     """The FastAPI app of one region's allocation service.
 
@@ -273,10 +346,13 @@ def create_app(
         clock: service time in seconds (default :class:`ServiceClock`; tests inject one).
         max_holding_s: longest ``holding_s`` accepted (s).
         latency_window: decisions kept for the latency percentiles.
+        tick_s: period (s) of the idle task that expires flows and signs the log's tail
+            at its time cadence (:meth:`LiveRegion.tick`).
 
     Raises:
         ArtifactError: the artifact is missing, tampered with or signed by another key.
-        ServiceError: a token too weak or a region the network lacks.
+        ServiceError: a token too weak, a region the network lacks, or an audit log that
+            does not verify or replay (the service resumes from its log).
     """
     secret = check_token(token)
     if isinstance(agent_or_config, ServiceConfig):
@@ -303,9 +379,14 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> Any:
         log.info("serving region %s of %s (model %s)", region, network.name, agent.model_sha256)
-        yield
-        if agent.audit is not None:
-            agent.audit.close()
+        ticker = asyncio.create_task(_idle_ticks(live, tick_s))
+        try:
+            yield
+        finally:
+            ticker.cancel()
+            if agent.audit is not None:
+                with live.lock:  # signs the tail
+                    agent.audit.close()
 
     app = FastAPI(
         title="pcnalloc edge allocation service",
@@ -362,6 +443,16 @@ def create_app(
         flow_id: Annotated[str, PathParam(pattern=ID_PATTERN, description="flow id")],
     ) -> dict[str, Any]:
         return live.release(flow_id)
+
+    @app.get(
+        "/v1/flows",
+        response_model=FlowsResponse,
+        dependencies=auth,
+        responses=refused,
+        summary="Active flows and a digest of the pools (reconcile after a restart)",
+    )
+    async def flows() -> dict[str, Any]:
+        return live.flows()
 
     @app.get("/v1/metrics", response_model=MetricsResponse, dependencies=auth, responses=refused)
     async def metrics() -> dict[str, Any]:

@@ -136,6 +136,21 @@ class MetricsResponse(BaseModel):
     decision_latency_us: LatencySummary
 
 
+class ActiveFlow(BaseModel):
+    flow_id: str = Field(description="public flow id")
+    service_class: str = Field(description="its service class")
+    kbps: int = Field(description="reserved bandwidth (kb/s) on each link")
+    links: list[int] = Field(description="link indices of the primary route")
+    backup_links: list[int] = Field(description="link indices of the backup route")
+    expires_at_s: float = Field(description="service time (s) the flow is released at")
+
+
+class FlowsResponse(BaseModel):
+    pools_sha256: str = Field(description="SHA-256 of the per-link, slice, priority pools")
+    next_request: int = Field(description="number of the next request")
+    flows: list[ActiveFlow] = Field(description="active flows, by flow id")
+
+
 class ErrorResponse(BaseModel):
     reason: str = Field(description="what was wrong and what is accepted")
     detail: list[dict[str, Any]] | None = Field(None, description="one entry per problem")
@@ -143,8 +158,10 @@ class ErrorResponse(BaseModel):
 
 __all__ = [
     "ID_PATTERN",
+    "ActiveFlow",
     "AllocationResponse",
     "ErrorResponse",
+    "FlowsResponse",
     "HealthResponse",
     "LatencySummary",
     "MetricsResponse",
