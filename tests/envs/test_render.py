@@ -29,7 +29,7 @@ def _valid(env: PowerCommEnv, rng: np.random.Generator) -> int:
 
 
 def test_metadata_lists_the_modes() -> None:
-    assert PowerCommEnv.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert PowerCommEnv.metadata["render_modes"] == ["ansi", "rgb_array", "human"]
     assert regional.RegionalParallelEnv.metadata["render_modes"] == list(RENDER_MODES)
     assert PowerCommEnv.metadata["render_fps"] > 0
 
@@ -87,7 +87,7 @@ def test_render_without_mode_warns_and_returns_none(cfg) -> None:
         assert env.render() is None
 
 
-@pytest.mark.parametrize("mode", ["human", "rgb", "text", 3])
+@pytest.mark.parametrize("mode", ["rgb", "text", "rgb_array_list", 3])
 def test_unknown_mode_is_gymnasium_unsupported_mode(cfg, mode: Any) -> None:
     with pytest.raises(RenderModeError, match="accepted: None, 'ansi', 'rgb_array'") as e:
         PowerCommEnv(cfg, render_mode=mode)
@@ -150,8 +150,10 @@ def test_parallel_env_renders(cfg, mode: str) -> None:
     for res in results:
         if mode == "ansi":
             assert isinstance(res, str) and "candidates" in res
-        else:
+        elif mode == "rgb_array":
             assert res.dtype == np.uint8 and res.shape == (480, 640, 3)
+        else:  # human draws in a window (here none: no display) and returns None
+            assert res is None
     par = regional.parallel_env(config=cfg, render_mode=mode)
     assert par.render_mode == mode
     par.reset(seed=0)

@@ -1,5 +1,8 @@
-"""Rendering of the allocation environments: a text summary (``ansi``) and an image
-(``rgb_array``) of the link-utilisation map.
+"""Rendering of the allocation environments: a text summary (``ansi``), an image
+(``rgb_array``) of the link-utilisation map, and that map in a matplotlib window (``human``,
+redrawn after every ``reset`` and ``step`` as Gymnasium's convention has it; ``render()``
+returns None). Without a display (matplotlib picked a non-interactive backend such as Agg)
+``human`` warns once and draws nothing.
 
 Rendering only reads the environment: it draws no random numbers and changes no state, so a
 seeded episode follows the same trajectory with or without it.
@@ -20,7 +23,7 @@ from pcnalloc.traffic.generator import KINDS
 if TYPE_CHECKING:
     from pcnalloc.envs.power_comm import PowerCommEnv
 
-RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array")
+RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array", "human")
 """Render modes both environments accept (besides None, no rendering)."""
 RENDER_FPS = 4
 """Frames per second a video recorder should play decisions at."""
@@ -170,17 +173,83 @@ class UtilisationCanvas:
         return np.asarray(self.canvas.buffer_rgba())[..., :3].copy()
 
 
+def interactive_backend(name: str) -> bool:
+    """Whether matplotlib backend ``name`` opens windows (False for Agg, PDF, SVG, …)."""
+    n = name.lower()
+    if n.startswith("module://"):
+        return True
+    try:
+        from matplotlib.backends import BackendFilter, backend_registry
+
+        return n in backend_registry.list_builtin(BackendFilter.INTERACTIVE)
+    except ImportError:  # pragma: no cover - matplotlib < 3.9
+        return n not in ("agg", "pdf", "ps", "svg", "pgf", "cairo", "template")
+
+
+class HumanWindow:
+    """The utilisation map in a matplotlib window, updated in place at ``RENDER_FPS``.
+
+    On a machine without a display the window is never created: one warning, then nothing.
+    """
+
+    def __init__(self, env: PowerCommEnv) -> None:
+        import matplotlib
+
+        self.backend = matplotlib.get_backend()
+        self.on_screen = interactive_backend(self.backend)
+        self.image: Any = None
+        if not self.on_screen:
+            gym.logger.warn(
+                f"render_mode='human' needs a display; matplotlib's backend is "
+                f"{self.backend!r}, so nothing is drawn (use 'rgb_array' for frames)"
+            )
+            return
+        import matplotlib.pyplot as plt
+
+        self.plt = plt
+        self.canvas = UtilisationCanvas(env)
+        self.fig, ax = plt.subplots(figsize=FIGSIZE_IN, dpi=DPI)
+        ax.set_axis_off()
+        self.fig.subplots_adjust(0, 0, 1, 1)
+        self.image = ax.imshow(self.canvas.frame(env))
+
+    def show(self, env: PowerCommEnv) -> None:
+        if self.image is None:
+            return
+        self.image.set_data(self.canvas.frame(env))
+        self.fig.canvas.draw_idle()
+        self.plt.pause(1.0 / RENDER_FPS)
+
+    def close(self) -> None:
+        if self.image is not None:
+            self.plt.close(self.fig)
+            self.image = None
+
+
+def render_human(env: PowerCommEnv) -> None:
+    """Redraw ``env``'s window when its render mode is ``human`` (called after reset/step)."""
+    if env.render_mode == "human":
+        window = getattr(env, "_window", None)
+        if window is None:
+            window = env._window = HumanWindow(env)
+        window.show(env)
+
+
 def render_env(env: PowerCommEnv) -> Any:
     """What ``env.render()`` returns for ``env.render_mode`` (None when it is None)."""
     mode = env.render_mode
     if mode is None:
         gym.logger.warn(
-            "render() called without a render_mode; pass render_mode='ansi' or 'rgb_array' "
+            "render() called without a render_mode; pass render_mode='ansi', 'rgb_array' or "
+            "'human' "
             "to the environment (gymnasium.make(..., render_mode=...))"
         )
         return None
     if mode == "ansi":
         return render_ansi(env)
+    if mode == "human":
+        render_human(env)
+        return None
     if mode == "rgb_array":
         canvas = getattr(env, "_canvas", None)
         if canvas is None:
