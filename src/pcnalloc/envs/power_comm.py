@@ -25,7 +25,13 @@ from pcnalloc.envs.features import (
     priority_table,
 )
 from pcnalloc.envs.observation import LIM, ObservationBuilder, compact_dim, make_space
-from pcnalloc.envs.render import RENDER_FPS, RENDER_MODES, check_render_mode, render_env
+from pcnalloc.envs.render import (
+    RENDER_FPS,
+    RENDER_MODES,
+    check_render_mode,
+    render_env,
+    render_human,
+)
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
@@ -381,6 +387,7 @@ class PowerCommEnv(gym.Env):
         self._schedule_scenario()
         self._advance()
         info: dict[str, Any] = {"request": self._req, "time_s": self.now}
+        render_human(self)  # the window of render_mode='human'; else nothing
         return self._observe(), self._with_mask(info)
 
     def _schedule_scenario(self) -> None:
@@ -531,6 +538,7 @@ class PowerCommEnv(gym.Env):
         self._steps += 1
         truncated = self._steps >= self.cfg.episode_requests
         self._advance()
+        render_human(self)  # the window of render_mode='human'; else nothing
         return self._observe(), float(reward), False, truncated, self._with_mask(info)
 
     def render(self) -> Any:
