@@ -70,6 +70,11 @@ class FirstFit(_Heuristic):
         super().__post_init__()
         self._order = _order(self.k_paths, self.grant_levels, self.grant_first)
 
+    @property
+    def preference_order(self) -> np.ndarray:
+        """The fixed order in which actions are tried (the rule guard ranks by it)."""
+        return self._order
+
     def act(self, obs: dict[str, np.ndarray]) -> int:
         cand = self._table(obs)
         o = self._order

@@ -60,7 +60,6 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from pcnalloc.baselines.base import Policy
 from pcnalloc.baselines.offline_milp import (
     KIND_ADMIT,
     MAX_GROUPS,
@@ -70,6 +69,7 @@ from pcnalloc.baselines.offline_milp import (
     solution_usage,
 )
 from pcnalloc.config import EnvConfig
+from pcnalloc.core.policy import Policy, bind
 from pcnalloc.envs.power_comm import PowerCommEnv
 from pcnalloc.errors import ConfigError
 from pcnalloc.network.paths import CandidateSet
@@ -211,9 +211,7 @@ def play_window(
     else:
         env, obs = reset
     if policy is not None:
-        bind = getattr(policy, "bind_env", None)
-        if bind is not None:
-            bind(env)  # guarded and edge policies read the env they act in
+        bind(policy, env)  # guarded and edge policies read the env they act in
         policy.reset(seed)
     st = env.state
     warm = list(st.flows.values())

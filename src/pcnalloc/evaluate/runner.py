@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.baselines.base import Policy
 from pcnalloc.config import EnvConfig
+from pcnalloc.core.policy import Policy, bind, summary_of
 from pcnalloc.envs.power_comm import PowerCommEnv
 from pcnalloc.evaluate.metrics import MetricsRecorder
 
@@ -46,9 +46,7 @@ def run_policy(
     """
     cfg = env_config_for(policy, config, requests)
     env = env or PowerCommEnv(cfg, observation=policy.observation)
-    bind = getattr(policy, "bind_env", None)
-    if bind is not None:
-        bind(env)  # policies that read env state (rule guard, edge agent) attach here
+    bind(policy, env)  # policies that read env state (rule guard, edge agent) attach here
     policy.reset(seed)
     obs, _ = env.reset(seed=seed)
     rec = MetricsRecorder(env)
@@ -66,9 +64,8 @@ def run_policy(
     if progress is not None and requests % 100:
         progress(requests % 100)
     metrics = rec.result(model_bytes=policy.model_bytes)
-    summary = getattr(policy, "summary", None)
-    if callable(summary):  # a rule guard reports what it intercepted and what it let through
-        g = summary()
+    g = summary_of(policy)
+    if g is not None:  # a rule guard reports what it intercepted and what it let through
         metrics["intercepted"] += int(g.get("intercepted", 0))
         metrics["guard"] = g  # the guard's own claim; the checker's count stands apart
     return {

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.config import EnvConfig
+from pcnalloc.core.policy import bind, scores_of
 from pcnalloc.library.schema import LibraryError, LibrarySpec, encode_metadata
 from pcnalloc.library.writer import LibraryWriter, RowBlock, write_manifest
 
@@ -102,9 +103,9 @@ def hard_labels(ev: Any) -> np.ndarray:
 def _policy_targets(policy: Any, obs: dict[str, Any], action: int, A: int) -> np.ndarray:
     """Soft targets of a classical teacher: its scores if consistent with ``action``, else
     one-hot at ``action`` (see the module docstring)."""
-    scores = getattr(policy, "scores", None)
-    if callable(scores):
-        q = np.asarray(scores(obs), dtype=np.float32).reshape(-1)
+    s = scores_of(policy, obs)
+    if s is not None:
+        q = s.astype(np.float32).reshape(-1)
         mask = obs["action_mask"] > 0
         if q.shape == (A,) and np.isfinite(q[mask]).all():
             if int(np.argmax(np.where(mask, q, -np.inf))) == action:
@@ -128,9 +129,7 @@ def rollout_policy_task(task: RolloutTask) -> RowBlock:
         env = PowerCommEnv(cfg, observation="compact", network=net, catalog=cat)
         net, cat = env.net, env.catalog
         policy = make_policy(task.policy)
-        bind = getattr(policy, "bind_env", None)
-        if bind is not None:
-            bind(env)
+        bind(policy, env)
         policy.reset(seed)
         rng = np.random.default_rng([seed, eid])
         obs, _ = env.reset(seed=seed)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from pcnalloc.core.policy import bind
 from pcnalloc.fileio import write_atomic, write_json
 from pcnalloc.pipeline.config import RunConfig
 
@@ -349,9 +350,7 @@ def episode_trace(spec: str, cfg: RunConfig, seed: int, load: float) -> dict[str
     base = cfg.env.model_copy(update={"traffic": cfg.env.traffic.model_copy(update={"load": load})})
     ecfg = env_config_for(pol, base, cfg.evaluate.requests)
     env = PowerCommEnv(ecfg, observation=pol.observation)
-    bind = getattr(pol, "bind_env", None)
-    if bind is not None:
-        bind(env)
+    bind(pol, env)
     pol.reset(seed)
     obs, _ = env.reset(seed=seed)
     act_ns = np.zeros(ecfg.episode_requests, dtype=np.int64)

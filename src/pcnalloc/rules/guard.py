@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.rules.engine import RequestContext, RuleEngine, Verdict
+from pcnalloc.core.policy import bind, preference_order_of, scores_of
+from pcnalloc.rules.engine import RequestContext, RuleEngine, TableChecker, Verdict
 
 PHYSICAL_MASK = "physical_mask"
 """Rule id reported when a proposal is outside the environment's physical mask."""
@@ -174,6 +175,34 @@ class Guard:
             note,
         )
 
+    def decide_tables(
+        self,
+        proposal: int,
+        scores_A: np.ndarray,
+        checker: TableChecker,
+        ev: Any,
+        ctx: RequestContext,
+    ) -> Decision:
+        """:meth:`decide` for an evaluation's field tables, judged in one compiled call.
+
+        An allowed proposal (inside the rules and the physical mask ``ev.mask_A``) is
+        returned at once; anything else takes :meth:`decide` with the checker's verdict, so
+        the result equals ``decide(proposal, scores_A, ev.fields, ctx,
+        physical_mask_A=ev.mask_A)``.
+
+        Args:
+            checker: a :class:`~pcnalloc.rules.engine.TableChecker` of :attr:`engine`.
+            ev: the request's :class:`~pcnalloc.envs.features.Evaluation` (``tables``,
+                ``mask_A``, ``needs_preempt_A``, ``fields``).
+        """
+        prio = checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
+        if not checker.out.blocked_A[proposal] and not self.rerank_soft:
+            return Decision(
+                proposal, proposal, False, bool(ev.needs_preempt_A[proposal]), priority=prio
+            )
+        v = checker.verdict(ev.fields, ctx)
+        return self.decide(proposal, scores_A, ev.fields, ctx, v, physical_mask_A=ev.mask_A)
+
 
 def _best(ranked_A: np.ndarray, ok_A: np.ndarray) -> int:
     """Highest-ranked index among ``ok_A`` (ties → lowest index); ``ok_A`` must have one."""
@@ -188,9 +217,10 @@ def preference_scores(policy: Any, obs: dict[str, np.ndarray], n_actions: int) -
     ranks by its fixed order (score = −position); others by the default grant-first order
     (every path at full grant before any degraded grant). Reject always ranks last.
     """
-    if hasattr(policy, "scores"):
-        return np.asarray(policy.scores(obs), dtype=float)
-    order = getattr(policy, "_order", None)
+    scores = scores_of(policy, obs)
+    if scores is not None:
+        return scores
+    order = preference_order_of(policy)
     if order is None or len(order) != n_actions - 1:
         L = int(getattr(policy, "grant_levels", 1))
         K = (n_actions - 1) // max(L, 1)
@@ -243,9 +273,7 @@ class GuardedPolicy:
         if self.engine is None:
             self.engine = env.engine
         self.guard = Guard(self.engine) if self.guard is None else self.guard
-        bind = getattr(self.policy, "bind_env", None)
-        if bind is not None:
-            bind(env)
+        bind(self.policy, env)
 
     def reset(self, seed: int | None = None) -> None:
         self.policy.reset(seed)

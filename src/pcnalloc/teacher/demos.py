@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.baselines import make_policy
+from pcnalloc.core.policy import bind
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.errors import ConfigError
 from pcnalloc.evaluate.metrics import MetricsRecorder
@@ -83,9 +84,7 @@ def collect_demonstrations(cfg: TeacherConfig, envs: Mapping[float, PowerCommEnv
     index = 0
     for load in cfg.loads:
         env = envs[load]
-        bind = getattr(policy, "bind_env", None)
-        if bind is not None:
-            bind(env)
+        bind(policy, env)
         for _ in range(cfg.demo_episodes):
             seed = cfg.demo_seed(index)
             index += 1
