@@ -4,8 +4,12 @@ One step = one epoch: the action gives each device a mode (``MultiDiscrete([2]*I
 1 5G); the env repairs C3/C4 (devices over a mode's places move to the other mode, smallest
 virtual queue first, counted in ``info["repaired"]``), then plays the T0 slots with the
 paper's deferred-acceptance allocator. The reward is minus the mean per slot and device of
-the drift-plus-penalty τ_i + α·C_i + O_i·τ^que_i (problem P2). ``action_masks()`` returns a
-flat ``(2·I,)`` mask (device-major) that forbids a mode with no reliable subchannel.
+the drift-plus-penalty τ_i + α·C_i + O_i·τ^que_i (problem P2); ``info["device_cost"]`` holds
+each device's own share (mean per slot, ``(I,)``; the reward is minus its mean), which the
+per-device teacher of :mod:`pcnalloc.twolayer.teacher` learns from. The observation is the
+``(I, F)`` table of :func:`pcnalloc.access.features.device_features`, flattened device-major.
+``action_masks()`` returns a flat ``(2·I,)`` mask (device-major) that forbids a mode with no
+reliable subchannel.
 
 Slot-level interface: ``env.unwrapped.model`` is the :class:`~pcnalloc.access.model.AccessModel`;
 after ``model.begin_epoch(modes)`` call ``view = model.slot_view()`` and
@@ -21,12 +25,13 @@ import numpy as np
 from gymnasium import spaces
 
 from pcnalloc.access.config import AccessConfig, access_config
+from pcnalloc.access.features import N_FEATURES, device_features
 from pcnalloc.access.model import AccessModel
 from pcnalloc.access.policies import matching_allocate
 from pcnalloc.access.policy import cap_modes
 
-N_FEATURES = 6
-"""Per device: log1p(L kbit), log1p(O), log1p(τ^que), PLC and 5G expected rate / max, mode."""
+OBS_LIM = 1e6
+"""Bound of every observation entry (the features are logs, shares and preference values)."""
 
 
 class AccessEnv(gym.Env):
@@ -42,24 +47,11 @@ class AccessEnv(gym.Env):
         self.cfg = config if isinstance(config, AccessConfig) else access_config(config or {})
         n = self.cfg.devices
         self.action_space = spaces.MultiDiscrete(np.full(n, 2, dtype=np.int64))
-        self.observation_space = spaces.Box(0.0, np.inf, (n * N_FEATURES,), np.float32)
+        self.observation_space = spaces.Box(-OBS_LIM, OBS_LIM, (n * N_FEATURES,), np.float32)
         self.model = AccessModel(self.cfg, 0)
 
     def _obs(self) -> np.ndarray:
-        m = self.model
-        top = max(float(self.cfg.symbol_rate * self.cfg.max_bits_per_symbol), 1.0)
-        f = np.stack(
-            [
-                np.log1p(m.backlog / 1e3),
-                np.log1p(m.o),
-                np.log1p(m.tau_que),
-                m.expected_rate[:, 0] / top,
-                m.expected_rate[:, 1] / top,
-                np.maximum(m.modes, 0).astype(float),
-            ],
-            axis=1,
-        )
-        return f.astype(np.float32).ravel()
+        return np.clip(device_features(self.model).ravel(), -OBS_LIM, OBS_LIM)
 
     def action_masks(self) -> np.ndarray:
         """``(2·I,)`` bool: mode k of device i is allowed iff it has reliable subchannels."""
@@ -85,12 +77,14 @@ class AccessEnv(gym.Env):
         modes = cap_modes(a, m.o, (self.cfg.plc_subchannels, self.cfg.g5_subchannels))
         m.begin_epoch(modes)
         total, ws, cost = 0.0, 0.0, 0.0
+        per_dev = np.zeros(m.n)
         for _ in range(self.cfg.slots_per_epoch):
             view = m.slot_view()
             res = m.apply(view, matching_allocate(view, self.cfg.propose_to_need))
             total += res.drift_penalty
             ws += res.weighted_sum
             cost += float(res.cost.sum())
+            per_dev += res.delay + self.cfg.alpha * res.cost + view.o * view.tau_que
         m.end_epoch()
         t0 = self.cfg.slots_per_epoch
         reward = -total / (t0 * m.n)
@@ -98,6 +92,7 @@ class AccessEnv(gym.Env):
             "weighted_sum": ws / t0,
             "traffic_cost": cost,
             "repaired": int((modes != a).sum()),
+            "device_cost": per_dev / t0,
             "epoch": m.epoch,
         }
         return self._obs(), float(reward), m.epoch >= self.cfg.epochs, False, info

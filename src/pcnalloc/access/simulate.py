@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.access.config import AccessConfig
-from pcnalloc.access.model import G5, AccessModel
+from pcnalloc.access.model import G5, AccessModel, SlotResult, SlotView
 from pcnalloc.access.policy import AccessPolicy
 
 
@@ -18,8 +18,12 @@ def run_access(
     cfg: AccessConfig,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    on_slot: Callable[[AccessModel, SlotView, np.ndarray, SlotResult], None] | None = None,
 ) -> dict[str, Any]:
     """Run ``policy`` on a fresh seeded model; returns metrics, traces and timing (JSON-able).
+
+    ``on_slot(model, view, holder, result)`` is called after every slot (the coupling to the
+    backbone reads the delivered bits there, :mod:`pcnalloc.twolayer.coupling`).
 
     Metrics: ``weighted_sum`` (mean per slot of Σ_i τ_i + α·C_i), ``mean_delay_s``,
     ``traffic_cost`` (Σ C over the run, $), ``share_5g`` (device-slots on 5G),
@@ -38,6 +42,8 @@ def run_access(
             holder = policy.allocate(view)
             lat.append(time.perf_counter() - t0)
             res = model.apply(view, holder)
+            if on_slot is not None:
+                on_slot(model, view, holder, res)
             ws.append(res.weighted_sum)
             delay.append(float(res.delay.mean()))
             cost.append(float(res.cost.sum()))

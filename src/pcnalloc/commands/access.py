@@ -46,6 +46,7 @@ def register(app: typer.Typer) -> None:
         help="PLC/5G dual-mode access of distribution-grid devices.", no_args_is_help=True
     )
     app.add_typer(access_app, name="access")
+    register_learned(access_app)
 
     @access_app.command("simulate")
     def simulate(
@@ -198,3 +199,108 @@ def register(app: typer.Typer) -> None:
             },
         )
         console.print(f"wrote {out}/access_evaluate.json and {len(figs) + 1} PNGs")
+
+
+def _fmt_paired(p: dict[str, Any]) -> str:
+    hw = p["half_width"]
+    ci = f" ± {hw:.3g}" if hw is not None else ""
+    return f"{p['mean_diff']:+.4g}{ci} {p['verdict']}"
+
+
+def register_learned(access_app: typer.Typer) -> None:
+    """``access train`` (teacher → library → student) and ``access compare`` (paired CIs)."""
+
+    @access_app.command("train")
+    def train(
+        out: Annotated[Path, typer.Option(help="folder for teacher, library and student")] = Path(
+            "out/access_learned"
+        ),
+        episodes: Annotated[int, typer.Option(min=1, help="teacher training episodes")] = 120,
+        library_episodes: Annotated[
+            int, typer.Option(min=3, help="teacher rollouts written to the library")
+        ] = 40,
+        seed: Annotated[int, typer.Option(min=0, help="training seed")] = 0,
+        config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    ) -> None:
+        """Learn the epoch-level mode decision: per-device DQN teacher on
+        pcnalloc/Access-v0, its trajectory library, and a distilled edge student."""
+        from pcnalloc.access.config import load_access_config
+        from pcnalloc.access.model import AccessModel
+        from pcnalloc.fileio import check_output
+        from pcnalloc.twolayer.teacher import AccessTeacherConfig
+        from pcnalloc.twolayer.train import train_pipeline
+
+        cfg = load_access_config(config)
+        check_output(out, kind="dir", overwrite=overwrite)
+        AccessModel(cfg, 0)  # fail fast on a bad grid or SINR_min, before the bar
+        tcfg = AccessTeacherConfig(episodes=episodes, seed=seed)
+        with progress_bar() as bar:
+            task = bar.add_task("access train", total=episodes + library_episodes)
+            report = train_pipeline(
+                out,
+                cfg,
+                tcfg,
+                library_episodes=library_episodes,
+                overwrite=overwrite,
+                on_teacher=lambda _row: bar.advance(task, 1),
+                on_library=lambda n: bar.advance(task, n),
+            )
+        s = report["student"]["best"]
+        console.print(
+            f"teacher: last reward {report['teacher_log'][-1]['mean_reward']:.4f}; library "
+            f"{report['library']['rows']} rows; student top-1 agreement "
+            f"{s.get('val_top1_agreement', float('nan')):.3f} "
+            f"({report['student']['param_bytes']} B); wrote {out}"
+        )
+
+    @access_app.command("compare")
+    def compare_cmd(
+        policies: Annotated[
+            str, typer.Option(help="comma-separated specs; learned ones: student@PATH, …")
+        ] = "learned@out/access_learned,matching,raf,raom,all-5g",
+        seeds: Annotated[int, typer.Option(min=2, help="evaluation seeds 0..N-1")] = 8,
+        config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
+    ) -> None:
+        """Learned policies against the others on the same seeds: per-seed paired
+        differences (learned − other) with 95 % CIs and verdicts."""
+        from pcnalloc.access.config import load_access_config
+        from pcnalloc.access.registry import make_access_policy
+        from pcnalloc.twolayer.compare import compare
+
+        cfg = load_access_config(config)
+        specs = [p.strip() for p in policies.split(",") if p.strip()]
+        for sp in specs:
+            make_access_policy(sp)  # fail fast on a bad name or checkpoint
+        with progress_bar() as bar:
+            task = bar.add_task("access compare", total=len(specs) * seeds)
+            res = compare(specs, cfg, list(range(seeds)), lambda n: bar.advance(task, n))
+        table = Table(title=f"access policies, seeds 0..{seeds - 1} (mean ± 95 % half-width)")
+        for col in ("policy", "weighted sum", "traffic cost ($)", "stable VQ", "mode µs p50"):
+            table.add_column(col, justify="left" if col == "policy" else "right")
+        for sp, r in res["policies"].items():
+            m = r["mean"]["weighted_sum"]
+            hw = f" ± {m['half_width']:.2f}" if m["half_width"] is not None else ""
+            table.add_row(
+                sp,
+                f"{m['mean']:.2f}{hw}",
+                f"{r['mean']['traffic_cost']['mean']:.5f}",
+                f"{r['stable_share']:.2f}",
+                "" if r["mode_us_p50"] is None else f"{r['mode_us_p50']:.0f}",
+            )
+        console.print(table)
+        pt = Table(title="paired differences learned − other (lower is better)")
+        for col in ("learned", "against", "Δ weighted sum", "Δ traffic cost", "Δ mean delay"):
+            pt.add_column(col)
+        for row in res["paired"]:
+            pt.add_row(
+                row["learned"],
+                row["against"],
+                _fmt_paired(row["weighted_sum"]),
+                _fmt_paired(row["traffic_cost"]),
+                _fmt_paired(row["mean_delay_s"]),
+            )
+        console.print(pt)
+        if json_out is not None:
+            write_json(json_out, {"config": cfg.model_dump(mode="json"), **res})

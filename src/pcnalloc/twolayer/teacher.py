@@ -1,0 +1,277 @@
+"""Per-device double-DQN teacher for the epoch-level PLC/5G decision on ``pcnalloc/Access-v0``.
+
+Why its own trainer: :mod:`pcnalloc.teacher.train` learns one ``Discrete(K·L+1)`` choice per
+request from the backbone's graph observation through a replay of full graph observations;
+the access decision is ``MultiDiscrete([2]*I)``, one mode per device and epoch (2^100 joint
+actions at I = 100). It is therefore factored: one Q network shared by all devices maps a
+device's row of :func:`~pcnalloc.access.features.device_features` (own queue and channel
+state plus the context of the others) to Q(PLC), Q(5G), and learns from the device's own
+drift-plus-penalty (``info["device_cost"]``, whose mean is the env reward) — independent
+learners with shared weights, the reward split exactly as the objective of problem P2 sums
+over devices. The joint constraints C3/C4 (at most J1 on PLC, J2 on 5G) are met by
+:func:`~pcnalloc.access.policy.cap_modes`: devices keep their greedy mode in order of their
+Q gap. The TD target is the project's :func:`pcnalloc.teacher.dqn.double_dqn_target`;
+training seeds start at :data:`pcnalloc.teacher.TRAIN_SEED_BASE`, disjoint from evaluation
+seeds. Transitions always bootstrap: the queues go on after the last epoch of an episode.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from pcnalloc.access.config import AccessConfig
+from pcnalloc.access.errors import AccessConfigError
+from pcnalloc.access.features import FEATURES, N_FEATURES, device_features
+from pcnalloc.access.policy import cap_modes
+
+TEACHER_FORMAT = "pcnalloc-access-teacher"
+TEACHER_VERSION = 1
+TRAIN_SEED_BASE = 1_000_000
+"""Same base as :data:`pcnalloc.teacher.TRAIN_SEED_BASE` (not imported: that package pulls in
+the backbone trainer); evaluation seeds stay below it."""
+
+
+class AccessTeacherConfig(BaseModel):
+    """Budget and hyper-parameters of one access teacher run."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    episodes: int = Field(120, ge=1, description="training episodes (V epochs each)")
+    gamma: float = Field(0.9, ge=0, lt=1, description="discount per epoch")
+    lr: float = Field(1e-3, gt=0, description="Adam learning rate")
+    batch_size: int = Field(256, ge=1, description="device transitions per gradient step")
+    hidden: tuple[int, ...] = Field((64, 64), description="hidden widths of the Q network")
+    updates_per_epoch: int = Field(4, ge=0, description="gradient steps per env step (epoch)")
+    warmup: int = Field(2_000, ge=1, description="device transitions before the first update")
+    replay: int = Field(200_000, ge=1, description="replay capacity (device transitions)")
+    target_update: int = Field(200, ge=1, description="gradient steps between target syncs")
+    eps_start: float = Field(1.0, ge=0, le=1, description="exploration at the first episode")
+    eps_end: float = Field(0.05, ge=0, le=1, description="exploration after the decay")
+    eps_decay: float = Field(
+        0.6, gt=0, le=1, description="share of the episodes over which ε decays linearly"
+    )
+    huber_delta: float = Field(1.0, gt=0, description="Huber loss δ")
+    max_grad_norm: float = Field(10.0, gt=0, description="gradient clipping")
+    seed: int = Field(0, ge=0, description="seed of weights, exploration and episode seeds")
+    threads: int = Field(1, ge=1, description="torch intra-op threads")
+
+    def train_seed(self, episode: int) -> int:
+        """Env seed of training episode ``episode`` (≥ TRAIN_SEED_BASE)."""
+        return TRAIN_SEED_BASE + 10_000 * self.seed + episode
+
+
+def q_network(hidden: tuple[int, ...], seed: int) -> Any:
+    """Shared per-device Q network: N_FEATURES → hidden … → 2 (ReLU MLP), seeded."""
+    import torch
+    from torch import nn
+
+    layers: list[Any] = []
+    width = N_FEATURES
+    for h in hidden:
+        layers += [nn.Linear(width, int(h)), nn.ReLU()]
+        width = int(h)
+    layers.append(nn.Linear(width, 2))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return nn.Sequential(*layers)
+
+
+def joint_modes(scores: np.ndarray, mask: np.ndarray, cfg: AccessConfig) -> np.ndarray:
+    """Per-device masked argmax of ``scores`` (I, 2), then C3/C4 by the score gap.
+
+    Devices whose preference is strongest keep their mode while the mode's places last;
+    an unreachable mode is never chosen (``mask`` (I, 2); a device with no reachable mode
+    may take either).
+    """
+    m = mask.copy()
+    m[~m.any(axis=1)] = True
+    s = np.where(m, scores, -np.inf)
+    want = np.argmax(s, axis=1).astype(np.int64)
+    gap = np.abs(np.where(m.all(axis=1), scores[:, 1] - scores[:, 0], np.inf))
+    return cap_modes(want, gap, (cfg.plc_subchannels, cfg.g5_subchannels))
+
+
+class _Replay:
+    """Ring buffer of per-device transitions (x, a, r, x′, mask′) as flat numpy arrays."""
+
+    def __init__(self, capacity: int) -> None:
+        self.x = np.zeros((capacity, N_FEATURES), np.float32)
+        self.x2 = np.zeros((capacity, N_FEATURES), np.float32)
+        self.a = np.zeros(capacity, np.int64)
+        self.r = np.zeros(capacity, np.float32)
+        self.m2 = np.zeros((capacity, 2), bool)
+        self.cap, self.ptr, self.size = capacity, 0, 0
+
+    def add(self, x, a, r, x2, m2) -> None:  # type: ignore[no-untyped-def]
+        n = len(a)
+        idx = (self.ptr + np.arange(n)) % self.cap
+        self.x[idx], self.a[idx], self.r[idx], self.x2[idx], self.m2[idx] = x, a, r, x2, m2
+        self.ptr = int((self.ptr + n) % self.cap)
+        self.size = min(self.size + n, self.cap)
+
+    def sample(self, b: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        i = rng.integers(self.size, size=b)
+        return self.x[i], self.a[i], self.r[i], self.x2[i], self.m2[i]
+
+
+def train_access_teacher(
+    env_config: AccessConfig,
+    cfg: AccessTeacherConfig,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> tuple[Any, list[dict[str, Any]]]:
+    """Train the per-device teacher on ``pcnalloc/Access-v0``; returns (Q network, log rows).
+
+    One log row per episode: ``episode``, ``seed``, ``epsilon``, ``mean_reward`` (the env's
+    reward, minus the mean drift-plus-penalty per slot and device), ``loss``, ``seconds``.
+    """
+    import gymnasium as gym
+    import torch
+
+    import pcnalloc.envs  # noqa: F401  (registers pcnalloc/Access-v0)
+    from pcnalloc.teacher.dqn import double_dqn_target
+
+    torch.set_num_threads(cfg.threads)
+    env = gym.make("pcnalloc/Access-v0", config=env_config).unwrapped
+    online = q_network(cfg.hidden, cfg.seed)
+    target = copy.deepcopy(online).requires_grad_(False)
+    opt = torch.optim.Adam(online.parameters(), lr=cfg.lr)
+    loss_fn = torch.nn.HuberLoss(delta=cfg.huber_delta)
+    rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xACCE55]))
+    replay = _Replay(cfg.replay)
+    n = env_config.devices
+    updates, log = 0, []
+    decay = max(1, round(cfg.episodes * cfg.eps_decay))
+    for ep in range(cfg.episodes):
+        t0 = time.perf_counter()
+        eps = cfg.eps_start + (cfg.eps_end - cfg.eps_start) * min(1.0, ep / decay)
+        seed = cfg.train_seed(ep)
+        env.reset(seed=seed)
+        x = device_features(env.model)
+        mask = env.action_masks().reshape(n, 2)
+        rewards, losses, done = [], [], False
+        while not done:
+            with torch.no_grad():
+                q = online(torch.from_numpy(x)).numpy()
+            explore = rng.random(n) < eps
+            q_act = np.where(explore[:, None], rng.random((n, 2)), q)
+            modes = joint_modes(q_act, mask, env_config)
+            _, reward, done, _, info = env.step(modes)
+            x2 = device_features(env.model)
+            mask2 = env.action_masks().reshape(n, 2)
+            replay.add(x, modes, -np.asarray(info["device_cost"], np.float32), x2, mask2)
+            rewards.append(reward)
+            x, mask = x2, mask2
+            if replay.size < cfg.warmup:
+                continue
+            for _ in range(cfg.updates_per_epoch):
+                bx, ba, br, bx2, bm2 = replay.sample(cfg.batch_size, rng)
+                tx2 = torch.from_numpy(bx2)
+                with torch.no_grad():
+                    y = double_dqn_target(
+                        torch.from_numpy(br),
+                        online(tx2),
+                        target(tx2),
+                        torch.from_numpy(bm2),
+                        cfg.gamma,
+                    )
+                qa = online(torch.from_numpy(bx)).gather(1, torch.from_numpy(ba)[:, None])[:, 0]
+                loss = loss_fn(qa, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(online.parameters(), cfg.max_grad_norm)
+                opt.step()
+                updates += 1
+                losses.append(float(loss.detach()))
+                if updates % cfg.target_update == 0:
+                    target.load_state_dict(online.state_dict())
+        row = {
+            "episode": ep,
+            "seed": seed,
+            "epsilon": round(eps, 4),
+            "mean_reward": float(np.mean(rewards)),
+            "loss": float(np.mean(losses)) if losses else float("nan"),
+            "seconds": time.perf_counter() - t0,
+        }
+        log.append(row)
+        if progress is not None:
+            progress(row)
+    return online.eval(), log
+
+
+def save_teacher(
+    path: str | Path,
+    net: Any,
+    *,
+    cfg: AccessTeacherConfig,
+    env_config: AccessConfig,
+    log: list[dict[str, Any]],
+) -> str:
+    """Write the teacher checkpoint atomically; returns its SHA-256."""
+    import torch
+
+    from pcnalloc.fileio import write_atomic
+
+    buf = io.BytesIO()
+    torch.save(
+        {
+            "format": TEACHER_FORMAT,
+            "version": TEACHER_VERSION,
+            "features": list(FEATURES),
+            "hidden": list(cfg.hidden),
+            "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
+            "teacher_config": cfg.model_dump(mode="json"),
+            "access_config": env_config.model_dump(mode="json"),
+            "train_log": log,
+        },
+        buf,
+    )
+    data = buf.getvalue()
+    write_atomic(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_teacher(path: str | Path) -> tuple[Any, dict[str, Any]]:
+    """The teacher's Q network (eval mode) and its checkpoint dict.
+
+    Raises:
+        AccessConfigError: a missing, unreadable or foreign file, or other features.
+    """
+    import torch
+
+    p = Path(path)
+    if not p.is_file():
+        raise AccessConfigError(f"access teacher checkpoint {str(p)!r} does not exist")
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as err:  # corrupt or foreign file
+        raise AccessConfigError(f"cannot read access teacher {str(p)!r}: {err}") from None
+    if not isinstance(ck, dict) or ck.get("format") != TEACHER_FORMAT:
+        raise AccessConfigError(f"{str(p)!r} is not an access teacher checkpoint")
+    if ck.get("version") != TEACHER_VERSION or ck.get("features") != list(FEATURES):
+        raise AccessConfigError(
+            f"{str(p)!r} was trained on other features or another checkpoint version; "
+            "train it again with `pcnalloc access train`"
+        )
+    net = q_network(tuple(ck["hidden"]), 0)
+    net.load_state_dict(ck["state_dict"])
+    return net.eval(), ck
+
+
+__all__ = [
+    "TEACHER_FORMAT",
+    "AccessTeacherConfig",
+    "joint_modes",
+    "load_teacher",
+    "q_network",
+    "save_teacher",
+    "train_access_teacher",
+]
