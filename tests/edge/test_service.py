@@ -329,3 +329,42 @@ def test_audit_log_records_decisions_and_releases(
     assert res.ok and res.unsigned_tail == 0, str(res)
     types = [json.loads(x)["type"] for x in log.read_text().splitlines()]
     assert types.count("decision") == 5 and types.count("release") == 1
+
+
+def test_chunked_body_over_the_cap_is_413(service: tuple[TestClient, Clock, Any]) -> None:
+    client, _, live = service
+
+    def chunks(n: int, size: int = 8192) -> Iterator[bytes]:
+        for _ in range(n):
+            yield b" " * size
+
+    r = client.post("/v1/allocate", content=chunks(25), headers=AUTH)  # 200 KB, no length
+    assert r.status_code == 413 and "bytes" in r.json()["reason"]
+    assert live.counts["decisions"] == 0
+    ok = client.post(
+        "/v1/allocate",
+        content=(x for x in [json.dumps(body()).encode()]),  # chunked, under the cap
+        headers={**AUTH, "Content-Type": "application/json"},
+    )
+    assert ok.status_code == 200 and ok.json()["outcome"] == "accepted"
+
+
+@pytest.mark.parametrize("tick_s", [0.05, 1000.0])
+def test_idle_tick_signs_the_tail_at_the_cadence(
+    artifact: Path, signer: tuple[Path, Path], tmp_path: Path, tick_s: float
+) -> None:
+    """The idle task signs the tail once the log's time cadence is due; planted fault: with
+    no tick in time, the tail of the still-open log stays unsigned."""
+    import time
+
+    from pcnalloc.edge.audit import AuditLog, verify
+    from pcnalloc.edge.service import build_agent
+
+    log = tmp_path / "audit.jsonl"
+    agent = build_agent(ServiceConfig(artifact=artifact, public_key=signer[1]))
+    agent.audit = AuditLog(log, private_key=signer[0], checkpoint_interval_s=0.2)
+    with TestClient(create_app(agent, TOKEN, clock=Clock(), tick_s=tick_s)) as client:
+        assert client.post("/v1/allocate", headers=AUTH, json=body()).status_code == 200
+        time.sleep(0.6)
+        res = verify(log, signer[1])  # strict: no unsigned tail
+        assert res.ok == (tick_s < 1), str(res)

@@ -168,11 +168,19 @@ def test_torn_tail_blocks_start_until_repaired(
     log = tmp_path / "audit.jsonl"
     clock = Clock()
     with TestClient(create_app(config(artifact, signer, log), TOKEN, clock=clock)) as client:
-        drive(client, clock, client.app.state.live, 20, seed=4)  # type: ignore[attr-defined]
+        live = client.app.state.live  # type: ignore[attr-defined]
+        drive(client, clock, live, 20, seed=4)
+        snap = live.snapshot()
     with open(log, "ab") as fh:
         fh.write(b'{"body": {"half')
     with pytest.raises(AuditError, match="pcnalloc audit repair"):
         create_app(config(artifact, signer, log), TOKEN, clock=clock)
+    from pcnalloc.edge.audit_repair import repair
+    from pcnalloc.edge.trusted_keys import pinned_keys
+
+    assert repair(log, pinned_keys(signer[1]), private_key=signer[0]).repaired
+    live = create_app(config(artifact, signer, log), TOKEN, clock=clock).state.live
+    assert live.snapshot() == snap
 
 
 def test_edited_log_refuses_to_resume(

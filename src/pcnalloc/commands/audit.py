@@ -1,4 +1,4 @@
-"""``pcnalloc audit verify|head|prove|consistency|check-proof`` and ``pcnalloc keys new``."""
+"""``pcnalloc audit verify|repair|head|prove|consistency|check-proof`` and ``pcnalloc keys new``."""
 
 from __future__ import annotations
 
@@ -101,6 +101,38 @@ def verify_cmd(
         raise AuditError(str(result))  # not this operator's log: bad input, exit 2
     console.print(f"[red]{escape(str(result))}[/]", soft_wrap=True)
     raise SystemExit(1)  # click returns (not raises) typer.Exit codes when not standalone
+
+
+@audit_app.command("repair")
+def repair_cmd(
+    log: Annotated[Path, typer.Argument(help="audit log with a torn last line")],
+    public_key: PublicKeyOpt = None,
+    trusted_keys: TrustedKeysOpt = None,
+    key: Annotated[
+        Path | None,
+        typer.Option(
+            "--key", help="the log's private signing key: append a signed recovery record"
+        ),
+    ] = None,
+    backup: Annotated[
+        Path | None, typer.Option("--backup", help="where the original goes (default LOG.bak)")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing backup")] = False,
+) -> None:
+    """Keep the verified prefix of a torn log (a crashed writer) and say what was dropped.
+
+    The log must verify with the pinned key up to the torn bytes; any other failure is
+    refused (exit 1) with the log untouched. The original stays as a backup.
+    """
+    from pcnalloc.edge.audit_repair import NotTornError, repair
+
+    pinned = _pinned(public_key, trusted_keys)
+    try:
+        res = repair(log, pinned, private_key=key, backup=backup, overwrite=overwrite)
+    except NotTornError as err:
+        console.print(f"[red]{escape(str(err))}[/]", soft_wrap=True)
+        raise SystemExit(1) from None
+    console.print(escape(str(res)), soft_wrap=True)
 
 
 @audit_app.command("head")

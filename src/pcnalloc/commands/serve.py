@@ -52,6 +52,13 @@ def serve_cmd(
     audit_key: Annotated[
         Path | None, typer.Option("--audit-key", help="Ed25519 key signing audit checkpoints")
     ] = None,
+    integrity_only: Annotated[
+        bool,
+        typer.Option(
+            "--integrity-only",
+            help="allow --audit without --audit-key (hash chain only: proves no origin)",
+        ),
+    ] = False,
     precision: Annotated[str, typer.Option(help="model precision: fp32 or int8")] = "fp32",
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
@@ -78,6 +85,7 @@ def serve_cmd(
             "rules": rules,
             "audit": audit,
             "audit_key": audit_key,
+            "integrity_only": integrity_only,
             "precision": precision,
         },
         "serve options",
@@ -96,7 +104,14 @@ def serve_cmd(
     table.add_row("model", f"{live.agent.precision} sha256 {live.agent.model_sha256[:16]}…")
     table.add_row("signed by", live.agent.artifact.key_id)
     table.add_row("rules", str(rules or "packaged defaults"))
-    table.add_row("audit", str(audit or "off"))
+    resumed = live.resumed or {}
+    table.add_row(
+        "audit",
+        f"{audit} (resumed {resumed.get('active_flows', 0)} flows from "
+        f"{resumed.get('replayed_records', 0)} records)"
+        if audit and resumed
+        else str(audit or "off"),
+    )
     console.print(table)
     uvicorn.run(
         app,
