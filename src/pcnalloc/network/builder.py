@@ -363,20 +363,19 @@ def from_graph_json(path: Path, config: NetworkConfig) -> CommNetwork:
         length = np.array([float(lk["length_km"]) for lk in links])
         _check_numbers(path, "link length_km", length, lo=0.0, hi=MAX_LENGTH_KM)
         caps = [lk.get("capacity_mbps") for lk in links]
+        given = np.array([c is not None for c in caps])  # absent: derived from the voltage
         cap = (
             None
-            if all(c is None for c in caps)
+            if not given.any()
             else np.array([float(c) if c is not None else np.nan for c in caps])
         )
-        if cap is not None:
-            _check_numbers(
-                path, "link capacity_mbps", cap[~np.isnan(cap)], lo=0.0, hi=MAX_CAPACITY_MBPS
-            )
+        if cap is not None:  # a NaN that the file gives is refused, not taken as absent
+            _check_numbers(path, "link capacity_mbps", cap[given], lo=0.0, hi=MAX_CAPACITY_MBPS)
         circuits = np.array([float(lk.get("circuits", 1)) for lk in links])
         _check_numbers(path, "link circuits", circuits, lo=0.0, hi=1000.0)
         link_kv = np.maximum(kv[ends[:, 0]], kv[ends[:, 1]])
-        if cap is not None and np.isnan(cap).any():
-            cap = np.where(np.isnan(cap), capacity_for_kv(link_kv), cap)
+        if cap is not None and not given.all():
+            cap = np.where(given, cap, capacity_for_kv(link_kv))
         for c in data.get("control_centers", []):
             if str(c) not in index:
                 raise NetworkError(f"{path}: control center {c!r} names no site")
