@@ -4,6 +4,8 @@ Per request, the rules in scope and every request-level leaf of their predicates
 so the engine folds them once per (class, emergency, region) into a *plan*: a short list of
 callables, one per rule, each writing a boolean row over the A = K·L + 1 actions. A check is
 then a handful of numpy ufunc calls on (A,) arrays; no Python loop runs over actions.
+:class:`TableChecker` judges the same plans in one compiled call over the candidate kernel's
+field tables (:mod:`pcnalloc.rules.program`), for the edge's hot path.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from pcnalloc.errors import choices
 from pcnalloc.rules.predicates import PY_OPS, Node, RowFn, eval_at, row_fn, why
 from pcnalloc.rules.priorities import DynamicPriorities
+from pcnalloc.rules.program import NotCompilable, Program, ProgramRun, compile_plan, run_program
 from pcnalloc.rules.schema import (
     ACTION_FIELDS,
     CLASS,
@@ -60,6 +63,8 @@ class _Plan:
     reject_rows: tuple[tuple[int, Node], ...]
     soft_rows: tuple[tuple[int, RowFn], ...]
     folded: dict[str, Node]
+    path_nodes: tuple[tuple[int, Node], ...] = ()
+    soft_nodes: tuple[tuple[int, Node], ...] = ()
 
 
 class Verdict:
@@ -267,8 +272,13 @@ class RuleEngine:
         path_rows: list[Any] = []
         reject_rows: list[Any] = []
         soft_rows: list[Any] = []
+        path_nodes: list[Any] = []
+        soft_nodes: list[Any] = []
         folded: dict[Any, Any] = {}
-        for rules, out in ((self._hard, None), (self._soft, soft_rows)):
+        for rules, out, nodes in (
+            (self._hard, None, path_nodes),
+            (self._soft, soft_rows, soft_nodes),
+        ):
             for j, r in enumerate(rules):
                 if not _in_scope(r, req, region):
                     continue
@@ -281,7 +291,16 @@ class RuleEngine:
                         reject_rows.append((j, node))
                     continue
                 (path_rows if out is None else out).append((j, row_fn(node)))
-        plan = _Plan(prio, tuple(path_rows), tuple(reject_rows), tuple(soft_rows), folded)
+                nodes.append((j, node))
+        plan = _Plan(
+            prio,
+            tuple(path_rows),
+            tuple(reject_rows),
+            tuple(soft_rows),
+            folded,
+            tuple(path_nodes),
+            tuple(soft_nodes),
+        )
         self._plans[(cls, bool(emergency), region)] = plan
         return plan
 
@@ -348,6 +367,76 @@ class RuleEngine:
             )
         if ftype == ZONE:
             return v
+        return v
+
+
+class TableChecker:
+    """A :class:`RuleEngine`'s check compiled per plan, over field tables, into reused buffers.
+
+    Args:
+        engine: the compiled rules.
+        where: field name → (table, row) of the tables :meth:`check` receives (the candidate
+            kernel's, :data:`pcnalloc.envs.layout.FIELD_WHERE`).
+        n_actions: A.
+
+    Attributes:
+        out: the buffers of the last check (:class:`~pcnalloc.rules.program.ProgramRun`).
+
+    Not re-entrant (one checker per decision thread), like the engine's own scratch buffers.
+    """
+
+    def __init__(
+        self, engine: RuleEngine, where: dict[str, tuple[int, int]], n_actions: int
+    ) -> None:
+        self.engine, self.where = engine, where
+        self.out = ProgramRun(len(engine.rule_ids), len(engine.soft_ids), n_actions)
+        self._progs: dict[tuple[int, bool, int], tuple[_Plan, Program | None]] = {}
+
+    def _program(self, ctx: RequestContext) -> tuple[_Plan, Program | None]:
+        eng = self.engine
+        key = (ctx.cls, bool(ctx.emergency), ctx.region if eng._region_dependent else -1)
+        got = self._progs.get(key)
+        if got is None:
+            plan = eng._plans.get(key) or eng._plan(*key)
+            try:
+                prog: Program | None = compile_plan(
+                    plan.path_nodes, plan.reject_rows, plan.soft_nodes, self.where
+                )
+            except NotCompilable:
+                prog = None
+            got = self._progs[key] = (plan, prog)
+        return got
+
+    def check(
+        self, tables: tuple[np.ndarray, ...], mask_A: np.ndarray, ctx: RequestContext, fields: Any
+    ) -> int:
+        """Judge every action into :attr:`out`; returns the request's effective priority.
+
+        ``out.blocked_A`` also holds the physical mask ``mask_A`` (int8, 1 = carriable; the
+        reject action is always carriable). A plan the program cannot express is judged by
+        the engine's dict path on ``fields`` (same results).
+        """
+        plan, prog = self._program(ctx)
+        out = self.out
+        if prog is not None:
+            run_program(prog, tables, mask_A, out)
+            return plan.priority
+        v = self.engine.check(fields, ctx)
+        out.forbidden_A[:] = v.forbidden_A
+        out.viol_RA[:] = v.violations_AR.T
+        out.soft_SA[:] = v.soft_AS.T
+        np.logical_or(v.forbidden_A, mask_A == 0, out=out.blocked_A)
+        out.blocked_A[-1] = v.forbidden_A[-1]
+        return plan.priority
+
+    def verdict(self, fields: Any, ctx: RequestContext) -> Verdict:
+        """The last check as a :class:`Verdict` (its arrays copied out of the buffers)."""
+        plan, _ = self._program(ctx)
+        out = self.out
+        hits = [int(j) for j in np.flatnonzero(out.viol_RA[:, -1])]
+        v = Verdict(self.engine, plan, fields, ctx, hits, out.forbidden_A.copy())
+        v._v_RA = out.viol_RA.copy()
+        v._s_SA = out.soft_SA.copy()
         return v
 
 

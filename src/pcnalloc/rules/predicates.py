@@ -9,6 +9,7 @@ A actions (a handful of numpy ufunc calls), :func:`eval_at` checks it at one act
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -71,7 +72,9 @@ def _expr(node: Node) -> Callable[[dict], np.ndarray]:
         return lambda fs: np.logical_not(sub(fs))
     subs = [_expr(k) for k in node[1]]
     red = np.logical_and if kind == "all" else np.logical_or
-    return lambda fs: red.reduce([s(fs) for s in subs])
+    # pairwise, so a child that is a scalar (a field the evaluation omits, at its default)
+    # broadcasts; ``red.reduce`` over a list would try to stack it with the arrays
+    return lambda fs: functools.reduce(red, [s(fs) for s in subs])
 
 
 def row_fn(node: Node) -> RowFn:
