@@ -15,7 +15,12 @@ Usage::
    seconds to tens of seconds), then ``EdgeAgent.decide`` runs on every live state while the
    env executes its actions. Reported per stage (features, model) and in total
    (features + model + mask check), plus a second agent with the rule engine and an audit log
-   (fsync every 1000 records).
+   (fsync every 1000 records). The same four calls are made, on the same states, by the
+   pre-change decision path (``edge_reference.ReferenceEdgeAgent``: ``before``), the order of
+   old and new alternating per state, so before and after come from one run.
+4. **Edge process**: a fresh interpreter loads the artifact (network shipped inside it),
+   decides on states it builds itself, and reports its peak RSS and whether torch or
+   pandapower were imported.
 
 Every figure is a per-call ``perf_counter_ns`` percentile on whatever this machine is doing
 at the time; ``load_avg`` is recorded at start and end because other jobs may share the cores.
@@ -27,6 +32,8 @@ import argparse
 import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -45,6 +52,9 @@ from pcnalloc.edge.audit import AuditLog
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.export.compile import QuantizationRejected, compile_student, load_student_module
 from pcnalloc.rules.engine import build_engine
+
+sys.path.insert(0, str(Path(__file__).parent))
+from edge_reference import ReferenceEdgeAgent  # benchmarks/ is not a package
 
 TARGETS = {"model_fp32_bytes_max": 125_000, "inference_p50_us_max": 20, "decision_p99_us_max": 100}
 
@@ -122,55 +132,145 @@ def decisions(
     env = PowerCommEnv(cfg, observation="compact")
     env.reset(seed=seed)
     setup_s = time.perf_counter() - t0
-    plain = EdgeAgent(art_dir, pub, cfg, network=env.net)
     engine = build_engine(None, env.catalog, trust_threshold=cfg.trust_threshold)
-    audit = AuditLog(tmp / f"audit-{case}.jsonl", private_key=priv, sync_every=1000)
-    guarded = EdgeAgent(art_dir, pub, cfg, network=env.net, rules=engine, audit=audit)
+    logs = []
+
+    def audit(name: str) -> AuditLog:
+        logs.append(AuditLog(tmp / f"audit-{case}-{name}.jsonl", private_key=priv, sync_every=1000))
+        return logs[-1]
+
+    agents = {
+        "after": (
+            EdgeAgent(art_dir, pub, cfg, network=env.net),
+            EdgeAgent(art_dir, pub, cfg, network=env.net, rules=engine, audit=audit("after")),
+        ),
+        "before": (
+            ReferenceEdgeAgent(art_dir, pub, cfg, network=env.net),
+            ReferenceEdgeAgent(
+                art_dir, pub, cfg, network=env.net, rules=engine, audit=audit("before")
+            ),
+        ),
+    }
     for _ in range(200):  # warm caches (paths, numba, rule plans); not recorded below
         local = LocalState.from_env(env)
-        plain.decide(local)
-        guarded.decide(local)
-        env.step(plain.decide(local).action)
-    plain.n_decisions = guarded.n_decisions = 0
+        for plain, guarded in agents.values():
+            plain.decide(local)
+            guarded.decide(local)
+        env.step(agents["after"][0].decide(local).action)
+    for pair in agents.values():
+        for a in pair:
+            a.n_decisions = 0
     outcomes: dict[str, int] = {}
-    whole_plain, whole_guarded = np.empty(n), np.empty(n)
+    whole = {k: (np.empty(n), np.empty(n)) for k in agents}
     clock = time.perf_counter_ns
+    same = 0
     for i in range(n):
         local = LocalState.from_env(env)
-        t = clock()
-        d = plain.decide(local)
-        t1 = clock()
-        guarded.decide(local)
-        t2 = clock()
-        whole_plain[i], whole_guarded[i] = (t1 - t) / 1e3, (t2 - t1) / 1e3
-        _, _, _, _, info = env.step(d.action)
+        got = {}
+        for k in sorted(agents, reverse=bool(i % 2)):  # alternate which path runs first
+            plain, guarded = agents[k]
+            t = clock()
+            d = plain.decide(local)
+            t1 = clock()
+            dg = guarded.decide(local)
+            t2 = clock()
+            whole[k][0][i], whole[k][1][i] = (t1 - t) / 1e3, (t2 - t1) / 1e3
+            got[k] = (d, dg)
+        same += got["after"] == got["before"]
+        _, _, _, _, info = env.step(got["after"][0].action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
-    audit.close()
-    p, g = plain.latency_us(), guarded.latency_us()
-    return {
-        "whole_decision": {
-            **pct(whole_guarded),
-            "what": "EdgeAgent.decide, features + model + rules + guard + audit append "
-            "(fsync every 1000 records), timed around the call",
-            "load_avg": [round(x, 2) for x in os.getloadavg()],
-        },
-        "whole_decision_no_rules_no_audit": pct(whole_plain),
+    for log in logs:
+        log.close()
+    out: dict[str, Any] = {
         "sites": env.net.n_sites,
         "links": env.net.n_links,
         "env_build_and_reset_s": round(setup_s, 2),
         "outcomes": outcomes,
-        "features": pct(p["features"]),
-        "model": pct(p["model"]),
-        "features_plus_model": pct(p["features"] + p["model"]),
-        "decision_total": pct(p["total"]),
-        "with_rules_and_audit": {
-            "features": pct(g["features"]),
-            "model": pct(g["model"]),
-            "rules": pct(g["rules"]),
-            "audit": pct(g["audit"]),
-            "total": pct(g["total"]),
-        },
+        "same_decisions_before_after": f"{same}/{n}",
     }
+    for k, (plain, guarded) in agents.items():
+        p, g = plain.latency_us(), guarded.latency_us()
+        out[k] = {
+            "whole_decision": {
+                **pct(whole[k][1]),
+                "what": "decide(), features + model + rules + guard + audit append "
+                "(fsync every 1000 records), timed around the call",
+                "load_avg": [round(x, 2) for x in os.getloadavg()],
+            },
+            "whole_decision_no_rules_no_audit": pct(whole[k][0]),
+            "features": pct(p["features"]),
+            "model": pct(p["model"]),
+            "features_plus_model": pct(p["features"] + p["model"]),
+            "decision_total": pct(p["total"]),
+            "with_rules_and_audit": {
+                "features": pct(g["features"]),
+                "model": pct(g["model"]),
+                "rules": pct(g["rules"]),
+                "audit": pct(g["audit"]),
+                "total": pct(g["total"]),
+            },
+        }
+    return out
+
+
+EDGE_PROCESS = """
+import json, sys, time
+import numpy as np
+from pcnalloc.config import EnvConfig
+from pcnalloc.edge.agent import EdgeAgent, LocalState
+from pcnalloc.envs.observation import History
+from pcnalloc.envs.state import NetworkState
+from pcnalloc.traffic.generator import Request
+cfg = EnvConfig.model_validate_json(sys.argv[1])
+t0 = time.perf_counter()
+if sys.argv[4] == "artifact":
+    agent = EdgeAgent(sys.argv[2], sys.argv[3], cfg)
+else:  # the network rebuilt from its grid case, as before it came with the artifact
+    from pcnalloc.network.builder import cached_network
+    built = cached_network(cfg.network.case, cfg.network)
+    agent = EdgeAgent(sys.argv[2], sys.argv[3], cfg, network=built)
+net = agent.network
+state = NetworkState(net)
+hist = History(cfg.history, agent.catalog)
+em = np.zeros(net.n_regions, dtype=np.int64)
+rng = np.random.default_rng(0)
+ready_s = time.perf_counter() - t0
+for i in range(2000):
+    src, dst = (int(x) for x in rng.choice(net.n_sites, 2, replace=False))
+    req = Request(i, 10.0 * i, int(rng.integers(agent.catalog.n_classes)), src, dst, 60.0)
+    d = agent.decide(LocalState(state, req, em, hist))
+    hist.push(req, 1.0, d.action != cfg.n_actions - 1)
+mods = sorted(m for m in ("torch", "pandapower") if m in sys.modules)
+# VmHWM, not ru_maxrss: the latter keeps the forking parent's peak across exec
+st = dict(ln.split(":", 1) for ln in open("/proc/self/status").read().splitlines() if ":" in ln)
+mb = {k: round(int(st[k].split()[0]) / 1024, 1) for k in ("VmHWM", "VmRSS")}
+print(json.dumps({"peak_rss_mb": mb["VmHWM"], "rss_mb": mb["VmRSS"], "imported": mods,
+                  "ready_s": round(ready_s, 2), "decisions": 2000}))
+"""
+
+
+def edge_process(cfg: Any, art_dir: Path, pub: Path, network: str) -> dict[str, Any]:
+    """Peak RSS of a fresh process that only runs the edge agent; ``network``: ``artifact``
+    (shipped in it) or ``build`` (rebuilt from the grid case, network cache off)."""
+    env = {**os.environ, **({"PCNALLOC_CACHE_DIR": "off"} if network == "build" else {})}
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            EDGE_PROCESS,
+            cfg.model_dump_json(),
+            str(art_dir),
+            str(pub),
+            network,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    if res.returncode != 0:
+        return {"error": res.stderr.strip().splitlines()[-1:]}
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -192,6 +292,7 @@ def main() -> None:
     t_start = time.perf_counter()
     cfg = env_config(network={"case": "case30"})
     rows = record_rows("case30", 1000, args.seed)
+    net30 = PowerCommEnv(cfg, observation="compact").net
     D, A = rows.shape[1], cfg.n_actions
     if args.student is not None:
         module, trained, min_agree = load_student_module(args.student), True, 0.995
@@ -218,12 +319,19 @@ def main() -> None:
                 out_dir=art_dir,
                 int8=True,
                 min_agreement=min_agree,
+                network=net30,
             )
         except QuantizationRejected as exc:  # the gate refused int8: fp32 ships alone
             int8_refused = exc
             print(f"int8: refused (agreement {exc.agreement:.2%}); continuing with fp32")
             res = compile_student(
-                module, rows, env_config=cfg, private_key=priv, out_dir=art_dir, overwrite=True
+                module,
+                rows,
+                env_config=cfg,
+                private_key=priv,
+                out_dir=art_dir,
+                overwrite=True,
+                network=net30,
             )
         precisions = ("fp32",) if int8_refused is not None else ("fp32", "int8")
         inf = inference(art_dir, pub, module.eval(), rows, args.calls, precisions)
@@ -232,14 +340,22 @@ def main() -> None:
             for c in args.cases.split(",")
             if c
         }
+        process = {
+            "before (network rebuilt from the case)": edge_process(cfg, art_dir, pub, "build"),
+            "after (network from the artifact)": edge_process(cfg, art_dir, pub, "artifact"),
+        }
     for c, r in per_case.items():
-        g, w = r["with_rules_and_audit"], r["whole_decision"]
-        stages = "  ".join(f"{k} {g[k]['p50_us']}" for k in ("features", "model", "rules", "audit"))
-        print(
-            f"{c}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | stages p50 µs: "
-            f"{stages} | load {' '.join(map(str, w['load_avg']))}",
-            flush=True,
-        )
+        for k in ("before", "after"):
+            g, w = r[k]["with_rules_and_audit"], r[k]["whole_decision"]
+            stages = "  ".join(
+                f"{s} {g[s]['p50_us']}" for s in ("features", "model", "rules", "audit")
+            )
+            print(
+                f"{c} {k:6s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
+                f"stages p50 µs: {stages} | load {' '.join(map(str, w['load_avg']))}",
+                flush=True,
+            )
+    print(f"edge process: {process}", flush=True)
     fp32_bytes = res.model_bytes["fp32"]
     out = {
         "benchmark": "edge",
@@ -267,11 +383,12 @@ def main() -> None:
             "model_fp32_bytes": fp32_bytes <= TARGETS["model_fp32_bytes_max"],
             "inference_p50": inf["onnxruntime_fp32"]["p50_us"] <= TARGETS["inference_p50_us_max"],
             **{
-                f"decision_p99_{c}": r["features_plus_model"]["p99_us"]
+                f"decision_p99_{c}": r["after"]["features_plus_model"]["p99_us"]
                 <= TARGETS["decision_p99_us_max"]
                 for c, r in per_case.items()
             },
         },
+        "edge_process": process,
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),

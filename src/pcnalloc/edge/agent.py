@@ -3,23 +3,28 @@
 :class:`EdgeAgent` is what an edge controller runs. Per request it
 
 1. **features** — evaluates the K·L + 1 actions on the live :class:`NetworkState` with the
-   environment's own kernel (:func:`pcnalloc.envs.features.evaluate`, at the request's
-   effective setup priority, with a user rule file's mask restriction — exactly as
-   ``PowerCommEnv._evaluate_current`` does) and writes the compact
-   vector (request | candidates | history statistics | network statistics, the block order
-   of :meth:`pcnalloc.envs.observation.ObservationBuilder.build`) straight into the model's
-   pre-bound input buffer;
+   environment's own kernel (at the request's effective setup priority, with a user rule
+   file's mask restriction — exactly as ``PowerCommEnv._evaluate_current`` does) into
+   buffers allocated once: the kernel writes the candidate table straight into the model's
+   pre-bound input buffer (a view of its candidate block, offsets from
+   :mod:`pcnalloc.envs.layout`) and the per-action field tables the rules read; one more
+   compiled call (:meth:`pcnalloc.envs.observation.ObservationBuilder.write_compact`, the
+   env's own) writes the request, history and network blocks and clips;
 2. **model** — one ONNX Runtime call on that buffer (one intra-op thread, sequential
    execution, input and output bound once with ``io_binding``); proposal = argmax logit;
-3. **rule check** — with a rule engine, the :class:`~pcnalloc.edge.guard.Guard` intercepts a
-   proposal that breaks a critical/hard rule (best allowed action by logit, pre-emption for
-   critical services); without one, a masked proposal is replaced by the best action the
-   environment's hard rules allow (``mask_invalid``);
+3. **rule check** — with a rule engine, the :class:`~pcnalloc.edge.guard.Guard` judges every
+   action in one compiled call over the field tables
+   (:class:`~pcnalloc.rules.engine.TableChecker`) and intercepts a proposal that breaks a
+   critical/hard rule (best allowed action by logit, pre-emption for critical services);
+   without one, a masked proposal is replaced by the best action the environment's hard
+   rules allow (``mask_invalid``);
 4. **audit** — with an :class:`~pcnalloc.edge.audit.AuditLog`, appends the decision.
 
 The whole call is timed (ns per stage, :attr:`EdgeAgent.timings_ns`). The agent decides; the
-caller executes (in simulation: ``env.step(decision.action)``). Reusing the env's kernel and
-builder methods keeps the agent's compact vector bit-identical to ``obs["compact"]`` (tested).
+caller executes (in simulation: ``env.step(decision.action)``). Reusing the env's kernels
+keeps the agent's compact vector bit-identical to ``obs["compact"]`` (tested). The network
+can come from the artifact itself (``network.npz``, signed), so the agent's process needs no
+grid-modelling package (pandapower) and no torch.
 
 :class:`EdgePolicy` is the same artifact behind the :class:`~pcnalloc.baselines.Policy`
 protocol (it reads ``obs["compact"]``), registered as ``edge`` for evaluation runs.
@@ -51,13 +56,16 @@ from pcnalloc.edge.guard import Decision, Guard
 from pcnalloc.envs.features import (
     HARD_RULES,
     Evaluation,
-    evaluate_request,
+    Evaluator,
+    _edge_features,
     priority_table,
 )
-from pcnalloc.envs.observation import LIM, History, ObservationBuilder, request_dim
+from pcnalloc.envs.layout import CANDIDATE_FEATURES, FIELD_WHERE
+from pcnalloc.envs.observation import LIM, History, ObservationBuilder, layout_for
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.network.model import CommNetwork
 from pcnalloc.network.paths import CandidateSet, PathCache, shared_path_cache
+from pcnalloc.rules.engine import TableChecker
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import Request
 
@@ -156,8 +164,9 @@ class EdgeAgent:
             artifact's own ``signer.pub`` (integrity only).
         env_config: the env settings of this deployment; must agree with the artifact's
             feature layout (K, L, history, trust threshold, catalog …).
-        network: the communication network, to prepare its path cache now (else on the first
-            state without candidates, from ``state.net``).
+        network: the communication network, to prepare its path cache now; None takes the
+            artifact's own network when it ships one (``network.npz``), else the first
+            state's ``state.net``.
         catalog: the service catalog (default: the one ``env_config`` names).
         rules: a :class:`RuleEngine` or a configured :class:`Guard`; None = the env's mask.
         audit: an open :class:`~pcnalloc.edge.audit.AuditLog`, or None.
@@ -168,7 +177,10 @@ class EdgeAgent:
     Attributes:
         timings_ns: int64 (max_records, 4), ns per decision in :data:`STAGES` order.
         last_logits: float32 (A,), the bound output buffer (overwritten by the next call).
-        last_evaluation: the evaluation of the last decided request.
+        last_evaluation: the evaluation of the last decided request (its buffers are reused:
+            the next call overwrites them).
+        network: the network the agent prepared its paths for (None until known).
+        layout: the compact vector's declared layout.
 
     Raises:
         ArtifactError: the artifact fails verification, reads the teacher state, or its model
@@ -213,12 +225,26 @@ class EdgeAgent:
         self._mask_engine = build_engine(
             env_config.rules, self.catalog, trust_threshold=env_config.trust_threshold
         )
-        self._prio_table = priority_table(self._mask_engine, env_config)
+        self._prio_rows: list[list[int]] = priority_table(self._mask_engine, env_config).tolist()
         self._ctx = RequestContext(0)
-        self._r = request_dim(self.catalog)
         self._n_cached = int(env_config.network.path_cache or env_config.k_paths)
         self._x = self.model.x_1D[0]
+        self.layout = layout_for(self.catalog, env_config)
+        A, F = env_config.n_actions, len(CANDIDATE_FEATURES)
+        feats_view = self._x[self.layout.slice("candidates")].reshape(A, F)
+        self._evaluator = Evaluator(self.catalog, env_config, feats_AF=feats_view)
+        self._ev = self._evaluator.evaluation
+        self._valid_col = CANDIDATE_FEATURES.index("valid")
+        self._checker = (
+            TableChecker(self.engine, FIELD_WHERE, A) if self.engine is not None else None
+        )
+        self._mask_checker = (
+            TableChecker(self._mask_engine, FIELD_WHERE, A) if env_config.rules else None
+        )
         self._builder: ObservationBuilder | None = None
+        if network is None and self.artifact.has_network:
+            network = self.artifact.network()
+        self.network: CommNetwork | None = network
         self._paths: PathCache | None = (
             shared_path_cache(network, self._n_cached) if network is not None else None
         )
@@ -253,31 +279,49 @@ class EdgeAgent:
         """Evaluate the request's actions and write the compact vector into the input buffer.
 
         Returns:
-            The evaluation (mask, hard flags, fields for the rule engine).
+            The evaluation (mask, hard flags, field tables for the rule engine); its buffers
+            are the agent's own, overwritten by the next call.
         """
-        req = local.request
-        ev, _, region, emergency = evaluate_request(
-            local.state,
-            self._candidates(local),
-            req,
-            self.catalog,
-            self.cfg,
-            engine=self._mask_engine,
-            prio_table_2C=self._prio_table,
-            emergency_R=local.emergency_R,
-        )  # the env's own evaluation: same priorities, same rule-file mask
-        self._ctx = RequestContext(int(req.cls), region, emergency)
-        b = self._builder_for(local.state)
-        x, r = self._x, self._r
-        feats = ev.feats_AF.reshape(-1)
-        c = r + feats.shape[0]
-        x[:r] = b.request_feats(req, local.emergency_R)
-        x[r:c] = feats
-        hs = local.history.stats()
-        h = c + hs.shape[0]
-        x[c:h] = hs
-        x[h:] = b.network_stats(local.emergency_R)
-        np.clip(x, -LIM, LIM, out=x)
+        req, st, em = local.request, local.state, local.emergency_R
+        cls = int(req.cls)
+        b = self._builder
+        if b is None or b.state is not st:
+            b = self._builder = ObservationBuilder(st, self.catalog, self.cfg, "compact")
+        region = int(b._region[req.src])
+        emergency = bool(em[region] > 0)
+        prio = self._prio_rows[emergency][cls]
+        evr = self._evaluator
+        ev = evr.evaluation
+        ev.bound_ms = evr._bound_C[cls]
+        h = local.history
+        t = 2 * np.pi * ((req.time_s / 3600.0) % 24.0) / 24.0  # as the env computes it
+        _edge_features(
+            *evr.args(st, self._candidates(local), cls, prio),
+            self._x,
+            b._req_static,
+            b.compact_positions,
+            int(req.kind),
+            np.log10(max(req.holding_s, 1.0)) / 5.0,
+            em,
+            region,
+            req.src in b._cc,
+            req.dst in b._cc,
+            np.sin(t),
+            np.cos(t),
+            h._stats,
+            h.n,
+            st.n_failed,
+            st.net.n_links,
+            LIM,
+        )
+        ctx = self._ctx = RequestContext(cls, region, emergency)
+        if self._mask_checker is not None:  # a user rule file tightens the mask in place
+            self._mask_checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
+            out = self._mask_checker.out
+            ev.mask_A &= ~out.forbidden_A
+            ev.mask_A[-1] = 1
+            ev.feats_AF[:, self._valid_col] = ev.mask_A  # 0/1: unchanged by the clip
+            ev.rule_violations_AR = out.viol_RA.T.copy()  # type: ignore[attr-defined]
         return ev
 
     @property
@@ -301,7 +345,8 @@ class EdgeAgent:
         t2 = time.perf_counter_ns()
         req, ctx = local.request, self._ctx
         if self.guard is not None:
-            d = self.guard.decide(proposal, logits, ev.fields, ctx, physical_mask_A=ev.mask_A)
+            assert self._checker is not None
+            d = self.guard.decide_tables(proposal, logits, self._checker, ev, ctx)
         else:
             d = self._mask_check(proposal, logits, ev, ctx)
         t3 = time.perf_counter_ns()
@@ -322,7 +367,7 @@ class EdgeAgent:
     def _mask_check(
         self, proposal: int, logits_A: np.ndarray, ev: Evaluation, ctx: RequestContext
     ) -> Decision:
-        prio = int(self._prio_table[int(ctx.emergency), ctx.cls])
+        prio = self._prio_rows[ctx.emergency][ctx.cls]
         mask = ev.mask_A
         if mask[proposal] or not self.mask_invalid:
             pre = bool(ev.needs_preempt_A[proposal])

@@ -16,7 +16,7 @@ import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -67,10 +67,27 @@ _KERNEL_CANDIDATE_COLUMNS = (
     "is_reject",
     "size_frac",
 )
-CANDIDATE_COLS = np.array([CANDIDATE_FEATURES.index(c) for c in _KERNEL_CANDIDATE_COLUMNS])
-"""Where the kernel writes its candidate quantities (slot i → column), from the layout."""
-FIELD_ROWS_ARR = np.array(FIELD_ROWS, dtype=np.int64)
-"""Row of each field (in :data:`FIELDS` order) in its dtype table, for the kernel."""
+_NB, _NI, _NF = FIELD_TABLE_SIZES
+SLOT_ROWS: dict[str, tuple[int, int]] = {
+    "route_ok_K": (0, _NB),
+    "has_backup_K": (0, _NB + 1),
+    "residual_kbps_K": (1, _NI),
+    "residual_pre_kbps_K": (1, _NI + 1),
+    "hops_K": (1, _NI + 2),
+    "latency_ms_K": (2, _NF),
+    "min_trust_K": (2, _NF + 1),
+}
+"""Per-slot outputs, stored in the first K entries of extra rows of the field tables."""
+TABLE_ROWS = (_NB + 2, _NI + 3, _NF + 2)
+KERNEL_INDEX = np.array(
+    [CANDIDATE_FEATURES.index(c) for c in _KERNEL_CANDIDATE_COLUMNS]
+    + list(FIELD_ROWS)
+    + [SLOT_ROWS[k][1] for k in SLOT_ROWS],
+    dtype=np.int64,
+)
+"""Positions the kernel writes at: candidate columns (kernel slot i → column), then the
+field rows (:data:`FIELDS` order) and the per-slot rows (:data:`SLOT_ROWS` order), all
+derived from the layout and passed at run time (a compiled kernel never holds stale ones)."""
 _DTYPES = {"bool": np.bool_, "int64": np.int64, "float64": np.float64}
 ZONE_RT_NRT = 2  # zone indices < 2 (I, II) are held to the trust rule
 
@@ -190,11 +207,14 @@ class ActionFields(Mapping):
 
 
 def field_tables(A: int) -> tuple[np.ndarray, ...]:
-    """Fresh (N_dtype, A) field tables, one per dtype of :data:`FIELD_TABLES`."""
+    """Fresh field tables, one per dtype of :data:`FIELD_TABLES`: (N_dtype + slot rows, A)."""
     return tuple(
-        np.empty((n, A), dtype=_DTYPES[t])
-        for n, t in zip(FIELD_TABLE_SIZES, FIELD_TABLES, strict=True)
+        np.empty((n, A), dtype=_DTYPES[t]) for n, t in zip(TABLE_ROWS, FIELD_TABLES, strict=True)
     )
+
+
+def _slot_views(tables: tuple[np.ndarray, ...], K: int) -> dict[str, np.ndarray]:
+    return {k: tables[t][row, :K] for k, (t, row) in SLOT_ROWS.items()}
 
 
 def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
@@ -202,10 +222,15 @@ def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
     return np.append(np.repeat(x_K, L), reject_value)
 
 
-# Field slots of the kernel, in FIELDS order (positions into FIELD_ROWS_ARR).
-_F_IS_REJECT, _F_PRESENT, _F_GRANT, _F_KBPS, _F_LAT, _F_LOB, _F_RES, _F_RPRE = range(8)
-_F_FITS, _F_FITS_PRE, _F_NEEDS, _F_BACKUP, _F_TRUST, _F_UTIL, _F_HOPS = range(8, 15)
-assert FIELDS.index("hops") == _F_HOPS and FIELDS.index("fits") == _F_FITS
+# Positions into KERNEL_INDEX: field slots (FIELDS order) after the 11 candidate columns,
+# then the per-slot rows (SLOT_ROWS order).
+_F_IS_REJECT, _F_PRESENT, _F_GRANT, _F_KBPS, _F_LAT, _F_LOB, _F_RES, _F_RPRE = range(11, 19)
+_F_FITS, _F_FITS_PRE, _F_NEEDS, _F_BACKUP, _F_TRUST, _F_UTIL, _F_HOPS = range(19, 26)
+_S_OK, _S_HB, _S_RES, _S_RPRE, _S_HOPS, _S_LAT, _S_TRUST = range(26, 33)
+assert FIELDS.index("hops") + 11 == _F_HOPS and FIELDS.index("fits") + 11 == _F_FITS
+assert len(SLOT_ROWS) == 7 and len(_KERNEL_CANDIDATE_COLUMNS) == 11
+# Columns of the per-class parameter table (see _class_params).
+_P_SLICE, _P_PRIO, _P_BOUND, _P_BW, _P_PROT, _P_TRUST = range(6)
 
 
 @njit(cache=True, nogil=True)
@@ -224,27 +249,12 @@ def _kernel(
     blinks_KB,
     bnodes_KN,
     bprop_K,
-    s,
+    P_CP,
+    G_CL,
+    cfg_p,
+    ix,
+    cls,
     prio,
-    bound,
-    bw_kbps,
-    grant_L,
-    protected,
-    needs_trust,
-    trust_thr,
-    q0,
-    ucap,
-    knee,
-    preempt,
-    sentinel,
-    cc,
-    fr,
-    lat_K,
-    resid_K,
-    rpre_K,
-    trust_K,
-    tot_hops_K,
-    ok_K,
     hard_AR,
     mask_A,
     soft_AQ,
@@ -253,9 +263,28 @@ def _kernel(
     fi_NA,
     ff_NA,
 ):  # pragma: no cover - compiled
-    """One pass over the K routes: per-slot quantities, hard flags, mask, soft costs, the
-    candidate table (column ``cc[i]`` for kernel slot i) and the field tables (row ``fr[j]``
-    of its dtype's table for field j of :data:`FIELDS`)."""
+    """One pass over the K routes: hard flags, mask, soft costs, the candidate table (column
+    ``ix[i]`` for kernel slot i), the field tables (row ``ix[11 + j]`` for field j of
+    :data:`FIELDS`) and the per-slot rows (:data:`SLOT_ROWS`). Per-class constants come from
+    row ``cls`` of ``P_CP``/``G_CL``, the env's from ``cfg_p`` (see :func:`_class_params`)."""
+    s = np.int64(P_CP[cls, _P_SLICE])
+    bound = P_CP[cls, _P_BOUND]
+    bw_kbps = P_CP[cls, _P_BW]
+    protected = P_CP[cls, _P_PROT] != 0.0
+    needs_trust = P_CP[cls, _P_TRUST] != 0.0
+    grant_L = G_CL[cls]
+    trust_thr, q0, ucap, knee = cfg_p[0], cfg_p[1], cfg_p[2], cfg_p[3]
+    preempt = cfg_p[4] != 0.0
+    sentinel = cap_ES.shape[0] - 1
+    cc = ix[:11]
+    fr = ix
+    lat_K = ff_NA[ix[_S_LAT]]
+    trust_K = ff_NA[ix[_S_TRUST]]
+    resid_K = fi_NA[ix[_S_RES]]
+    rpre_K = fi_NA[ix[_S_RPRE]]
+    tot_hops_K = fi_NA[ix[_S_HOPS]]
+    ok_K = fb_NA[ix[_S_OK]]
+    hb_K = fb_NA[ix[_S_HB]]
     K = links_KH.shape[0]
     L = grant_L.shape[0]
     big = np.int64(1) << 60
@@ -316,6 +345,7 @@ def _kernel(
         trust_K[k] = trust
         tot_hops_K[k] = hops_K[k] + nb
         ok_K[k] = ok
+        hb_K[k] = has_b_K[k]
         capf = max(float(capmin), 1.0)
         for l in range(L):  # noqa: E741 - l is the grant slot throughout the design
             a = k * L + l
@@ -390,31 +420,256 @@ def _kernel(
     feats_AF[a, cc[9]] = 1.0
 
 
-class ClassParams(NamedTuple):
-    """Per-class constants of the kernel call (prepared once per catalog and env config)."""
+@njit(cache=True, nogil=True)
+def _write_compact(
+    x,
+    R_CR,
+    cls,
+    rp,
+    kind,
+    log_holding,
+    em_R,
+    src_region,
+    src_cc,
+    dst_cc,
+    tod_sin,
+    tod_cos,
+    feats_AF,
+    hist_WH,
+    hist_n,
+    used_ES,
+    cap_ES,
+    n_failed,
+    n_links,
+    lim,
+    req_out,
+):  # pragma: no cover - compiled
+    """Write the compact vector's blocks at their layout offsets, then clip to ±``lim``.
 
-    slice: int
-    priority: int
-    bound_ms: float
-    bandwidth_kbps: float
-    grant_L: np.ndarray
-    protected: bool
-    needs_trust: bool
+    ``rp`` holds the request block's positions of (log_holding, kind=first, emergency_at_src,
+    src/dst_is_control_center, time_of_day_sin, time_of_day_cos), then the offsets of the
+    candidate, history and network blocks (:meth:`ObservationBuilder.compact_positions`);
+    ``feats_AF`` is copied to the candidate block unless it is empty (the kernel wrote the
+    table in place); ``req_out``, unless empty, receives the request block before clipping.
+    Sums run in float32 in row order, as numpy's ``sum(axis=0)`` does, and the transcendental
+    values come in from numpy, so every entry equals the numpy-built vector bit for bit.
+    """
+    R = R_CR.shape[1]
+    for i in range(R):
+        x[i] = R_CR[cls, i]
+    x[rp[0]] = log_holding
+    x[rp[1] + kind] = 1.0
+    x[rp[2]] = 1.0 if em_R[src_region] > 0 else 0.0
+    x[rp[3]] = 1.0 if src_cc else 0.0
+    x[rp[4]] = 1.0 if dst_cc else 0.0
+    x[rp[5]] = tod_sin
+    x[rp[6]] = tod_cos
+    for i in range(req_out.shape[0]):
+        req_out[i] = x[i]
+    cand_off, hist_off, net_off = rp[7], rp[8], rp[9]
+    F = feats_AF.shape[1]
+    for a in range(feats_AF.shape[0]):
+        for f in range(F):
+            x[cand_off + a * F + f] = feats_AF[a, f]
+    H = hist_WH.shape[1]
+    for j in range(H):
+        if hist_n == 0:
+            x[hist_off + j] = 0.0
+        else:
+            acc = np.float32(0.0)
+            for w in range(hist_WH.shape[0]):
+                acc += hist_WH[w, j]
+            x[hist_off + j] = acc / np.float32(hist_n)
+    E = used_ES.shape[0] - 1
+    S = used_ES.shape[1]
+    for s in range(S):
+        tot = 0.0
+        mx = 0.0
+        for e in range(E):
+            u = used_ES[e, s] / cap_ES[e, s]
+            tot += u
+            mx = max(mx, u)
+        x[net_off + s] = tot / E
+        x[net_off + S + s] = mx
+    x[net_off + 2 * S] = n_failed / n_links
+    emergency_any = False
+    for r in range(em_R.shape[0]):
+        if em_R[r] != 0:
+            emergency_any = True
+    x[net_off + 2 * S + 1] = 1.0 if emergency_any else 0.0
+    for i in range(x.shape[0]):
+        v = x[i]
+        if v < -lim:
+            x[i] = -lim
+        elif v > lim:
+            x[i] = lim
+
+
+@njit(cache=True, nogil=True)
+def _edge_features(
+    cap_ES,
+    used_ES,
+    used_ESP,
+    failed_E,
+    trust_N,
+    present_K,
+    links_KH,
+    nodes_KN,
+    prop_K,
+    hops_K,
+    has_b_K,
+    blinks_KB,
+    bnodes_KN,
+    bprop_K,
+    P_CP,
+    G_CL,
+    cfg_p,
+    ix,
+    cls,
+    prio,
+    hard_AR,
+    mask_A,
+    soft_AQ,
+    feats_AF,
+    fb_NA,
+    fi_NA,
+    ff_NA,
+    x,
+    R_CR,
+    rp,
+    kind,
+    log_holding,
+    em_R,
+    src_region,
+    src_cc,
+    dst_cc,
+    tod_sin,
+    tod_cos,
+    hist_WH,
+    hist_n,
+    n_failed,
+    n_links,
+    lim,
+):  # pragma: no cover - compiled
+    """:func:`_kernel` then :func:`_write_compact` in one call (the edge agent's features):
+    ``feats_AF`` is a view of ``x``'s candidate block, written in place."""
+    _kernel(
+        cap_ES,
+        used_ES,
+        used_ESP,
+        failed_E,
+        trust_N,
+        present_K,
+        links_KH,
+        nodes_KN,
+        prop_K,
+        hops_K,
+        has_b_K,
+        blinks_KB,
+        bnodes_KN,
+        bprop_K,
+        P_CP,
+        G_CL,
+        cfg_p,
+        ix,
+        cls,
+        prio,
+        hard_AR,
+        mask_A,
+        soft_AQ,
+        feats_AF,
+        fb_NA,
+        fi_NA,
+        ff_NA,
+    )
+    _write_compact(
+        x,
+        R_CR,
+        cls,
+        rp,
+        kind,
+        log_holding,
+        em_R,
+        src_region,
+        src_cc,
+        dst_cc,
+        tod_sin,
+        tod_cos,
+        np.empty((0, feats_AF.shape[1]), dtype=np.float32),
+        hist_WH,
+        hist_n,
+        used_ES,
+        cap_ES,
+        n_failed,
+        n_links,
+        lim,
+        np.empty(0, dtype=np.float32),
+    )
 
 
 @functools.lru_cache(maxsize=32)
-def _class_params(catalog: Catalog, L: int) -> tuple[ClassParams, ...]:
-    return tuple(
-        ClassParams(
-            int(catalog.slice_C[c]),
-            int(catalog.priority_C[c]),
-            float(catalog.max_latency_ms_C[c]),
-            float(catalog.bandwidth_kbps_C[c]),
-            np.ascontiguousarray(catalog.grant_CL[c, :L]),
-            bool(catalog.protected_C[c]),
-            bool(catalog.zone_C[c] < ZONE_RT_NRT),
-        )
-        for c in range(catalog.n_classes)
+def _class_params(catalog: Catalog, L: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class kernel constants: P_CP float (C, 6) — slice, catalog priority, latency bound
+    (ms), bandwidth (kb/s), protected, held to the trust rule — and the grant levels G_CL (C, L).
+    """
+    C = catalog.n_classes
+    P = np.empty((C, 6))
+    P[:, _P_SLICE] = catalog.slice_C
+    P[:, _P_PRIO] = catalog.priority_C
+    P[:, _P_BOUND] = catalog.max_latency_ms_C
+    P[:, _P_BW] = catalog.bandwidth_kbps_C
+    P[:, _P_PROT] = np.asarray(catalog.protected_C, dtype=bool)
+    P[:, _P_TRUST] = catalog.zone_C < ZONE_RT_NRT
+    G = np.ascontiguousarray(catalog.grant_CL[:, :L], dtype=np.float64)
+    return P, G
+
+
+@functools.lru_cache(maxsize=64)
+def _env_params(trust: float, q0: float, ucap: float, knee: float, preempt: bool) -> np.ndarray:
+    return np.array([trust, q0, ucap, knee, 1.0 if preempt else 0.0])
+
+
+def _cfg_params(cfg: EnvConfig) -> np.ndarray:
+    n = cfg.network
+    return _env_params(
+        float(cfg.trust_threshold),
+        float(n.queue_q0_ms),
+        float(n.util_cap),
+        float(cfg.reward.balance_knee),
+        bool(cfg.preemption),
+    )
+
+
+def _new_evaluation(
+    K: int, L: int, bound_ms: float, has_backup_K: np.ndarray | None, feats_AF: np.ndarray | None
+) -> Evaluation:
+    A = K * L + 1
+    tables = field_tables(A)
+    fb, fi, ff = tables
+    w = FIELD_WHERE
+    slots = _slot_views(tables, K)
+    return Evaluation(
+        latency_ms_K=slots["latency_ms_K"],
+        hops_K=slots["hops_K"],
+        residual_kbps_K=slots["residual_kbps_K"],
+        residual_pre_kbps_K=slots["residual_pre_kbps_K"],
+        min_trust_K=slots["min_trust_K"],
+        route_ok_K=slots["route_ok_K"],
+        has_backup_K=slots["has_backup_K"] if has_backup_K is None else has_backup_K,
+        bound_ms=bound_ms,
+        grant_A=ff[w["grant"][1]],
+        kbps_A=fi[w["kbps"][1]],
+        hard_AR=np.empty((A, len(HARD_RULES)), dtype=np.bool_),
+        mask_A=np.empty(A, dtype=np.int8),
+        needs_preempt_A=fb[w["needs_preemption"][1]],
+        soft_AQ=np.empty((A, len(SOFT_COSTS))),
+        util_after_A=ff[w["util_after"][1]],
+        feats_AF=(
+            np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
+            if feats_AF is None
+            else feats_AF
+        ),
+        tables=tables,
     )
 
 
@@ -431,107 +686,56 @@ class Evaluator:
         feats_AF: float32 (A, F) buffer for the candidate table (default: a new one).
     """
 
-    def __init__(self, catalog: Catalog, cfg: EnvConfig, feats_AF: np.ndarray | None = None):
+    def __init__(
+        self, catalog: Catalog, cfg: EnvConfig, feats_AF: np.ndarray | None = None
+    ) -> None:
         K, L = cfg.k_paths, cfg.grant_levels
-        A = K * L + 1
         self.catalog, self.cfg = catalog, cfg
-        self._cls = _class_params(catalog, L)
-        ncfg = cfg.network
-        self._scal = (
-            float(cfg.trust_threshold),
-            ncfg.queue_q0_ms,
-            ncfg.util_cap,
-            cfg.reward.balance_knee,
-            bool(cfg.preemption),
-        )
-        if feats_AF is None:
-            feats_AF = np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32)
-        tables = field_tables(A)
-        fb, fi, ff = tables
-        w = FIELD_WHERE
-        self.evaluation = Evaluation(
-            latency_ms_K=np.empty(K),
-            hops_K=np.empty(K, dtype=np.int64),
-            residual_kbps_K=np.empty(K, dtype=np.int64),
-            residual_pre_kbps_K=np.empty(K, dtype=np.int64),
-            min_trust_K=np.empty(K),
-            route_ok_K=np.empty(K, dtype=np.bool_),
-            has_backup_K=np.zeros(K, dtype=np.bool_),
-            bound_ms=1.0,
-            grant_A=ff[w["grant"][1]],
-            kbps_A=fi[w["kbps"][1]],
-            hard_AR=np.empty((A, len(HARD_RULES)), dtype=np.bool_),
-            mask_A=np.empty(A, dtype=np.int8),
-            needs_preempt_A=fb[w["needs_preemption"][1]],
-            soft_AQ=np.empty((A, len(SOFT_COSTS))),
-            util_after_A=ff[w["util_after"][1]],
-            feats_AF=feats_AF,
-            tables=tables,
+        self.P_CP, self.G_CL = _class_params(catalog, L)
+        self._bound_C = self.P_CP[:, _P_BOUND].tolist()
+        self.cfg_p = _cfg_params(cfg)
+        self.evaluation = _new_evaluation(K, L, 1.0, None, feats_AF)
+
+    def args(self, state: NetworkState, cs: CandidateSet, cls: int, priority: int) -> tuple:
+        """The kernel's arguments for one request (for callers that fuse calls)."""
+        ev = self.evaluation
+        fb, fi, ff = ev.tables
+        return (
+            state.cap_ES1,
+            state.used_ES1,
+            state.used_ESP1,
+            state.failed_E1,
+            state.trust_N1,
+            cs.present_K,
+            cs.links_KH,
+            cs.nodes_KN,
+            cs.prop_ms_K,
+            cs.hops_K,
+            cs.has_backup_K,
+            cs.backup_links_KB,
+            cs.backup_nodes_KN,
+            cs.backup_prop_ms_K,
+            self.P_CP,
+            self.G_CL,
+            self.cfg_p,
+            KERNEL_INDEX,
+            cls,
+            priority,
+            ev.hard_AR,
+            ev.mask_A,
+            ev.soft_AQ,
+            ev.feats_AF,
+            fb,
+            fi,
+            ff,
         )
 
     def run(self, state: NetworkState, cs: CandidateSet, cls: int, priority: int) -> Evaluation:
         """Evaluate a request of class ``cls`` at setup ``priority`` into :attr:`evaluation`."""
         ev = self.evaluation
-        p = self._cls[cls]
-        ev.bound_ms = p.bound_ms
-        ev.has_backup_K[:] = cs.has_backup_K
-        _run_kernel(state, cs, p, priority, self._scal, ev)
+        ev.bound_ms = self._bound_C[cls]
+        _kernel(*self.args(state, cs, cls, priority))
         return ev
-
-
-def _run_kernel(
-    state: NetworkState,
-    cs: CandidateSet,
-    p: ClassParams,
-    priority: int,
-    scal: tuple[float, float, float, float, bool],
-    ev: Evaluation,
-) -> None:
-    fb, fi, ff = ev.tables
-    _kernel(
-        state.cap_ES1,
-        state.used_ES1,
-        state.used_ESP1,
-        state.failed_E1,
-        state.trust_N1,
-        cs.present_K,
-        cs.links_KH,
-        cs.nodes_KN,
-        cs.prop_ms_K,
-        cs.hops_K,
-        cs.has_backup_K,
-        cs.backup_links_KB,
-        cs.backup_nodes_KN,
-        cs.backup_prop_ms_K,
-        p.slice,
-        priority,
-        p.bound_ms,
-        p.bandwidth_kbps,
-        p.grant_L,
-        p.protected,
-        p.needs_trust,
-        scal[0],
-        scal[1],
-        scal[2],
-        scal[3],
-        scal[4],
-        state.cap_ES1.shape[0] - 1,
-        CANDIDATE_COLS,
-        FIELD_ROWS_ARR,
-        ev.latency_ms_K,
-        ev.residual_kbps_K,
-        ev.residual_pre_kbps_K,
-        ev.min_trust_K,
-        ev.hops_K,
-        ev.route_ok_K,
-        ev.hard_AR,
-        ev.mask_A,
-        ev.soft_AQ,
-        ev.feats_AF,
-        fb,
-        fi,
-        ff,
-    )
 
 
 def evaluate(
@@ -548,42 +752,41 @@ def evaluate(
         priority: setup priority of the request (default: its class's catalog priority);
             only flows of strictly lower priority count as pre-emptible.
     """
-    c = req.cls
+    c = int(req.cls)
     K, L = cfg.k_paths, cfg.grant_levels
-    A = K * L + 1
-    ncfg = cfg.network
-    p = _class_params(catalog, L)[c]
-    tables = field_tables(A)
-    fb, fi, ff = tables
-    w = FIELD_WHERE
-    ev = Evaluation(
-        latency_ms_K=np.empty(K),
-        hops_K=np.empty(K, dtype=np.int64),
-        residual_kbps_K=np.empty(K, dtype=np.int64),
-        residual_pre_kbps_K=np.empty(K, dtype=np.int64),
-        min_trust_K=np.empty(K),
-        route_ok_K=np.empty(K, dtype=np.bool_),
-        has_backup_K=cs.has_backup_K,
-        bound_ms=p.bound_ms,
-        grant_A=ff[w["grant"][1]],
-        kbps_A=fi[w["kbps"][1]],
-        hard_AR=np.empty((A, len(HARD_RULES)), dtype=np.bool_),
-        mask_A=np.empty(A, dtype=np.int8),
-        needs_preempt_A=fb[w["needs_preemption"][1]],
-        soft_AQ=np.empty((A, len(SOFT_COSTS))),
-        util_after_A=ff[w["util_after"][1]],
-        feats_AF=np.empty((A, len(CANDIDATE_FEATURES)), dtype=np.float32),
-        tables=tables,
+    P, G = _class_params(catalog, L)
+    ev = _new_evaluation(K, L, float(P[c, _P_BOUND]), cs.has_backup_K, None)
+    prio = int(catalog.priority_C[c]) if priority is None else int(priority)
+    fb, fi, ff = ev.tables
+    _kernel(
+        state.cap_ES1,
+        state.used_ES1,
+        state.used_ESP1,
+        state.failed_E1,
+        state.trust_N1,
+        cs.present_K,
+        cs.links_KH,
+        cs.nodes_KN,
+        cs.prop_ms_K,
+        cs.hops_K,
+        cs.has_backup_K,
+        cs.backup_links_KB,
+        cs.backup_nodes_KN,
+        cs.backup_prop_ms_K,
+        P,
+        G,
+        _cfg_params(cfg),
+        KERNEL_INDEX,
+        c,
+        prio,
+        ev.hard_AR,
+        ev.mask_A,
+        ev.soft_AQ,
+        ev.feats_AF,
+        fb,
+        fi,
+        ff,
     )
-    scal = (
-        float(cfg.trust_threshold),
-        ncfg.queue_q0_ms,
-        ncfg.util_cap,
-        cfg.reward.balance_knee,
-        bool(cfg.preemption),
-    )
-    prio = p.priority if priority is None else int(priority)
-    _run_kernel(state, cs, p, prio, scal, ev)
     return ev
 
 

@@ -3,8 +3,8 @@
 Feature scaling keeps every entry within [-10, 10] (documented per block below), so the
 spaces are bounded and the same teacher works on any topology size. Block order and columns
 are declared in :mod:`pcnalloc.envs.layout`; the compact vector is written in place, block by
-block at the layout's offsets, by one compiled call (:func:`write_compact`) that the env and
-the edge agent share.
+block at the layout's offsets, by one compiled call
+(:meth:`ObservationBuilder.write_compact`) that the env and the edge agent share.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit
 
 from pcnalloc.config import SLICES, EnvConfig
-from pcnalloc.envs.features import Evaluation
+from pcnalloc.envs.features import Evaluation, _write_compact
 from pcnalloc.envs.layout import (
     CANDIDATE_FEATURES,
     HISTORY_STATS,
@@ -154,85 +154,6 @@ def _util_stats(used_ES: np.ndarray, cap_ES: np.ndarray, out: np.ndarray) -> Non
         out[S + s] = mx
 
 
-@njit(cache=True, nogil=True)
-def _write_compact(
-    x,
-    req_static_R,
-    ri,
-    kind,
-    log_holding,
-    emergency_src,
-    src_cc,
-    dst_cc,
-    tod_sin,
-    tod_cos,
-    feats_AF,
-    cand_off,
-    hist_WH,
-    hist_n,
-    hist_off,
-    used_ES,
-    cap_ES,
-    failed_frac,
-    emergency_any,
-    net_off,
-    lim,
-    req_out,
-):  # pragma: no cover - compiled
-    """Write the compact vector's blocks at their layout offsets, then clip to ±``lim``.
-
-    ``ri`` holds the request block's positions of (log_holding, kind=first, emergency_at_src,
-    src/dst_is_control_center, time_of_day_sin, time_of_day_cos); ``feats_AF`` is copied to
-    ``cand_off`` unless it is empty (the kernel wrote the candidate table in place);
-    ``req_out``, unless empty, receives the request block before clipping. Sums run
-    in float32 in row order, as numpy's ``sum(axis=0)`` does, so values match it bit for bit.
-    """
-    R = req_static_R.shape[0]
-    for i in range(R):
-        x[i] = req_static_R[i]
-    x[ri[0]] = log_holding
-    x[ri[1] + kind] = 1.0
-    x[ri[2]] = 1.0 if emergency_src else 0.0
-    x[ri[3]] = 1.0 if src_cc else 0.0
-    x[ri[4]] = 1.0 if dst_cc else 0.0
-    x[ri[5]] = tod_sin
-    x[ri[6]] = tod_cos
-    for i in range(req_out.shape[0]):
-        req_out[i] = x[i]
-    F = feats_AF.shape[1]
-    for a in range(feats_AF.shape[0]):
-        for f in range(F):
-            x[cand_off + a * F + f] = feats_AF[a, f]
-    H = hist_WH.shape[1]
-    for j in range(H):
-        if hist_n == 0:
-            x[hist_off + j] = 0.0
-        else:
-            acc = np.float32(0.0)
-            for w in range(hist_WH.shape[0]):
-                acc += hist_WH[w, j]
-            x[hist_off + j] = acc / np.float32(hist_n)
-    E = used_ES.shape[0] - 1
-    S = used_ES.shape[1]
-    for s in range(S):
-        tot = 0.0
-        mx = 0.0
-        for e in range(E):
-            u = used_ES[e, s] / cap_ES[e, s]
-            tot += u
-            mx = max(mx, u)
-        x[net_off + s] = tot / E
-        x[net_off + S + s] = mx
-    x[net_off + 2 * S] = failed_frac
-    x[net_off + 2 * S + 1] = 1.0 if emergency_any else 0.0
-    for i in range(x.shape[0]):
-        v = x[i]
-        if v < -lim:
-            x[i] = -lim
-        elif v > lim:
-            x[i] = lim
-
-
 class ObservationBuilder:
     """Builds observations from the live state; static per-network parts are prepared once."""
 
@@ -257,7 +178,7 @@ class ObservationBuilder:
         self._net_stats = np.zeros(len(NETWORK_STATS), dtype=np.float32)
         self.layout = layout_for(catalog, cfg)
         lay = self.layout
-        self._ri = np.array(
+        self.compact_positions = np.array(
             [
                 lay.index("request", c)
                 for c in (
@@ -269,11 +190,12 @@ class ObservationBuilder:
                     "time_of_day_sin",
                     "time_of_day_cos",
                 )
-            ],
+            ]
+            + [lay.block(b).offset for b in ("candidates", "history_stats", "network_stats")],
             dtype=np.int64,
         )
-        self._off = tuple(lay.block(b).offset for b in ("candidates", "history_stats"))
-        self._net_off = lay.block("network_stats").offset
+        """Positions :func:`~pcnalloc.envs.features._write_compact` writes at (from the
+        layout): request columns, then the candidate/history/network block offsets."""
         self._req_slice = lay.slice("request")
         self._no_feats = np.empty((0, len(CANDIDATE_FEATURES)), dtype=np.float32)
         self._no_req = np.empty(0, dtype=np.float32)
@@ -322,25 +244,24 @@ class ObservationBuilder:
         t = 2 * np.pi * ((req.time_s / 3600.0) % 24.0) / 24.0  # as numpy computes it
         _write_compact(
             x_D,
-            self._req_static[req.cls],
-            self._ri,
+            self._req_static,
+            int(req.cls),
+            self.compact_positions,
             int(req.kind),
             np.log10(max(req.holding_s, 1.0)) / 5.0,
-            emergency_R[self._region[req.src]] > 0,
+            emergency_R,
+            int(self._region[req.src]),
             req.src in self._cc,
             req.dst in self._cc,
             np.sin(t),
             np.cos(t),
             self._no_feats if feats_AF is None else feats_AF,
-            self._off[0],
             h._stats,
             h.n,
-            self._off[1],
             st.used_ES1,
             st.cap_ES1,
-            st.n_failed / st.net.n_links,
-            bool(emergency_R.any()),
-            self._net_off,
+            st.n_failed,
+            st.net.n_links,
             LIM,
             self._no_req if request_out is None else request_out,
         )
