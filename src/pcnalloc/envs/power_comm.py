@@ -20,6 +20,7 @@ from numba import njit
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.envs.features import (
     HARD_RULES,
+    ZONE_RT_NRT,
     Evaluation,
     evaluate_request,
     priority_table,
@@ -57,6 +58,160 @@ def _valid_flags(mask_A, needs_A):  # pragma: no cover - compiled
             if not needs_A[a]:
                 return True, True
     return any_valid, False
+
+
+def _pack_sets(sets: list[CandidateSet], E: int, N: int) -> tuple[np.ndarray, ...]:
+    """Candidate sets stacked into (set, slot, hop) arrays, padded with the sentinels (link
+    E, site N) as each set already is, so a walk that stops at the sentinel sees the same
+    routes."""
+    U, K = len(sets), sets[0].present_K.shape[0]
+    H = max(cs.links_KH.shape[1] for cs in sets)
+    B = max(cs.backup_links_KB.shape[1] for cs in sets)
+    links = np.full((U, K, H), E, dtype=np.int64)
+    nodes = np.full((U, K, H + 1), N, dtype=np.int64)
+    blinks = np.full((U, K, B), E, dtype=np.int64)
+    bnodes = np.full((U, K, B + 1), N, dtype=np.int64)
+    present = np.zeros((U, K), dtype=np.bool_)
+    has_b = np.zeros((U, K), dtype=np.bool_)
+    prop = np.zeros((U, K))
+    bprop = np.zeros((U, K))
+    for u, cs in enumerate(sets):
+        h, b = cs.links_KH.shape[1], cs.backup_links_KB.shape[1]
+        links[u, :, :h] = cs.links_KH
+        nodes[u, :, : h + 1] = cs.nodes_KN
+        blinks[u, :, :b] = cs.backup_links_KB
+        bnodes[u, :, : b + 1] = cs.backup_nodes_KN
+        present[u] = cs.present_K
+        has_b[u] = cs.has_backup_K
+        prop[u] = cs.prop_ms_K
+        bprop[u] = cs.backup_prop_ms_K
+    return present, links, nodes, prop, has_b, blinks, bnodes, bprop
+
+
+@njit(cache=True, nogil=True)
+def _warm_place(
+    cap_ES,
+    used_ES,
+    used_ESP,
+    failed_E,
+    trust_N,
+    set_of,
+    cls_of,
+    prio_of,
+    present_UK,
+    links_UKH,
+    nodes_UKN,
+    prop_UK,
+    has_b_UK,
+    blinks_UKB,
+    bnodes_UKN,
+    bprop_UK,
+    slice_C,
+    bound_C,
+    bw_C,
+    grant_CL,
+    protected_C,
+    needs_trust_C,
+    trust_thr,
+    q0,
+    ucap,
+    sentinel,
+    slot_out,
+    kbps_out,
+):  # pragma: no cover - compiled
+    """Place warm-start flows in order: each on its first action valid without pre-emption
+    (``slot_out`` = k·L + l, or -1), booked on the pools before the next flow is placed.
+
+    The validity test is the evaluation kernel's (:mod:`pcnalloc.envs.features`) for an
+    action that fits without pre-emption — route present and intact, grant > 0, residual
+    ≥ kb/s, latency ≤ bound, a backup where 1+1 is required, trust where it is required —
+    with the latency summed in the kernel's order, so the choice is the same bit for bit
+    (tests/envs/test_warm_start.py compares with the reference warm start).
+    """
+    K = present_UK.shape[1]
+    L = grant_CL.shape[1]
+    big = np.int64(1) << 60
+    for i in range(set_of.shape[0]):
+        u = set_of[i]
+        c = cls_of[i]
+        s = slice_C[c]
+        slot_out[i] = -1
+        for k in range(K):
+            lat_p = prop_UK[u, k]
+            lat_b = bprop_UK[u, k]
+            resid = big
+            failed = False
+            for part in range(2):
+                if part == 1 and not has_b_UK[u, k]:
+                    break
+                H = links_UKH.shape[2] if part == 0 else blinks_UKB.shape[2]
+                for h in range(H):
+                    e = links_UKH[u, k, h] if part == 0 else blinks_UKB[u, k, h]
+                    if e == sentinel:
+                        break
+                    cp = cap_ES[e, s]
+                    us = used_ES[e, s]
+                    frac = us / cp
+                    uq = min(frac, ucap)
+                    if part == 0:
+                        lat_p += q0 * uq / (1.0 - uq)
+                    else:
+                        lat_b += q0 * uq / (1.0 - uq)
+                    if failed_E[e]:
+                        failed = True
+                        free = 0
+                    else:
+                        free = cp - us
+                    resid = min(resid, free)
+            trust = 1.0
+            for h in range(nodes_UKN.shape[2]):
+                trust = min(trust, trust_N[nodes_UKN[u, k, h]])
+            if has_b_UK[u, k]:
+                for h in range(bnodes_UKN.shape[2]):
+                    trust = min(trust, trust_N[bnodes_UKN[u, k, h]])
+            latency = max(lat_p, lat_b) if has_b_UK[u, k] else lat_p
+            if not present_UK[u, k] or failed:
+                continue
+            if latency > bound_C[c] or (protected_C[c] and not has_b_UK[u, k]):
+                continue
+            if needs_trust_C[c] and trust < trust_thr:
+                continue
+            for l in range(L):  # noqa: E741 - the grant slot, as in the kernel
+                g = grant_CL[c, l]
+                kb = np.int64(np.round(bw_C[c] * g))
+                if g <= 0.0 or resid < kb:
+                    continue
+                slot_out[i] = k * L + l
+                kbps_out[i] = kb
+                break
+            if slot_out[i] >= 0:
+                break
+        if slot_out[i] < 0:
+            continue
+        k = slot_out[i] // L
+        kb = kbps_out[i]
+        p = prio_of[i]
+        for part in range(2):
+            if part == 1 and not has_b_UK[u, k]:
+                break
+            H = links_UKH.shape[2] if part == 0 else blinks_UKB.shape[2]
+            for h in range(H):
+                e = links_UKH[u, k, h] if part == 0 else blinks_UKB[u, k, h]
+                if e == sentinel:
+                    break
+                # a link listed twice is booked once (as NetworkState.admit books)
+                seen = False
+                for part2 in range(part + 1):
+                    H2 = h if part2 == part else links_UKH.shape[2]
+                    for h2 in range(H2):
+                        e2 = links_UKH[u, k, h2] if part2 == 0 else blinks_UKB[u, k, h2]
+                        if e2 == sentinel:
+                            break
+                        if e2 == e:
+                            seen = True
+                if not seen:
+                    used_ES[e, s] += kb
+                    used_ESP[e, s, p] += kb
 
 
 class PowerCommEnv(gym.Env):
@@ -330,7 +485,113 @@ class PowerCommEnv(gym.Env):
     # ------------------------------------------------------------------ warm start
     def _warm_start(self) -> None:
         """Stationary M/G/∞ population: Poisson(λ·h) flows per class with exponential residual
-        holding, placed shortest-feasible-path first at full grant (not counted in metrics)."""
+        holding, each placed on its first action (path-major, full grant first) that is valid
+        without pre-emption (not counted in metrics).
+
+        The draws come first, in the order :meth:`_warm_start_reference` makes them (they
+        never depended on the state); one compiled pass then chooses each flow's action in
+        order on a copy of the pools; the flows are admitted through
+        :meth:`NetworkState.admit` and their departures scheduled in the same order. Same
+        flows, ids, pools and events as the reference, which still runs when a rule file
+        may tighten the mask.
+        """
+        if self.cfg.rules is not None:
+            self._warm_start_reference()
+            return
+        rng, traffic, st = self.np_random, self.traffic, self.state
+        counts = rng.poisson(traffic.mean_concurrent_flows() * traffic.profile(self.now))
+        order = np.repeat(np.arange(self.catalog.n_classes), counts)
+        rng.shuffle(order)
+        cls_l = order.tolist()
+        n = len(cls_l)
+        if n == 0:
+            return
+        K = self.cfg.k_paths
+        cands, endpoints, holding = self.paths.candidates, traffic.endpoints, traffic.holding
+        failed_E1, failed_key, protected_C = st.failed_E1, st.failed_key, self._protected_C
+        set_l: list[int] = []
+        holding_l: list[float] = []
+        ends: list[tuple[int, int]] = []
+        sets: list[CandidateSet] = []
+        index: dict[int, int] = {}
+        for c in cls_l:
+            src, dst = endpoints(rng, c)
+            holding_l.append(holding(rng, c))
+            ends.append((src, dst))
+            cs = cands(
+                src, dst, K, protected=protected_C[c], failed_E1=failed_E1, failed_key=failed_key
+            )
+            u = index.get(id(cs))
+            if u is None:
+                u = index[id(cs)] = len(sets)
+                sets.append(cs)
+            set_l.append(u)
+        set_of = np.asarray(set_l, dtype=np.int64)
+        packed = _pack_sets(sets, self.net.n_links, self.net.n_sites)
+        cls_of = np.asarray(cls_l, dtype=np.int64)
+        # the setup priority as evaluate_request gives it (no emergency is open at reset)
+        region_emergency = self.emergency_R[self.net.site_region[[e[0] for e in ends]]] > 0
+        prio_of = self._prio_table[region_emergency.astype(np.int64), cls_of].astype(np.int64)
+        slot_of = np.empty(n, dtype=np.int64)
+        kbps_of = np.empty(n, dtype=np.int64)
+        cat, ncfg = self.catalog, self.cfg.network
+        L = self.cfg.grant_levels
+        _warm_place(  # on copies of the pools: the admissions below book the real ones
+            st.cap_ES1,
+            st.used_ES1.copy(),
+            st.used_ESP1.copy(),
+            st.failed_E1,
+            st.trust_N1,
+            set_of,
+            cls_of,
+            prio_of,
+            *packed,
+            cat.slice_C.astype(np.int64),
+            cat.max_latency_ms_C.astype(np.float64),
+            cat.bandwidth_kbps_C.astype(np.float64),
+            np.ascontiguousarray(cat.grant_CL[:, :L], dtype=np.float64),
+            cat.protected_C.astype(np.bool_),
+            cat.zone_C < ZONE_RT_NRT,
+            float(self.cfg.trust_threshold),
+            ncfg.queue_q0_ms,
+            ncfg.util_cap,
+            st.cap_ES1.shape[0] - 1,
+            slot_of,
+            kbps_of,
+        )
+        grant_CL = cat.grant_CL[:, :L].astype(np.float64).tolist()
+        value_C, slice_C, now = self._value_C, self._slice_C, self.now
+        admit, push = st.admit, self._push
+        slot_l, kbps_l, prio_l = slot_of.tolist(), kbps_of.tolist(), prio_of.tolist()
+        for i in np.flatnonzero(slot_of >= 0).tolist():
+            a = slot_l[i]
+            c = cls_l[i]
+            h = holding_l[i]
+            links, backup = sets[set_l[i]].route(a // L)
+            # what _admit gives a flow: value · grant · 1 (a fresh request's whole value)
+            value = value_C[c] * grant_CL[c][a % L] * 1.0
+            src, dst = ends[i]
+            flow = admit(
+                cls=c,
+                slice_=slice_C[c],
+                priority=prio_l[i],
+                kbps=kbps_l[i],
+                links=links,
+                backup_links=backup,
+                end_s=now + h,
+                src=src,
+                dst=dst,
+                value=value,
+                counted=False,
+                full_holding_s=h,
+            )
+            self._flow_id = flow.id
+            push(flow.end_s, DEPART, flow.id)
+
+    def _warm_start_reference(self) -> None:
+        """The warm start as first written: each flow evaluated like a request (the mask,
+        after rules) and admitted through :meth:`_admit`; the definition of
+        :meth:`_warm_start`, which must reproduce it exactly."""
         counts = self.np_random.poisson(
             self.traffic.mean_concurrent_flows() * self.traffic.profile(self.now)
         )
@@ -462,12 +723,13 @@ class PowerCommEnv(gym.Env):
         return preempted, float(ev.latency_ms_K[k])
 
     def step(self, action):
+        n_actions = self.reject_action + 1
         try:
             a = int(action)
         except (TypeError, ValueError):
-            raise ActionError(action, self.cfg.n_actions) from None
-        if a != action or not 0 <= a < self.cfg.n_actions:
-            raise ActionError(action, self.cfg.n_actions)
+            raise ActionError(action, n_actions) from None
+        if a != action or not 0 <= a < n_actions:
+            raise ActionError(action, n_actions)
         req, ev = self._req, self._ev
         assert req is not None and ev is not None, "call reset() before step()"
         rw = self.cfg.reward
@@ -566,6 +828,28 @@ class PowerCommEnv(gym.Env):
     def current_evaluation(self) -> Evaluation:
         assert self._ev is not None
         return self._ev
+
+    def preemption_cost(self, action: int) -> float | None:
+        """Value of the flows ``action`` would pre-empt (what the accounting takes back), 0.0
+        when it fits without pre-emption, None when it cannot be admitted; reads the plan the
+        env itself would execute (:meth:`NetworkState.preemption_plan`) without changing state.
+        """
+        ev, cs = self.current_evaluation, self.current_candidates
+        if action == self.reject_action or not ev.mask_A[action]:
+            return None
+        if not ev.needs_preempt_A[action]:
+            return 0.0
+        links, backup = cs.route(action // self.cfg.grant_levels)
+        plan = self.state.preemption_plan(
+            np.concatenate([links, backup]),
+            self._slice_C[self.current_request.cls],
+            self._prio,
+            int(ev.kbps_A[action]),
+        )
+        if plan is None:
+            return None
+        flows = self.state.flows
+        return float(sum(flows[f].value for f in plan if f in flows))
 
     def action_masks(self) -> np.ndarray:
         """Boolean mask of valid actions (sb3-contrib's MaskablePPO convention)."""
