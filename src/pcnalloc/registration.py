@@ -7,9 +7,11 @@ from typing import Any
 ENVS: dict[str, str] = {
     "pcnalloc/PowerComm-v0": "pcnalloc.evaluate.episode:make_env",
     "pcnalloc/PowerComm-flat-v0": "pcnalloc.evaluate.episode:make_env",
+    "pcnalloc/Access-v0": "pcnalloc.access.env:AccessEnv",
 }
-"""Environment id → entry point: a ``PowerCommEnv`` wrapped so that the last step's ``info``
-carries the episode's metrics (:mod:`pcnalloc.evaluate.episode`)."""
+"""Environment id → entry point: the PowerComm ids are a ``PowerCommEnv`` wrapped so that the
+last step's ``info`` carries the episode's metrics (:mod:`pcnalloc.evaluate.episode`);
+``Access-v0`` is the access layer's epoch-level PLC/5G mode decision."""
 
 ENV_KWARGS: dict[str, dict[str, Any]] = {
     "pcnalloc/PowerComm-flat-v0": {"observation": "flat"},
