@@ -16,7 +16,7 @@ from pcnalloc.distill.generalise import (
     run_generalise,
     summarise,
 )
-from pcnalloc.errors import ConfigError
+from pcnalloc.errors import ConfigError, OutputPathError
 
 
 def _runs(values, blocking):
@@ -124,7 +124,7 @@ def test_generalise_end_to_end_tiny(tmp_path):
         tune_requests=40,
     )
     assert {p.name for p in out.iterdir()} >= {"generalise.json", "generalise.md", "students"}
-    assert not (tmp_path / ".gen.partial").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["gen"]  # no staged temp left behind
     assert json.loads((out / "generalise.json").read_text())["rows"] == rep["rows"]
     rd = rep["library"]["rows"]
     assert rd["generalist"] == rd["normal"] + rd["storm"] == 2 * 3 * 60
@@ -147,5 +147,5 @@ def test_generalise_end_to_end_tiny(tmp_path):
         ("case30", "student-normal"),
     }
     assert "| case14 (trained) | normal |" in (out / "generalise.md").read_text()
-    with pytest.raises(ConfigError, match="already exists"):
+    with pytest.raises(OutputPathError, match="exists"):
         run_generalise(out, teachers={}, eval_seeds=[300])

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,7 +41,7 @@ from pcnalloc.distill.config import DistillConfig
 from pcnalloc.distill.run import Reporter, _Silent, run_distillation
 from pcnalloc.errors import ConfigError
 from pcnalloc.evaluate.stats import mean_ci, paired
-from pcnalloc.fileio import write_atomic
+from pcnalloc.fileio import staged_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +175,9 @@ def run_generalise(
 ) -> dict[str, Any]:
     """Distil one student per family and a generalist; compare them on every test cell.
 
-    Everything is written into a hidden sibling folder that replaces ``out_dir`` only when
-    the report is complete (a failed run leaves no partial ``out_dir``).
+    Everything is written into a staged temp folder beside ``out_dir`` that becomes
+    ``out_dir`` only when the report is complete (:func:`pcnalloc.fileio.staged_dir`: a
+    failed run leaves no partial output and keeps an existing one).
 
     Args:
         out_dir: output folder: ``libraries/``, ``students/<name>/``, ``generalise.json`` and
@@ -202,7 +202,8 @@ def run_generalise(
         overwrite: replace an existing ``out_dir`` (otherwise refused).
 
     Raises:
-        ConfigError: an existing ``out_dir`` without ``overwrite``, an unknown family, a
+        OutputPathError: an existing ``out_dir`` without ``overwrite`` (or a bad path).
+        ConfigError: an unknown family, a
             teacher for a family not trained on, a teacher at another K, evaluation seeds
             that are training seeds, or empty lists.
     """
@@ -253,14 +254,7 @@ def run_generalise(
     if not tune_seeds or any(s < TRAINING_SEED_MIN for s in tune_seeds):
         raise ConfigError(f"tuning seeds {list(tune_seeds)} must be ≥ {TRAINING_SEED_MIN}")
     cfg = cfg or DistillConfig(epochs=20)
-    final = Path(out_dir)
-    if final.exists() and not overwrite:
-        raise ConfigError(f"output {str(final)!r} already exists; pass --overwrite to replace it")
-    out = final.with_name(f".{final.name}.partial")
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    try:
+    with staged_dir(out_dir, overwrite=overwrite) as out:
         t0 = time.perf_counter()
         load0 = _loadavg()
 
@@ -399,12 +393,6 @@ def run_generalise(
         }
         write_atomic(out / REPORT_FILE, json.dumps(report, indent=2) + "\n")
         write_atomic(out / TABLE_FILE, generalise_markdown(report))
-    except BaseException:
-        shutil.rmtree(out, ignore_errors=True)
-        raise
-    if final.exists():
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
-    out.rename(final)
     return report
 
 
