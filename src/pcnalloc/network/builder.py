@@ -75,7 +75,14 @@ def load_pandapower(case: str) -> Any:
         if path.suffix == ".json":
             if not path.is_file():
                 raise UnknownCaseError(case, available_cases())
-            return pp.from_json(str(path))
+            try:
+                return pp.from_json(str(path))
+            except Exception as err:  # pandapower raises many kinds on a foreign JSON
+                raise NetworkError(
+                    f"cannot read {case!r}: neither a pcnalloc graph JSON (an object with "
+                    f"'sites' and 'links') nor a pandapower JSON ({type(err).__name__}: "
+                    f"{' '.join(str(err).split())[:200]})"
+                ) from None
         if case not in available_cases():
             raise UnknownCaseError(case, available_cases())
         return getattr(pn, case)()

@@ -66,6 +66,8 @@ RULE_KEYS = (
 )
 SCOPE_KEYS = ("classes", "zones", "regions", "emergency", "priority_min", "priority_max")
 FILE_KEYS = ("version", "extends", "params", "emergency_priorities", "rules")
+FILE_VERSIONS = (1,)
+"""Rule file format versions this engine reads (``version:`` may be left out: the newest)."""
 PRIO_KEYS = ("id", "description", "classes", "priority", "enabled")
 FLOOR_SEVERITIES = ("critical", "hard")
 FLOOR_PARAMS: dict[str, int] = {
@@ -279,6 +281,12 @@ class RuleSet:
         if not isinstance(data, dict):
             raise RuleError(f"{source}: a rule file must hold a mapping, got {type(data).__name__}")
         _keys(data, FILE_KEYS, f"{source}: top level")
+        version = data.get("version", FILE_VERSIONS[-1])
+        if isinstance(version, bool) or version not in FILE_VERSIONS:
+            raise RuleError(
+                f"{source}: unknown rule file version {version!r}; accepted: "
+                f"{', '.join(map(str, FILE_VERSIONS))}"
+            )
         params = data.get("params") or {}
         if not isinstance(params, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in params.values()
