@@ -245,13 +245,13 @@ def test_parity_check_catches_a_changed_trajectory(monkeypatch: pytest.MonkeyPat
     def leaky(self: Any, **kw: Any) -> Any:
         flow = admit(self, **kw)
         n["calls"] += 1
-        if n["calls"] == 400:  # after the warm start, inside the first window
+        if n["calls"] == 5:  # an early admission of the episode
             self.used_ES1[int(kw["links"][0]), kw["slice_"]] += 1
         return flow
 
     monkeypatch.setattr(state_mod.NetworkState, "admit", leaky)
     got = record(spec)
-    assert n["calls"] > 400
+    assert n["calls"] > 5
     assert got["trace"] != ref["trace"][: len(got["trace"])]
 
 
