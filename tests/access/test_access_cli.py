@@ -51,3 +51,15 @@ def test_simulate_writes_json_and_png(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert [r["policy"] for r in data["runs"]] == ["matching", "raom"]
     assert png.stat().st_size > 1000
+
+
+def test_simbench_code_without_the_data_extra_names_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("simbench") is not None:
+        pytest.skip("simbench is installed: the code loads instead")
+    assert main(["access", "simulate", "--grid", "1-MV-rural--0-sw", "--policies", "all-plc"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "pcnalloc[data]" in err and "\n" not in err

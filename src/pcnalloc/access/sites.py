@@ -6,11 +6,14 @@ the feeder from that substation (sum of line lengths) and the 5G distance is the
 line to a base station at the substation. pandapower's MV benchmark networks (default
 ``mv_oberrhein``) load offline; a transmission case uses its lower-voltage buses (or, with a
 single voltage level, every bus but the feeding ones, fed by its nearest generator bus).
+A SimBench code (e.g. ``1-MV-rural--0-sw``) loads through ``simbench`` when the ``data``
+extra is installed; without it the code is refused with one line naming the extra.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
@@ -26,6 +29,8 @@ MV_NETWORKS: tuple[str, ...] = (
     "create_cigre_network_lv",
 )
 """Distribution networks of pandapower accepted as ``grid`` besides the transmission cases."""
+SIMBENCH_CODE = re.compile(r"^\d-(EHV|HV|MV|LV|EHVHV|HVMV|MVLV)-[\w]+-[\w]*-?[0-2]-(sw|no_sw)$")
+"""Shape of a SimBench grid code (``1-MV-rural--0-sw``, ``1-HVMV-mixed-all-0-sw`` …)."""
 
 
 @dataclass(frozen=True)
@@ -51,13 +56,25 @@ class SiteTable:
 
 
 def accepted_grids() -> list[str]:
-    """Every accepted ``grid`` name."""
+    """Every accepted ``grid`` name (SimBench codes with the ``data`` extra besides)."""
     from pcnalloc.network.builder import available_cases
 
-    return list(MV_NETWORKS) + available_cases()
+    return [*MV_NETWORKS, "<SimBench code>", *available_cases()]
 
 
 def _load(grid: str) -> Any:
+    if SIMBENCH_CODE.match(grid):
+        try:
+            import simbench as sb
+        except ImportError:
+            from pcnalloc.errors import MissingExtraError
+
+            raise MissingExtraError(
+                "data", f"grid {grid!r} (a SimBench code)", "simbench"
+            ) from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return sb.get_simbench_net(grid)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import pandapower.networks as pn
