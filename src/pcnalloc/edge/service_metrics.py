@@ -110,7 +110,7 @@ def exposition(metrics: dict[str, Any], info: dict[str, str]) -> bytes:
             return collect(metrics, info)
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Collector())  # type: ignore[arg-type]
+    registry.register(_Collector())
     out: bytes = generate_latest(registry)
     return out
 

@@ -231,7 +231,7 @@ def render_human(env: PowerCommEnv) -> None:
     if env.render_mode == "human":
         window = getattr(env, "_window", None)
         if window is None:
-            window = env._window = HumanWindow(env)
+            window = env._window = HumanWindow(env)  # type: ignore[attr-defined]
         window.show(env)
 
 
