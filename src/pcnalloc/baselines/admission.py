@@ -118,3 +118,43 @@ class LeastCostRouting(FirstFit):
         if critical and self.preempt:
             return int(np.argmax(np.where(valid, net, -np.inf)))
         return self._reject
+
+
+@dataclass
+class ValuePreemption(FirstFit):
+    """CSPF with value-aware pre-emption: first fit without pre-emption; if nothing fits,
+    the first pre-empting candidate whose request is worth at least ``ratio`` × the value it
+    would displace (:meth:`PowerCommEnv.preemption_cost`, the env's own plan), else reject.
+
+    Plain priority pre-emption (CSPF-PE) displaces whatever has a lower hold priority, so
+    an emergency burst can pre-empt flows worth more than it carries and start a cascade of
+    restorations; an operator who prices pre-emption refuses those. ``ratio`` = 0 is CSPF-PE.
+
+    Args:
+        ratio: minimum (request value · grant) ÷ (pre-empted value) to pre-empt.
+    """
+
+    ratio: float = 1.0
+    preempt: bool = True
+
+    def bind_env(self, env: Any) -> None:
+        self._env = env
+
+    def act(self, obs: dict[str, np.ndarray]) -> int:
+        env = getattr(self, "_env", None)
+        if env is None:
+            raise RuntimeError(f"{self.name} needs bind_env(env) before act()")
+        cand = self._table(obs)
+        o = self._order
+        valid = cand[o, F_VALID] > 0
+        plain = valid & (cand[o, F_PRE] == 0)
+        if plain.any():
+            return int(o[np.argmax(plain)])
+        req = env.current_request
+        offered = float(env.catalog.value_C[req.cls]) * float(req.value_fraction)
+        grant = env.current_evaluation.grant_A
+        for a in o[valid]:
+            cost = env.preemption_cost(int(a))
+            if cost is not None and offered * float(grant[a]) >= self.ratio * cost:
+                return int(a)
+        return self._reject

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from pcnalloc.baselines.admission import LeastCostRouting, TrunkReservation
+from pcnalloc.baselines.admission import LeastCostRouting, TrunkReservation, ValuePreemption
 from pcnalloc.baselines.base import Policy
 from pcnalloc.baselines.heuristics import FirstFit, LeastLoaded, RandomValid
 from pcnalloc.errors import ConfigError, UnknownPolicyError
@@ -46,6 +46,9 @@ _FACTORIES: dict[str, Callable[..., Policy]] = {
         **_params(arg, "lcr", {"beta": float, "gamma": float, "critical_priority": int}),
         **kw,
     ),
+    "cspf-pv": lambda arg="", k=16, **kw: ValuePreemption(
+        k_paths=k, name="cspf-pv", **_params(arg, "cspf-pv", {"ratio": float}), **kw
+    ),
 }
 
 
@@ -57,7 +60,7 @@ def _sb3(arg: str = "", **kwargs: Any) -> Policy:
 
 
 _FACTORIES["sb3"] = _sb3
-_PARAMETRISED = ("trunk", "lcr")
+_PARAMETRISED = ("trunk", "lcr", "cspf-pv")
 """Heuristics whose ``@ARG`` is ``key=value,…`` parameters (kept in the display name)."""
 
 

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         ] = None,
         policies: Annotated[
             str, typer.Option(help="comma-separated heuristics")
-        ] = "ksp-ff,cspf-pe,llp,trunk,lcr",
+        ] = "ksp-ff,cspf-pe,cspf-pv,llp,trunk,lcr",
         seeds: Annotated[
             str, typer.Option(help="TRAINING seeds (≥ 1000), e.g. 1000000-1000002")
         ] = "1000000-1000002",

@@ -29,6 +29,7 @@ DEFAULT_GRIDS: dict[str, dict[str, list[Any]]] = {
     "llp": {"k": [4, 8, 16]},
     "trunk": {"k": [16], "reserve": [0.0, 0.02, 0.05, 0.1], "protect_from": [2, 4]},
     "lcr": {"k": [16], "beta": [0.0, 0.01, 0.05, 0.2], "gamma": [1.0, 2.0]},
+    "cspf-pv": {"k": [16], "ratio": [0.25, 0.5, 1.0, 2.0, 4.0]},
 }
 """Grid per heuristic (``k`` is the spec's ``:K``; other keys its ``@key=value`` args)."""
 
@@ -38,6 +39,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "llp": {"k": 4},
     "trunk": {"k": 16, "reserve": 0.1, "protect_from": 2},
     "lcr": {"k": 16, "beta": 0.05, "gamma": 1.0},
+    "cspf-pv": {"k": 16, "ratio": 1.0},
 }
 
 

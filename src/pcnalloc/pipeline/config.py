@@ -93,7 +93,7 @@ class EvaluateStage(_Frozen):
         description="learned policies of the scenario-family evaluation",
     )
     tuned_heuristics: tuple[str, ...] = Field(
-        ("ksp-ff", "cspf-pe", "llp", "trunk", "lcr"),
+        ("ksp-ff", "cspf-pe", "cspf-pv", "llp", "trunk", "lcr"),
         description="heuristics tuned per family on training seeds and evaluated tuned",
     )
     tune_seeds: tuple[TrainSeed, ...] = Field(
