@@ -4,10 +4,11 @@ The reference commit's ``src/`` is exported with ``git archive`` into a temporar
 both variants run in fresh child processes, alternating (reference, current, reference, …)
 so that a change of machine load hits both alike. Each child plays seeded episodes of one
 policy on one case (``storm`` family, compact observation, as evaluation runs it) and
-reports decisions/s over the measured steps, once for the env and policy alone and once with
-the :class:`~pcnalloc.evaluate.metrics.MetricsRecorder` (which runs the safety checker), plus
-a digest of the actions and rewards so the run also shows that both variants played the same
-trajectory. The load average is recorded next to every figure.
+reports decisions/s over the measured steps, once for the env and policy alone (then also
+the time of a reset, i.e. the stationary warm start, with routes cached) and once with the
+:class:`~pcnalloc.evaluate.metrics.MetricsRecorder` (which runs the safety checker), plus a
+digest of the actions, rewards and warm-start populations so the run also shows that both
+variants played the same trajectory. The load average is recorded next to every figure.
 
 Usage: python benchmarks/bench_sim_speed.py [--ref a2696d6] [--cases case30,case118]
        [--policies ksp-ff,cspf-pe] [--steps 4000] [--repeats 3] [--out FILE.json]
@@ -41,7 +42,9 @@ cfg = env_config(network={"case": case}, traffic={"scenario": "storm"},
                  episode_requests=10**9, **pol.env_overrides)
 env = PowerCommEnv(cfg, observation=pol.observation)
 pol.reset(seed)
+t = time.perf_counter()
 obs, _ = env.reset(seed=seed)
+first_reset_s = time.perf_counter() - t
 rec = MetricsRecorder(env)
 h = hashlib.sha256()
 warm = steps // 2  # fills the route cache as in a long evaluation
@@ -63,6 +66,18 @@ out = {"decisions_per_s": steps / dt, "us_per_decision": dt / steps * 1e6,
 if with_rec:
     out["metrics_digest"] = hashlib.sha256(
         json.dumps(rec.result(), sort_keys=True).encode()).hexdigest()[:16]
+else:  # resets (stationary warm start) with routes cached by the run above
+    resets = []
+    for s in (seed + 1, seed + 2, seed + 3):
+        t = time.perf_counter()
+        env.reset(seed=s)
+        resets.append(time.perf_counter() - t)
+        h.update(np.array(sorted(env.state.flows), dtype=np.int64).tobytes())
+        h.update(env.state.used_ESP1.tobytes())
+    out["first_reset_s"] = first_reset_s
+    out["reset_s"] = sorted(resets)[1]
+    out["warm_flows"] = len(env.state.flows)
+    out["digest"] = h.hexdigest()[:16]
 print(json.dumps(out))
 """
 
@@ -118,6 +133,11 @@ def main() -> None:
                         for v, src in variants.items():
                             runs[v].append(child(src, case, spec, args.steps, args.seed, with_rec))
                     best = {v: max(r["decisions_per_s"] for r in rs) for v, rs in runs.items()}
+                    resets = (
+                        {v: round(min(r["reset_s"] for r in rs), 4) for v, rs in runs.items()}
+                        if not with_rec
+                        else None
+                    )
                     same = len({r["digest"] for rs in runs.values() for r in rs}) == 1
                     if with_rec:
                         same = (
@@ -132,12 +152,23 @@ def main() -> None:
                             "steps": args.steps,
                             "decisions_per_s_best": {v: round(b, 1) for v, b in best.items()},
                             "speedup_best": round(best["current"] / best["reference"], 3),
+                            "reset_s_best": resets,
+                            "reset_speedup": (
+                                round(resets["reference"] / resets["current"], 2)
+                                if resets
+                                else None
+                            ),
                             "same_trajectory": same,
                             "runs": {
                                 v: [
                                     {
                                         "decisions_per_s": round(r["decisions_per_s"], 1),
                                         "us_per_decision": round(r["us_per_decision"], 2),
+                                        **(
+                                            {"reset_s": round(r["reset_s"], 4)}
+                                            if "reset_s" in r
+                                            else {}
+                                        ),
                                         "loadavg_1m": r["loadavg_1m"],
                                     }
                                     for r in rs
