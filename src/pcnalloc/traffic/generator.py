@@ -1,4 +1,11 @@
-"""Request arrivals: Poisson per class with a daily profile, emergency bursts, restorations."""
+"""Request arrivals: Poisson per class with a daily profile, emergency bursts, restorations.
+
+Every draw is made when its event is handled, from the environment's one generator: base
+arrivals, endpoints, holding times, burst classes and fault/cut places interleave in event
+order, so drawing any of them ahead in vectorised batches would change the stream (and the
+trajectories of a seed). The per-draw cost is kept low instead (Python-scalar tables,
+``bisect`` for categorical draws).
+"""
 
 from __future__ import annotations
 
