@@ -159,7 +159,7 @@ def register(app: typer.Typer) -> None:
             for n in names
         }
         backlog_cdf_png(vq, out / "virtual_queue_cdf.png", "final virtual queue O_i")
-        summary = Table(title="paired difference to matching (mean over seeds, 95 % CI)")
+        summary = Table(title=f"paired difference to {names[0]} (mean over seeds, 95 % CI)")
         for col in ("sweep", "value", "policy", "Δ weighted sum", "Δ traffic cost"):
             summary.add_column(col)
         pairs = []
