@@ -66,3 +66,17 @@ def test_bad_scenario_lists_are_refused_before_work(tmp_path, teachers, scenario
     with pytest.raises(err):
         _build(tmp_path / "lib", teachers, scenarios)
     assert not (tmp_path / "lib").exists()
+
+
+def test_cli_scenario_list_pairs_with_teachers(tmp_path, capsys):
+    from pcnalloc.cli import main
+
+    out = str(tmp_path / "lib")
+    args = ["library", "build", "--teacher", "cspf-pe:4,lcr:4", "--out", out]
+    args += ["--executor", "serial", "--cases", "case14", "--loads", "2", "--episodes", "1"]
+    assert main([*args, "--requests", "10", "--scenario", "normal,storm,mixed"]) == 2
+    err = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert len(err) == 1 and "3 scenarios for 2 teachers" in err[0]
+    assert not (tmp_path / "lib").exists()
+    assert main([*args, "--requests", "10", "--scenario", "normal,storm"]) == 0
+    assert LibraryReader(out).sources == ["normal/cspf-pe:4", "storm/lcr:4"]

@@ -61,7 +61,11 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0, help="env seed of the first episode")] = 200_000,
         scenario: Annotated[
             str | None,
-            typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
+            typer.Option(
+                help="scenario family (normal, storm, fiber-cut, mixed) or YAML file; a "
+                "comma-separated list gives one per teacher (scenario-specific teachers, rows "
+                "tagged <scenario>/<teacher>)"
+            ),
         ] = None,
         config: Annotated[
             Path | None,
@@ -89,10 +93,21 @@ def register(app: typer.Typer) -> None:
         for t in teachers:  # bad kinds and scenarios fail before the progress bar opens
             if not Path(t).exists():
                 resolve_teacher(t, base)
+        scenarios: str | list[str] | None = scenario
+        if scenario is not None and "," in scenario:
+            scenarios = [x.strip() for x in scenario.split(",") if x.strip()]
+            if len(scenarios) != len(teachers):
+                from pcnalloc.library import LibraryError
+
+                raise LibraryError(
+                    f"--scenario lists {len(scenarios)} scenarios for {len(teachers)} teachers; "
+                    "give one, or one per teacher"
+                )
         if scenario is not None:
             from pcnalloc.config import load_scenario
 
-            load_scenario(scenario)
+            for x in [scenarios] if isinstance(scenarios, str) else scenarios or []:
+                load_scenario(x)
         load_list = _floats(loads, "--loads")
         total = episodes * len(case_list) * len(load_list) * (requests or 1000) * len(teachers)
         with (
@@ -113,7 +128,7 @@ def register(app: typer.Typer) -> None:
                 seed_base=seed,
                 lockstep=lockstep,
                 progress=lambda n: bar.advance(task, n),
-                scenario=scenario,
+                scenario=scenarios,
                 env=base,
             )
             bar.update(task, total=res.rows, completed=res.rows)
