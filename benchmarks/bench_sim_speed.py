@@ -10,8 +10,13 @@ the time of a reset, i.e. the stationary warm start, with routes cached) and onc
 digest of the actions, rewards and warm-start populations so the run also shows that both
 variants played the same trajectory. The load average is recorded next to every figure.
 
+With ``--isolate FILES`` a third variant runs: the working tree with those files as they
+were at the reference commit, so one change's share of the gain is told apart from the
+others' (the working tree holds everyone's changes since the reference).
+
 Usage: python benchmarks/bench_sim_speed.py [--ref a2696d6] [--cases case30,case118]
        [--policies ksp-ff,cspf-pe] [--steps 4000] [--repeats 3] [--out FILE.json]
+       [--isolate src/pcnalloc/envs/power_comm.py,...]
 """
 
 from __future__ import annotations
@@ -91,6 +96,20 @@ def export(ref: str, dest: Path) -> Path:
     return dest / "src"
 
 
+def overlay(ref: str, files: list[str], dest: Path) -> Path:
+    """The working tree's ``src/`` with ``files`` (repository paths) as they were at ``ref``:
+    the current code minus one change, to tell its share of the gain from the rest."""
+    import shutil
+
+    shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    for f in files:
+        text = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{ref}:{f}"], check=True, capture_output=True
+        ).stdout
+        (dest / f).write_bytes(text)
+    return dest / "src"
+
+
 def child(src: Path, case: str, spec: str, steps: int, seed: int, with_rec: bool) -> dict:
     env = dict(os.environ, PYTHONPATH=str(src))
     for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
@@ -120,11 +139,21 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-recorder", action="store_true", help="skip the with-recorder rows")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    ap.add_argument(
+        "--isolate",
+        default="",
+        help="comma-separated repository files: adds the variant 'current_with_ref_files', "
+        "the working tree with these files taken from --ref",
+    )
     args = ap.parse_args()
     t0 = time.time()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-sim-ref-") as tmp:
         variants = {"reference": export(args.ref, Path(tmp)), "current": ROOT / "src"}
+        isolate = [f for f in args.isolate.split(",") if f]
+        if isolate:
+            (Path(tmp) / "iso").mkdir()
+            variants["current_with_ref_files"] = overlay(args.ref, isolate, Path(tmp) / "iso")
         for case in args.cases.split(","):
             for spec in args.policies.split(","):
                 for with_rec in (False,) if args.no_recorder else (False, True):
@@ -152,11 +181,29 @@ def main() -> None:
                             "steps": args.steps,
                             "decisions_per_s_best": {v: round(b, 1) for v, b in best.items()},
                             "speedup_best": round(best["current"] / best["reference"], 3),
+                            **(
+                                {
+                                    "speedup_of_isolated_files": round(
+                                        best["current"] / best["current_with_ref_files"], 3
+                                    )
+                                }
+                                if isolate
+                                else {}
+                            ),
                             "reset_s_best": resets,
                             "reset_speedup": (
                                 round(resets["reference"] / resets["current"], 2)
                                 if resets
                                 else None
+                            ),
+                            **(
+                                {
+                                    "reset_speedup_of_isolated_files": round(
+                                        resets["current_with_ref_files"] / resets["current"], 2
+                                    )
+                                }
+                                if isolate and resets
+                                else {}
                             ),
                             "same_trajectory": same,
                             "runs": {
@@ -184,6 +231,7 @@ def main() -> None:
     doc = {
         "benchmark": "bench_sim_speed",
         "reference": args.ref,
+        "isolated_files": isolate,
         "current_head": head,
         "cpu_count": os.cpu_count(),
         "loadavg_start_end": [None, [round(x, 2) for x in os.getloadavg()]],
