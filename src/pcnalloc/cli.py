@@ -106,18 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     if debug:
         args = args[1:]
     try:
-        rc = app(args=args, standalone_mode=False)
+        rc = app(args=args, standalone_mode=False, prog_name="pcnalloc")
     except typer.Exit as ex:
         return int(ex.exit_code or 0)
     except typer.Abort:
         print("aborted", file=sys.stderr)
         return 130
     except typer.TyperException as err:  # usage errors (click's, vendored by typer)
+        fmt = getattr(err, "format_message", None)
+        msg = _one_line(fmt()) if callable(fmt) and fmt() else ""
         show = getattr(err, "show", None)
-        if callable(show):
+        if not msg and callable(show):  # no arguments: the verb's help
             show()
-        else:
-            print(f"error: {err}", file=sys.stderr)
+        else:  # a bad flag or value: one line, like every other bad input
+            ctx = getattr(err, "ctx", None)
+            path = getattr(ctx, "command_path", None) or "pcnalloc"
+            print(f"error: {msg or err} (see `{path} --help`)", file=sys.stderr)
         return int(getattr(err, "exit_code", 2))
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
