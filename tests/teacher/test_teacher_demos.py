@@ -73,3 +73,24 @@ def test_demonstrations_are_deterministic(tiny_teacher_cfg):
     assert np.array_equal(a.buffer.action_C, b.buffer.action_C)
     assert np.array_equal(a.buffer.reward_C, b.buffer.reward_C)
     assert all(cfg.demo_seed(i) >= cfg.train_seed(0) for i in range(3))
+
+
+def test_learning_curve_on_a_scenario_family(tiny_teacher_cfg, tmp_path, monkeypatch):
+    import pcnalloc.teacher.train as train_mod
+    from pcnalloc.errors import PcnallocError
+
+    with pytest.raises((PcnallocError, ValueError), match="unknown scenario"):
+        tiny_teacher_cfg(eval_scenario="hurricane")
+    seen = []
+    real = train_mod.run_policy
+
+    def spy(policy, config, **kw):
+        seen.append(config.traffic.scenario)
+        return real(policy, config, **kw)
+
+    monkeypatch.setattr(train_mod, "run_policy", spy)
+    for fam in ("storm", None):
+        cfg = tiny_teacher_cfg(eval_scenario=fam, eval_every=100, eval_requests=40, steps=100)
+        Trainer(cfg, tmp_path / str(fam)).run()
+    # two eval seeds × (baseline + teacher) per run: the family reaches every evaluation
+    assert seen == ["storm"] * 4 + [None] * 4

@@ -127,6 +127,11 @@ class TeacherConfig(BaseModel):
     )
     eval_requests: int = Field(500, ge=1, description="requests per evaluation episode")
     eval_baseline: str = Field("ksp-ff", description="baseline policy the evaluation compares to")
+    eval_scenario: str | None = Field(
+        None,
+        description="scenario family of the periodic evaluation (learning curves on storms or "
+        "cuts); None = the training env's own traffic",
+    )
     checkpoint_every: int = Field(5_000, ge=1, description="env steps between checkpoints")
     log_every: int = Field(1_000, ge=1, description="env steps between CSV log rows")
     keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept on disk")
@@ -141,6 +146,15 @@ class TeacherConfig(BaseModel):
         bad = [s for s in v if s >= TRAIN_SEED_BASE or s < 0]
         if bad:
             raise ValueError(f"eval_seeds must lie in [0, {TRAIN_SEED_BASE}), got {bad}")
+        return v
+
+    @field_validator("eval_scenario")
+    @classmethod
+    def _family(cls, v: str | None) -> str | None:
+        if v is not None:
+            from pcnalloc.config import load_scenario
+
+            load_scenario(v)  # an unknown family fails at config time, before training
         return v
 
     @model_validator(mode="after")

@@ -197,6 +197,10 @@ class Trainer:
         t_v, t_b, b_v, b_b = [], [], [], []
         for load in cfg.loads:
             env_cfg: EnvConfig = cfg.env_for_load(load)
+            if cfg.eval_scenario is not None:
+                raw = env_cfg.model_dump()
+                raw["traffic"]["scenario"] = cfg.eval_scenario
+                env_cfg = EnvConfig.model_validate(raw)
             if load not in self._baseline:
                 base = make_policy(cfg.eval_baseline)
                 self._baseline[load] = [
