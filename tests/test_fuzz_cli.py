@@ -396,7 +396,7 @@ def _slow(n: int):
     return settings(max_examples=n * SLOW_FACTOR, **SETTINGS)
 
 
-N_GRAPH, N_RULES, N_SIM, N_TEACHER, N_RUN = 60, 80, 12, 40, 30
+N_GRAPH, N_RULES, N_SIM, N_TEACHER, N_RUN = 50, 60, 12, 40, 30
 
 
 @_fast(N_GRAPH)
