@@ -16,6 +16,7 @@ from pcnalloc.teacher.constrained import (
     constrained_config,
     dual_step,
     episodes_to_converge,
+    episodes_to_reach,
     episodes_to_settle,
 )
 
@@ -76,7 +77,14 @@ def test_episodes_to_converge():
     assert episodes_to_converge([0.0, 0.0, 0.0, 0.5, 0.0, 0.0], eps, 1) == 5
     assert episodes_to_converge([0.0, 0.0, 0.5], eps, 1) is None
     assert episodes_to_converge([], eps, 3) is None
+    # a tolerance band around the limit (a primal-dual learner hovers at ε)
+    assert episodes_to_converge([0.3, 0.12, 0.09, 0.11, 0.12], eps, 1) is None
+    assert episodes_to_converge([0.3, 0.12, 0.09, 0.11, 0.12], eps, 1, tol=0.03) == 2
     assert episodes_to_settle([0.1, 0.5, 1.0, 1.0, 1.0], 1) == 3
+    # first passage: the late violation does not undo it
+    assert episodes_to_reach([0.3, 0.2, 0.05, 0.5, 0.05], eps, 1) == 3
+    assert episodes_to_reach([0.3, 0.2, 0.05, 0.05, 0.5], eps, 2) == 4
+    assert episodes_to_reach([0.3, 0.3], eps, 1) is None
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.0, -0.1, 1.5])

@@ -135,10 +135,14 @@ def dual_step(lam: float, measured: float, epsilon: float, lr: float, lam_max: f
     return float(min(max(lam + lr * (measured - epsilon), 0.0), lam_max))
 
 
-def episodes_to_converge(rates: Sequence[float], epsilon: float, window: int) -> int | None:
+def episodes_to_converge(
+    rates: Sequence[float], epsilon: float, window: int, tol: float = 0.0
+) -> int | None:
     """Episodes until the constraint holds for good: the smallest e such that the trailing
-    mean of ``rates`` over ``window`` episodes is ≤ ε at episode e and every later episode
-    (1-based count; None if it never settles within the run)."""
+    mean of ``rates`` over ``window`` episodes is ≤ ε + ``tol`` at episode e and every later
+    episode (1-based count; None if it never settles within the run). A primal-dual learner
+    settles *at* the limit, so its measured rate hovers around ε: ``tol`` (absolute) is the
+    band a stated convergence allows."""
     r = np.asarray(rates, dtype=float)
     if r.size == 0:
         return None
@@ -146,11 +150,27 @@ def episodes_to_converge(rates: Sequence[float], epsilon: float, window: int) ->
     idx = np.arange(1, r.size + 1)
     lo = np.maximum(idx - window, 0)
     trailing = (c[idx] - c[lo]) / (idx - lo)
-    ok = trailing <= epsilon + 1e-12
+    ok = trailing <= epsilon + tol + 1e-12
     if not ok[-1]:
         return None
     bad = np.flatnonzero(~ok)
     return int(bad[-1] + 2) if bad.size else 1
+
+
+def episodes_to_reach(
+    rates: Sequence[float], epsilon: float, window: int, tol: float = 0.0
+) -> int | None:
+    """Episodes until the trailing mean of ``rates`` (over ``window``) first reaches
+    ε + ``tol`` (1-based; None if never) — the first passage, where
+    :func:`episodes_to_converge` asks that it stay there."""
+    r = np.asarray(rates, dtype=float)
+    if r.size == 0:
+        return None
+    c = np.cumsum(np.insert(r, 0, 0.0))
+    idx = np.arange(1, r.size + 1)
+    lo = np.maximum(idx - window, 0)
+    ok = np.flatnonzero((c[idx] - c[lo]) / (idx - lo) <= epsilon + tol + 1e-12)
+    return int(ok[0] + 1) if ok.size else None
 
 
 def episodes_to_settle(values: Sequence[float], window: int, rel_tol: float = 0.02) -> int | None:
@@ -481,6 +501,7 @@ __all__ = [
     "constrained_config",
     "dual_step",
     "episodes_to_converge",
+    "episodes_to_reach",
     "episodes_to_settle",
     "evaluate_constrained",
     "train_constrained",
