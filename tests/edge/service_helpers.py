@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from pcnalloc.config import EnvConfig
-from pcnalloc.envs import PowerCommEnv
-from pcnalloc.export.compile import compile_student
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -17,6 +14,12 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 def compile_random_student(out: Path, cfg: EnvConfig, private_key: Path, seed: int = 7) -> Path:
     """A random 2-layer MLP student compiled and signed (as tests/edge/test_agent.py does)."""
+    import numpy as np
+    import torch
+
+    from pcnalloc.envs import PowerCommEnv
+    from pcnalloc.export.compile import compile_student
+
     env = PowerCommEnv(cfg, observation="compact")
     obs, _ = env.reset(seed=99)
     rows = []
@@ -44,3 +47,97 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
+
+
+# ---------------------------------------------------------------------------- server processes
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Zygote:
+    """A process that imports the service once and forks one ``pcnalloc serve`` per start.
+
+    Each started server is a real process running the CLI (``pcnalloc.cli.main``), so
+    ``kill -9`` kills a service exactly; forking from a warm parent saves the seconds of
+    imports a fresh interpreter would spend on every restart of a soak test.
+    """
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "zygote"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
+
+    def start(self, argv: list[str]) -> int:
+        """Fork a server running ``pcnalloc <argv>``; its pid."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(argv) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def wait_ready(port: int, pid: int, timeout_s: float = 60.0) -> None:
+    """Poll the health route until the server answers (or its process is gone)."""
+    import os
+    import time
+
+    import httpx
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            raise RuntimeError(f"server {pid} exited before answering") from None
+        time.sleep(0.05)
+    raise TimeoutError(f"server {pid} did not answer on port {port} in {timeout_s} s")
+
+
+def _zygote() -> None:
+    import os
+    import signal
+    import sys
+
+    from pcnalloc.cli import main
+    from pcnalloc.edge import service  # noqa: F401  (warm imports for the children)
+
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped automatically
+    print("ready", flush=True)
+    for line in sys.stdin:
+        argv = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            devnull = os.open(os.devnull, os.O_RDWR)
+            os.dup2(devnull, 0)
+            os.dup2(devnull, 1)
+            code = 1
+            try:
+                code = main(argv) or 0
+            finally:
+                os._exit(code)
+        print(pid, flush=True)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["zygote"]:
+    _zygote()

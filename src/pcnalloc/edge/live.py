@@ -434,9 +434,11 @@ class LiveRegion:
             self._expire(float(self.clock()))
             snap = self.book.snapshot()
             names = self.catalog.names
+            audit = self.agent.audit
             return {
                 "pools_sha256": snap["pools_sha256"],
                 "next_request": snap["n_requests"],
+                "log_records": audit.tree_size if audit is not None else None,
                 "flows": [
                     {
                         "flow_id": pub,

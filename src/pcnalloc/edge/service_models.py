@@ -148,6 +148,10 @@ class ActiveFlow(BaseModel):
 class FlowsResponse(BaseModel):
     pools_sha256: str = Field(description="SHA-256 of the per-link, slice, priority pools")
     next_request: int = Field(description="number of the next request")
+    log_records: int | None = Field(
+        description="audit records written when this was read (a replay of that many records "
+        "rebuilds this state); None without an audit log"
+    )
     flows: list[ActiveFlow] = Field(description="active flows, by flow id")
 
 
