@@ -45,6 +45,8 @@ VERBS: list[tuple[str, list[str], str, str]] = [
     ("network show --png", ["network", "show", "TINY"], "--png", "file"),
     ("network show --json", ["network", "show", "TINY"], "--json", "file"),
     ("run", ["run"], "--out", "dir"),
+    ("distributed gap", ["distributed", "gap"], "--out", "dir"),
+    ("distributed trust", ["distributed", "trust"], "--out", "dir"),
 ]
 
 
@@ -277,3 +279,15 @@ def test_check_happens_before_work(tmp_path: Path, capsys, monkeypatch) -> None:
     out.write_text("{}")
     assert main(["teacher", "evaluate", "--teacher", "x.pt", "--out", str(out)]) == 2
     assert called == [] and "--overwrite" in _one_error_line(capsys)
+
+
+def test_distributed_gap_is_staged(tmp_path: Path, tiny_graph_file: Path, capsys) -> None:
+    out = tmp_path / "gap"
+    args = ["distributed", "gap", "--case", str(tiny_graph_file), "--seeds", "0"]
+    args += ["--requests", "20", "--staleness", "0,1", "--out", str(out)]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["gap.json", "gap.png"]
+    capsys.readouterr()
+    assert main(args) == 2 and "--overwrite" in _one_error_line(capsys)
+    assert main([*args, "--overwrite"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gap"]

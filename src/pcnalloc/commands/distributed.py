@@ -92,11 +92,15 @@ def register(app: typer.Typer) -> None:
         requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
         load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/distributed"),
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
     ) -> None:
         """Value and blocking gap of regional agents to the centralised policy vs staleness."""
         from pcnalloc.config import env_config
         from pcnalloc.distributed.regions import distributed_gap
         from pcnalloc.evaluate.sweep import parse_seeds
+        from pcnalloc.fileio import check_output, staged_dir
+
+        check_output(out, kind="dir", overwrite=overwrite)
 
         stale = _floats(staleness, "--staleness")
         seed_list = parse_seeds(seeds)
@@ -113,8 +117,9 @@ def register(app: typer.Typer) -> None:
                 progress=lambda n: bar.advance(task, n),
             )
         meta = {"case": case, "policy": policy, "load": load, "seeds": seed_list}
-        write_json(out / "gap.json", {**meta, "requests": requests, "rows": rows})
-        plot_gap(rows, out / "gap.png")
+        with staged_dir(out, overwrite=overwrite, check=False) as work:
+            write_json(work / "gap.json", {**meta, "requests": requests, "rows": rows})
+            plot_gap(rows, work / "gap.png")
         console.print(
             _gap_table(rows, f"{policy} on {case}, load {load}, seeds {seeds}, {requests} requests")
         )
@@ -141,6 +146,7 @@ def register(app: typer.Typer) -> None:
         seeds: Annotated[str, typer.Option(help="seeds of the false-feedback sweep")] = "0-1",
         seed: Annotated[int, typer.Option(help="seed of the malicious-sites scenario")] = 0,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/trust"),
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
     ) -> None:
         """Bayesian site reputation under malicious sites and false feedback."""
         from pcnalloc.distributed.scenarios import (
@@ -152,7 +158,9 @@ def register(app: typer.Typer) -> None:
             run_trust_scenario,
         )
         from pcnalloc.evaluate.sweep import parse_seeds
+        from pcnalloc.fileio import check_output, staged_dir
 
+        check_output(out, kind="dir", overwrite=overwrite)
         if scenario not in SCENARIOS:
             raise ConfigError(f"unknown scenario {scenario!r}; accepted: {', '.join(SCENARIOS)}")
         if rate in RATES:
@@ -171,57 +179,62 @@ def register(app: typer.Typer) -> None:
             seed=seed,
         )
         report: dict[str, Any] = {}
-        if scenario in ("malicious-sites", "all"):
-            with progress_bar() as bar:
-                task = bar.add_task(f"malicious sites on {case}", total=slots)
-                res = run_trust_scenario(base, progress=lambda n: bar.advance(task, n))
-            report["malicious_sites"] = res
-            plot_trust_curves(res, out / "trust_curves.png")
-            t = Table(
-                title=f"{malicious} malicious sites dropping {drop_share:.0%}, "
-                f"{feedback_share:.0%} false feedback, {rps} requests/slot"
-            )
-            t.add_column("metric")
-            t.add_column("value", justify="right")
-            for name, s in res["isolation_slot"].items():
-                t.add_row(f"isolation slot of {name}", "never" if s is None else str(s))
-            t.add_row("false-isolation rate (ever)", f"{res['false_isolation_rate']:.3f}")
-            t.add_row("false-isolation rate (final)", f"{res['final_false_isolation_rate']:.3f}")
-            t.add_row(
-                "honest reputation mean / min",
-                f"{res['honest_final_mean']:.3f} / {res['honest_final_min']:.3f}",
-            )
-            v = res["critical_via_malicious"]
-            t.add_row(
-                "Zone I/II flows via a malicious site trusted / distrusted",
-                f"{v['before_isolation']} / {v['after_isolation']}",
-            )
-            console.print(t)
-        if scenario in ("false-feedback", "all"):
-            share_list = _floats(shares, "--shares", 0.0, 1.0)
-            seed_list = parse_seeds(seeds)
-            with progress_bar() as bar:
-                task = bar.add_task(
-                    "false-feedback sweep", total=len(share_list) * len(RATES) * len(seed_list)
+        with staged_dir(out, overwrite=overwrite, check=False) as work:
+            if scenario in ("malicious-sites", "all"):
+                with progress_bar() as bar:
+                    task = bar.add_task(f"malicious sites on {case}", total=slots)
+                    res = run_trust_scenario(base, progress=lambda n: bar.advance(task, n))
+                report["malicious_sites"] = res
+                plot_trust_curves(res, work / "trust_curves.png")
+                t = Table(
+                    title=f"{malicious} malicious sites dropping {drop_share:.0%}, "
+                    f"{feedback_share:.0%} false feedback, {rps} requests/slot"
                 )
-                rows = feedback_sweep(
-                    base, share_list, seeds=seed_list, progress=lambda n: bar.advance(task, n)
-                )
-            report["false_feedback"] = rows
-            plot_feedback_sweep(rows, out / "feedback_sweep.png")
-            t = Table(title="final honest-site reputation vs false-feedback share (no attackers)")
-            for h in ("rate", "requests/slot", "share", "weighted", "mean", "min", "false isol."):
-                t.add_column(h, justify="right")
-            for r in rows:
+                t.add_column("metric")
+                t.add_column("value", justify="right")
+                for name, s in res["isolation_slot"].items():
+                    t.add_row(f"isolation slot of {name}", "never" if s is None else str(s))
+                t.add_row("false-isolation rate (ever)", f"{res['false_isolation_rate']:.3f}")
+                final = res["final_false_isolation_rate"]
+                t.add_row("false-isolation rate (final)", f"{final:.3f}")
                 t.add_row(
-                    r["rate"],
-                    str(r["requests_per_slot"]),
-                    f"{r['share']:.0%}",
-                    f"{r['honest_final_weighted']:.3f}",
-                    f"{r['honest_final_mean']:.3f}",
-                    f"{r['honest_final_min']:.3f}",
-                    f"{r['false_isolation_rate']:.3f}",
+                    "honest reputation mean / min",
+                    f"{res['honest_final_mean']:.3f} / {res['honest_final_min']:.3f}",
                 )
-            console.print(t)
-        write_json(out / "trust.json", report)
+                v = res["critical_via_malicious"]
+                t.add_row(
+                    "Zone I/II flows via a malicious site trusted / distrusted",
+                    f"{v['before_isolation']} / {v['after_isolation']}",
+                )
+                console.print(t)
+            if scenario in ("false-feedback", "all"):
+                share_list = _floats(shares, "--shares", 0.0, 1.0)
+                seed_list = parse_seeds(seeds)
+                with progress_bar() as bar:
+                    task = bar.add_task(
+                        "false-feedback sweep", total=len(share_list) * len(RATES) * len(seed_list)
+                    )
+                    rows = feedback_sweep(
+                        base, share_list, seeds=seed_list, progress=lambda n: bar.advance(task, n)
+                    )
+                report["false_feedback"] = rows
+                plot_feedback_sweep(rows, work / "feedback_sweep.png")
+                t = Table(
+                    title="final honest-site reputation vs false-feedback share (no attackers)"
+                )
+                cols = ("rate", "requests/slot", "share", "weighted", "mean", "min", "false isol.")
+                for h in cols:
+                    t.add_column(h, justify="right")
+                for r in rows:
+                    t.add_row(
+                        r["rate"],
+                        str(r["requests_per_slot"]),
+                        f"{r['share']:.0%}",
+                        f"{r['honest_final_weighted']:.3f}",
+                        f"{r['honest_final_mean']:.3f}",
+                        f"{r['honest_final_min']:.3f}",
+                        f"{r['false_isolation_rate']:.3f}",
+                    )
+                console.print(t)
+            write_json(work / "trust.json", report)
         console.print(f"wrote {out}/trust.json and PNG curves")
