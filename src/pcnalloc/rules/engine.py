@@ -429,14 +429,16 @@ class TableChecker:
         out.blocked_A[-1] = v.forbidden_A[-1]
         return plan.priority
 
-    def verdict(self, fields: Any, ctx: RequestContext) -> Verdict:
-        """The last check as a :class:`Verdict` (its arrays copied out of the buffers)."""
+    def verdict(self, fields: Any, ctx: RequestContext, *, copy: bool = True) -> Verdict:
+        """The last check as a :class:`Verdict` (its arrays copied out of the buffers, unless
+        ``copy`` is False: then it is valid only until the next check)."""
         plan, _ = self._program(ctx)
         out = self.out
         hits = [int(j) for j in np.flatnonzero(out.viol_RA[:, -1])]
-        v = Verdict(self.engine, plan, fields, ctx, hits, out.forbidden_A.copy())
-        v._v_RA = out.viol_RA.copy()
-        v._s_SA = out.soft_SA.copy()
+        cp = np.copy if copy else np.asarray
+        v = Verdict(self.engine, plan, fields, ctx, hits, cp(out.forbidden_A))
+        v._v_RA = cp(out.viol_RA)
+        v._s_SA = cp(out.soft_SA)
         return v
 
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from pcnalloc.core.policy import bind, preference_order_of, scores_of
 from pcnalloc.rules.engine import RequestContext, RuleEngine, TableChecker, Verdict
+from pcnalloc.rules.program import NOTES, choose
 
 PHYSICAL_MASK = "physical_mask"
 """Rule id reported when a proposal is outside the environment's physical mask."""
@@ -186,9 +187,10 @@ class Guard:
         """:meth:`decide` for an evaluation's field tables, judged in one compiled call.
 
         An allowed proposal (inside the rules and the physical mask ``ev.mask_A``) is
-        returned at once; anything else takes :meth:`decide` with the checker's verdict, so
-        the result equals ``decide(proposal, scores_A, ev.fields, ctx,
-        physical_mask_A=ev.mask_A)``.
+        returned at once; otherwise the substitute is chosen in one compiled call
+        (:func:`~pcnalloc.rules.program.choose`) from the checker's buffers. The result
+        equals ``decide(proposal, scores_A, ev.fields, ctx, physical_mask_A=ev.mask_A)``
+        (tested).
 
         Args:
             checker: a :class:`~pcnalloc.rules.engine.TableChecker` of :attr:`engine`.
@@ -196,12 +198,41 @@ class Guard:
                 ``mask_A``, ``needs_preempt_A``, ``fields``).
         """
         prio = checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
-        if not checker.out.blocked_A[proposal] and not self.rerank_soft:
+        out = checker.out
+        if not out.blocked_A[proposal] and not self.rerank_soft:
             return Decision(
                 proposal, proposal, False, bool(ev.needs_preempt_A[proposal]), priority=prio
             )
-        v = checker.verdict(ev.fields, ctx)
-        return self.decide(proposal, scores_A, ev.fields, ctx, v, physical_mask_A=ev.mask_A)
+        eng = self.engine
+        ranked = np.asarray(scores_A, dtype=float) - self.soft_weight * (
+            out.soft_SA.T @ eng._weights_S
+        )
+        pre = ev.needs_preempt_A
+        action, code = choose(ranked, out.blocked_A, pre, proposal, prio <= self.critical_priority)
+        reject = out.blocked_A.shape[0] - 1
+        intercepted = bool(out.blocked_A[proposal])
+        rule_ids: tuple[str, ...] = ()
+        reasons: tuple[tuple[str, str], ...] = ()
+        if intercepted:
+            rule_ids = tuple(eng.rule_ids[j] for j in np.flatnonzero(out.viol_RA[:, proposal]))
+            if proposal != reject and ev.mask_A[proposal] == 0:
+                rule_ids += (PHYSICAL_MASK,)
+            if self.explain:
+                reasons = tuple(
+                    checker.verdict(ev.fields, ctx, copy=False).explain(proposal, soft=False)
+                )
+        soft = tuple(eng.soft_ids[j] for j in np.flatnonzero(out.soft_SA[:, action]))
+        return Decision(
+            int(action),
+            proposal,
+            intercepted,
+            bool(pre[action]) and action != reject,
+            rule_ids,
+            reasons,
+            soft,
+            prio,
+            NOTES[code],
+        )
 
 
 def _best(ranked_A: np.ndarray, ok_A: np.ndarray) -> int:

@@ -237,3 +237,62 @@ def run_program(
     fb, fi, ff = tables
     _run(prog.code, prog.values, prog.rules, fb, fi, ff, mask_A, out.out_NA, out.soft_SA)
     return out
+
+
+NOTES = ("allowed", "reranked", "substituted", "preemption", "rejected-no-admissible")
+"""How :func:`choose` picked the action (index = the code it returns)."""
+
+
+@njit(cache=True, nogil=True)
+def _best(ranked_A, ok_A):  # pragma: no cover - compiled
+    """First index of the highest ``ranked_A`` among ``ok_A`` (all −inf: the first ok one),
+    as ``argmax(where(ok, ranked, -inf))`` with the guard's fallback; −1 if none is ok."""
+    idx = -1
+    best = -np.inf
+    for a in range(ranked_A.shape[0]):
+        if ok_A[a]:
+            if idx == -1:
+                idx = a
+            if ranked_A[a] > best:
+                best = ranked_A[a]
+                idx = a
+    return idx
+
+
+@njit(cache=True, nogil=True)
+def choose(ranked_A, blocked_A, pre_A, proposal, critical):  # pragma: no cover - compiled
+    """The guard's substitution rule (:meth:`pcnalloc.rules.guard.Guard.decide`) in one call.
+
+    Args:
+        ranked_A: float (A,), scores minus soft penalties (NaN = unusable, ranks last).
+        blocked_A: bool (A,), forbidden by a rule or outside the physical mask.
+        pre_A: bool (A,), the action needs pre-emption.
+        proposal: the policy's action.
+        critical: the request is a critical service (admit before rejecting).
+
+    Returns:
+        (action, index into :data:`NOTES`).
+    """
+    A = ranked_A.shape[0]
+    reject = A - 1
+    r = ranked_A.copy()
+    for a in range(A):
+        if np.isnan(r[a]):
+            r[a] = -np.inf
+    allowed = ~blocked_A
+    if not blocked_A[proposal]:  # rerank_soft
+        action = _best(r, allowed)
+        return action, 0 if action == proposal else 1
+    if critical:
+        plain = allowed & ~pre_A
+        plain[reject] = False
+        if plain.any():
+            return _best(r, plain), 2
+        admit_pre = allowed & pre_A
+        admit_pre[reject] = False
+        if admit_pre.any():
+            return _best(r, admit_pre), 3
+        return reject, 4
+    if allowed.any():
+        return _best(r, allowed), 2
+    return reject, 4
