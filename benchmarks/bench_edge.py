@@ -164,6 +164,7 @@ def decisions(
     whole = {k: (np.empty(n), np.empty(n)) for k in agents}
     clock = time.perf_counter_ns
     same = 0
+    intercepted = dict.fromkeys(agents, 0)
     for i in range(n):
         local = LocalState.from_env(env)
         got = {}
@@ -176,6 +177,7 @@ def decisions(
             t2 = clock()
             whole[k][0][i], whole[k][1][i] = (t1 - t) / 1e3, (t2 - t1) / 1e3
             got[k] = (d, dg)
+            intercepted[k] += dg.intercepted
         same += got["after"] == got["before"]
         _, _, _, _, info = env.step(got["after"][0].action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
@@ -191,6 +193,7 @@ def decisions(
     for k, (plain, guarded) in agents.items():
         p, g = plain.latency_us(), guarded.latency_us()
         out[k] = {
+            "intercepted_by_rules": f"{intercepted[k]}/{n}",
             "whole_decision": {
                 **pct(whole[k][1]),
                 "what": "decide(), features + model + rules + guard + audit append "
