@@ -177,3 +177,18 @@ def test_bad_learned_specs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["access", "train", "--out", str(existing), "--episodes", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--overwrite" in err and "\n" not in err
+
+
+def test_teacher_training_is_deterministic_per_seed() -> None:
+    torch = pytest.importorskip("torch")
+    from pcnalloc.twolayer.teacher import AccessTeacherConfig, train_access_teacher
+
+    def weights(seed: int) -> list:  # type: ignore[type-arg]
+        tc = AccessTeacherConfig(episodes=3, warmup=20, batch_size=16, hidden=(8,), seed=seed)
+        net, log = train_access_teacher(access_config(SMALL), tc)
+        assert all(r["seed"] >= 1_000_000 for r in log)  # never an evaluation seed
+        return [p.detach().clone() for p in net.parameters()]
+
+    a, b, c = weights(0), weights(0), weights(1)
+    assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import io
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -80,9 +81,17 @@ def q_network(hidden: tuple[int, ...], seed: int) -> Any:
         layers += [nn.Linear(width, int(h)), nn.ReLU()]
         width = int(h)
     layers.append(nn.Linear(width, 2))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    # seeded through an explicit generator (PyTorch's default Linear init, drawn from it),
+    # so the weights never depend on the global RNG's state
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net:
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=gen)
+                bound = 1.0 / math.sqrt(m.in_features)
+                nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+    return net
 
 
 def joint_modes(scores: np.ndarray, mask: np.ndarray, cfg: AccessConfig) -> np.ndarray:
