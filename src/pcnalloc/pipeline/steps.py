@@ -141,6 +141,9 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
     write_atomic(pub, key_pub.read_bytes())
     module = load_student_module(distill["student"])
     rows, env = library_rows(library["folder"], getattr(module, "input_key", "compact"))
+    from pcnalloc.network.builder import cached_network
+
+    net = cached_network(env.network.case, env.network)  # shipped: the edge needs no pandapower
 
     def build(int8: bool):  # type: ignore[no-untyped-def]
         return compile_student(
@@ -151,6 +154,7 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
             out_dir=d / "artifact",
             int8=int8,
             source={"student": distill["student"], "library": library["folder"]},
+            network=net,
         )
 
     int8_note = None
