@@ -19,7 +19,7 @@ import pcnalloc
 
 LAYERS: dict[str, int] = {
     "errors": 0,
-    "fileio": 0,
+    "fileio": 1,  # raises pcnalloc.errors.OutputPathError
     "registration": 0,
     "config": 1,
     "core": 1,
