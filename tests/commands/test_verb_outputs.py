@@ -291,3 +291,14 @@ def test_distributed_gap_is_staged(tmp_path: Path, tiny_graph_file: Path, capsys
     assert main(args) == 2 and "--overwrite" in _one_error_line(capsys)
     assert main([*args, "--overwrite"]) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gap"]
+
+
+def test_keys_new_writes_both_files_or_neither(tmp_path: Path, monkeypatch) -> None:
+    import pcnalloc.fileio as fileio
+
+    def disk_full(path, data):  # type: ignore[no-untyped-def]
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(fileio, "write_atomic", disk_full)
+    assert main(["keys", "new", "--out", str(tmp_path / "k" / "keys")]) == 2
+    assert list(tmp_path.iterdir()) == []  # no private key without its public key

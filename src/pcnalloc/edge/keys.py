@@ -59,8 +59,9 @@ def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Pat
             f"key name {name!r} is not accepted; accepted: letters, digits, '_', '.', '-' "
             "(starting with a letter or digit, no '..', at most 64 characters)"
         )
+    from pcnalloc.fileio import created_on_failure_removed, write_atomic
+
     d = Path(out_dir)
-    d.mkdir(parents=True, exist_ok=True)
     priv_path, pub_path = d / f"{name}{PRIVATE_SUFFIX}", d / f"{name}{PUBLIC_SUFFIX}"
     for p in (priv_path, pub_path):
         if p.exists():
@@ -71,13 +72,16 @@ def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Pat
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.chmod(priv_path, 0o600)  # the umask may have narrowed it further, never widened
-    pub_path.write_bytes(public_pem(pub))
+    # both files or neither: a failure (disk full, Ctrl-C) removes the private key written
+    # first and the folder made for it
+    with created_on_failure_removed(priv_path):
+        fd = os.open(priv_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(pem)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(priv_path, 0o600)  # the umask may have narrowed it further, never widened
+        write_atomic(pub_path, public_pem(pub))
     return priv_path, pub_path
 
 
