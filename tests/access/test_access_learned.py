@@ -192,3 +192,21 @@ def test_teacher_training_is_deterministic_per_seed() -> None:
     a, b, c = weights(0), weights(0), weights(1)
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
     assert not all(torch.equal(x, y) for x, y in zip(a, c, strict=True))
+
+
+def test_train_and_compare_cli(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import json
+
+    cfg = tmp_path / "small.yaml"
+    cfg.write_text("".join(f"{k}: {v}\n" for k, v in SMALL.items()))
+    out = tmp_path / "learned"
+    args = ["access", "train", "--out", str(out), "--episodes", "2", "--library-episodes", "3"]
+    assert main([*args, "--config", str(cfg)]) == 0
+    assert (out / "student" / "student.pt").is_file()
+    res = tmp_path / "cmp.json"
+    spec = f"learned@{out},matching"
+    assert main(["access", "compare", "--policies", spec, "--seeds", "2", "--config", str(cfg),
+                 "--json", str(res)]) == 0  # fmt: skip
+    rows = json.loads(res.read_text())["paired"]
+    assert rows[0]["against"] == "matching" and rows[0]["weighted_sum"]["n"] == 2
