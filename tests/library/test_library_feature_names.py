@@ -9,9 +9,8 @@ import numpy as np
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from pcnalloc.access.library import access_library_spec
 from pcnalloc.config import env_config
-from pcnalloc.library import LibraryReader, encode_metadata
+from pcnalloc.library import LibraryReader, LibrarySpec, encode_metadata
 from pcnalloc.library.build import build_library
 from pcnalloc.library.schema import FEATURES_KEY, compact_feature_names
 
@@ -55,7 +54,7 @@ def test_a_built_library_names_every_compact_position(tmp_path: Path) -> None:
 
 
 def test_rows_of_another_layout_carry_no_names() -> None:
-    spec = access_library_spec()
+    spec = LibrarySpec(n_actions=2, k_paths=1, grant_levels=1, compact_dim=7, catalog=("a",))
     assert compact_feature_names(spec) is None
     meta = encode_metadata(spec, env_config={}, teacher_sha256="", seeds=[], cases=[], loads=[])
     assert FEATURES_KEY not in meta
