@@ -40,6 +40,7 @@ import numpy as np
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.core.policy import bind, scores_of
+from pcnalloc.library.oracle import ORACLE_NAMES, MilpOracle, parse_oracle_spec
 from pcnalloc.library.schema import LibraryError, LibrarySpec, encode_metadata
 from pcnalloc.library.writer import LibraryWriter, RowBlock, write_manifest
 
@@ -128,7 +129,11 @@ def rollout_policy_task(task: RolloutTask) -> RowBlock:
     for seed, eid in zip(task.seeds, task.episode_ids, strict=True):
         env = PowerCommEnv(cfg, observation="compact", network=net, catalog=cat)
         net, cat = env.net, env.catalog
-        policy = make_policy(task.policy)
+        policy = (
+            MilpOracle.from_spec(task.policy, task.requests)
+            if task.policy.partition(":")[0].partition("@")[0] in ORACLE_NAMES
+            else make_policy(task.policy)
+        )
         bind(policy, env)
         policy.reset(seed)
         rng = np.random.default_rng([seed, eid])
@@ -309,7 +314,7 @@ class Teacher:
     """A resolved teacher: the DQN checkpoint or a classical policy spec.
 
     Attributes:
-        kind: ``dqn`` or ``classical``.
+        kind: ``dqn``, ``classical`` or ``oracle`` (the hindsight MILP, see ``library.oracle``).
         checkpoint: the checkpoint file (dqn) or "".
         policy: the policy spec (classical) or "".
         env: the env config it acts on (the checkpoint's, or ``env`` + the policy's overrides).
@@ -348,10 +353,27 @@ def resolve_teacher(teacher: str | Path, env: EnvConfig | None = None) -> Teache
         name, colon, k = head.partition(":")
         name = TEACHER_ALIASES.get(name, name)
         spec = name + colon + k + sep + rest
+        if name in ORACLE_NAMES:
+            from pcnalloc.baselines.offline import window_config
+            from pcnalloc.errors import ConfigError
+
+            try:
+                opts = parse_oracle_spec(spec)
+            except ConfigError as err:
+                raise LibraryError(str(err)) from None
+            return Teacher(
+                kind="oracle",
+                checkpoint="",
+                policy=spec,
+                env=window_config(env or env_config(), k_paths=opts["k"]),
+                sha256=hashlib.sha256(spec.encode()).hexdigest(),
+                state_dim=STATE_DIM,
+                source=spec,
+            )
         if name not in CLASSICAL_TEACHERS:
             raise LibraryError(
                 f"unknown teacher kind {text!r}; accepted: "
-                + ", ".join([*CLASSICAL_TEACHERS, *TEACHER_ALIASES])
+                + ", ".join([*CLASSICAL_TEACHERS, *TEACHER_ALIASES, *ORACLE_NAMES])
                 + " (with optional :K and @key=value) or a teacher checkpoint path"
             )
         try:
@@ -480,6 +502,12 @@ def build_library(
         )
     from pcnalloc.config import load_scenario
 
+    for t, x in zip(teachers, scen, strict=True):
+        if t.kind == "oracle" and x is not None:
+            raise LibraryError(
+                f"teacher {t.source!r} (the hindsight MILP) plays with grid events off; it "
+                "takes no scenario"
+            )
     for x in dict.fromkeys(x for x in scen if x is not None):
         load_scenario(x)  # unknown names fail here (ConfigError), before any work
     if per_teacher:
