@@ -130,3 +130,10 @@ def test_a_changed_placement_is_caught(congested, monkeypatch) -> None:
     monkeypatch.setattr(pc, "_pack_sets", skip_first)
     fast, ref = _both(congested(), congested(), 0, {})
     assert fast["flows"] != ref["flows"]
+
+
+@pytest.mark.parametrize("over", [{"k_paths": 1, "grant_levels": 1}, {"k_paths": 8}])
+def test_other_action_shapes_equal_reference(congested, over: dict) -> None:
+    fast, ref = _both(congested(**over), congested(**over), 3, {"failed": (2,)})
+    assert fast == ref
+    assert len(fast["flows"]) > 10
