@@ -256,8 +256,14 @@ def created_on_failure_removed(path: str | Path) -> Iterator[Path]:
 
 
 def write_atomic(path: str | Path, data: bytes | bytearray | memoryview | str) -> Path:
-    """Write ``data`` to ``path`` atomically (temp in the same folder, fsync, rename)."""
+    """Write ``data`` to ``path`` atomically (temp in the same folder, fsync, rename).
+
+    Raises:
+        OutputPathError: ``path`` is a folder (the rename would fail naming the temp).
+    """
     p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(f"{str(p)!r} is a folder; give a file path")
     p.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=_prefix(p), suffix=".tmp")

@@ -150,3 +150,10 @@ def test_write_atomic_temps_carry_the_pid(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(os, "replace", spy)
     write_atomic(tmp_path / "r.json", "{}")
     assert seen and seen[0].startswith(f".r.json.{os.getpid()}.") and seen[0].endswith(".tmp")
+
+
+def test_write_atomic_onto_a_folder_names_the_folder(tmp_path: Path) -> None:
+    (tmp_path / "r.json").mkdir()
+    with pytest.raises(OutputPathError, match=r"r\.json' is a folder"):
+        write_atomic(tmp_path / "r.json", "{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temp left

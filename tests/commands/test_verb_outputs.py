@@ -302,3 +302,15 @@ def test_keys_new_writes_both_files_or_neither(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(fileio, "write_atomic", disk_full)
     assert main(["keys", "new", "--out", str(tmp_path / "k" / "keys")]) == 2
     assert list(tmp_path.iterdir()) == []  # no private key without its public key
+
+
+@pytest.mark.parametrize("verb", [["teacher", "train"], ["distill", "--library", "none"]])
+def test_tensorboard_path_that_is_a_file_is_refused(tmp_path: Path, capsys, verb) -> None:
+    pytest.importorskip("tensorboard")
+    f = tmp_path / "tb"
+    f.write_text("x")
+    args = [*verb, "--out", str(tmp_path / "o"), "--tensorboard", str(f)]
+    assert main(args) == 2
+    line = _one_error_line(capsys)
+    assert "--tensorboard" in line and "is a file; give a folder path" in line
+    assert not (tmp_path / "o").exists()

@@ -141,6 +141,8 @@ def register(app: typer.Typer) -> None:
             from pcnalloc.errors import require
 
             require("tensorboard", "--tensorboard")  # before any work
+            # event files are appended to an existing folder; a file there is refused
+            check_output(tensorboard, kind="dir", overwrite=True, flag="--tensorboard")
             overrides["tensorboard"] = tensorboard
         cfg = distill_config(config, **overrides)
         teacher_policy = None

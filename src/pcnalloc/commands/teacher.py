@@ -68,6 +68,8 @@ def register(app: typer.Typer) -> None:
         overrides: dict = {}
         if tensorboard is not None:
             require("tensorboard", "--tensorboard")  # before any work
+            # event files are appended to an existing folder; a file there is refused
+            check_output(tensorboard, kind="dir", overwrite=True, flag="--tensorboard")
             overrides["tensorboard"] = tensorboard
         if case is not None:
             overrides["env"] = {"network": {"case": case}}
