@@ -213,6 +213,11 @@ def test_run_refuses_a_foreign_folder_and_bad_loads_at_once(tmp_path: Path, caps
     (home / "notes.txt").write_text("mine")
     assert main(["run", "--out", str(home)]) == 2
     assert "no stage records" in _one_error_line(capsys)
+    from pcnalloc.commands.run import check_run_folder
+
+    killed = tmp_path / "killed"  # a run killed in its first stage: reused, not refused
+    (killed / "network").mkdir(parents=True)
+    check_run_folder(killed, overwrite=False)
     bad = tmp_path / "bad.yaml"
     bad.write_text("evaluate: {loads: [1.0, -0.5]}\n")
     out = tmp_path / "run"

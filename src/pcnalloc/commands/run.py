@@ -12,11 +12,11 @@ from pcnalloc.commands._common import console, progress_bar
 
 
 def check_run_folder(out: Path, *, overwrite: bool) -> None:
-    """Refuse an --out that is a file, or a non-empty folder that is not a run folder.
+    """Refuse an --out that is a file, or a folder that holds files of something else.
 
-    A run folder (one with a stage record) is this command's cache: its stages are reused.
-    Any other non-empty folder is refused unless ``overwrite``, since stages replace their
-    sub-folders.
+    A run folder is this command's cache: its stages are reused. It has a stage record, or
+    only sub-folders and ``report.md`` (a run killed in its first stage). A folder with other
+    files is refused unless ``overwrite``, since stages replace their sub-folders.
 
     Raises:
         OutputPathError: naming the path.
@@ -26,7 +26,8 @@ def check_run_folder(out: Path, *, overwrite: bool) -> None:
     from pcnalloc.pipeline.stages import RECORD
 
     check_output(out, kind="dir", overwrite=True)
-    if out.is_dir() and not overwrite and any(out.iterdir()) and not any(out.glob(f"*/{RECORD}")):
+    foreign = out.is_dir() and any(not p.is_dir() and p.name != "report.md" for p in out.iterdir())
+    if foreign and not overwrite and not any(out.glob(f"*/{RECORD}")):
         raise OutputPathError(
             f"--out {str(out)!r} is a folder with other files (no stage records of a run); "
             "pass --overwrite to run in it anyway"
