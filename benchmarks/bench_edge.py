@@ -17,7 +17,8 @@ Usage::
    (features + model + mask check), plus a second agent with the rule engine and an audit log
    (fsync every 1000 records). The same four calls are made, on the same states, by the
    pre-change decision path (``edge_reference.ReferenceEdgeAgent``: ``before``), the order of
-   old and new alternating per state, so before and after come from one run.
+   old and new alternating per state, so before and after come from one run; a third
+   variant runs the model with the compiled MLP runtime (``runtime="compiled"``).
 4. **Edge process**: a fresh interpreter loads the artifact (network shipped inside it),
    decides on states it builds itself, and reports its peak RSS and whether torch or
    pandapower were imported.
@@ -144,6 +145,18 @@ def decisions(
             EdgeAgent(art_dir, pub, cfg, network=env.net),
             EdgeAgent(art_dir, pub, cfg, network=env.net, rules=engine, audit=audit("after")),
         ),
+        "after_compiled_mlp": (
+            EdgeAgent(art_dir, pub, cfg, network=env.net, runtime="compiled"),
+            EdgeAgent(
+                art_dir,
+                pub,
+                cfg,
+                network=env.net,
+                rules=engine,
+                audit=audit("after_compiled_mlp"),
+                runtime="compiled",
+            ),
+        ),
         "before": (
             ReferenceEdgeAgent(art_dir, pub, cfg, network=env.net),
             ReferenceEdgeAgent(
@@ -163,7 +176,7 @@ def decisions(
     outcomes: dict[str, int] = {}
     whole = {k: (np.empty(n), np.empty(n)) for k in agents}
     clock = time.perf_counter_ns
-    same = 0
+    same = same_mlp = 0
     intercepted = dict.fromkeys(agents, 0)
     for i in range(n):
         local = LocalState.from_env(env)
@@ -179,6 +192,7 @@ def decisions(
             got[k] = (d, dg)
             intercepted[k] += dg.intercepted
         same += got["after"] == got["before"]
+        same_mlp += got["after_compiled_mlp"] == got["after"]
         _, _, _, _, info = env.step(got["after"][0].action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
     for log in logs:
@@ -189,6 +203,7 @@ def decisions(
         "env_build_and_reset_s": round(setup_s, 2),
         "outcomes": outcomes,
         "same_decisions_before_after": f"{same}/{n}",
+        "same_decisions_compiled_mlp_vs_onnxruntime": f"{same_mlp}/{n}",
     }
     for k, (plain, guarded) in agents.items():
         p, g = plain.latency_us(), guarded.latency_us()
@@ -348,13 +363,13 @@ def main() -> None:
             "after (network from the artifact)": edge_process(cfg, art_dir, pub, "artifact"),
         }
     for c, r in per_case.items():
-        for k in ("before", "after"):
+        for k in ("before", "after", "after_compiled_mlp"):
             g, w = r[k]["with_rules_and_audit"], r[k]["whole_decision"]
             stages = "  ".join(
                 f"{s} {g[s]['p50_us']}" for s in ("features", "model", "rules", "audit")
             )
             print(
-                f"{c} {k:6s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
+                f"{c} {k:18s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
                 f"stages p50 µs: {stages} | load {' '.join(map(str, w['load_avg']))}",
                 flush=True,
             )

@@ -63,6 +63,7 @@ from pcnalloc.envs.features import (
 from pcnalloc.envs.layout import CANDIDATE_FEATURES, FIELD_WHERE
 from pcnalloc.envs.observation import LIM, History, ObservationBuilder, layout_for
 from pcnalloc.envs.state import NetworkState
+from pcnalloc.errors import ConfigError
 from pcnalloc.network.model import CommNetwork
 from pcnalloc.network.paths import CandidateSet, PathCache, shared_path_cache
 from pcnalloc.rules.engine import TableChecker
@@ -73,6 +74,8 @@ log = logging.getLogger(__name__)
 
 STAGES = ("features", "model", "rules", "audit")
 """Columns of :attr:`EdgeAgent.timings_ns`."""
+RUNTIMES = ("onnxruntime", "compiled")
+"""Model runtimes of :class:`EdgeAgent` (its ``runtime`` argument)."""
 
 
 def make_session(model: bytes, *, threads: int = 1) -> ort.InferenceSession:
@@ -173,6 +176,10 @@ class EdgeAgent:
         precision: ``fp32`` or ``int8`` (if the artifact has it).
         mask_invalid: without rules, replace a proposal the env's hard rules forbid.
         max_records: decisions whose timings are kept (a ring buffer).
+        runtime: ``onnxruntime`` (default) or ``compiled``: a plain MLP student read from the
+            same verified ONNX bytes and run in one compiled call
+            (:class:`~pcnalloc.edge.mlp.CompiledMLP`, checked against ONNX Runtime when
+            built; a model it cannot run raises :class:`~pcnalloc.edge.mlp.NotAnMLP`).
 
     Attributes:
         timings_ns: int64 (max_records, 4), ns per decision in :data:`STAGES` order.
@@ -201,7 +208,10 @@ class EdgeAgent:
         precision: str = "fp32",
         mask_invalid: bool = True,
         max_records: int = 1 << 16,
+        runtime: str = "onnxruntime",
     ) -> None:
+        if runtime not in RUNTIMES:
+            raise ConfigError(f"runtime {runtime!r}; accepted: {', '.join(RUNTIMES)}")
         self.artifact = load_artifact(artifact_dir, public_key)
         if self.artifact.input_name != "compact":
             raise ArtifactError(
@@ -215,6 +225,17 @@ class EdgeAgent:
         check_feature_config(self.artifact.manifest, env_config, self.catalog)
         self.precision = precision
         self.model = BoundModel(self.artifact, precision)
+        self.runtime = runtime
+        self._run_model = self.model.run
+        if runtime == "compiled":
+            from pcnalloc.edge.mlp import CompiledMLP
+
+            self._run_model = CompiledMLP(
+                self.artifact.model(precision),
+                self.model.x_1D,
+                self.model.logits_1A,
+                self.model.run_batch,
+            ).run
         self.model_sha256 = self.artifact.sha256(precision)
         self.model_bytes = len(self.artifact.model(precision))
         self.guard = Guard(rules) if isinstance(rules, RuleEngine) else rules
@@ -340,7 +361,7 @@ class EdgeAgent:
         t0 = time.perf_counter_ns()
         ev = self.features(local)
         t1 = time.perf_counter_ns()
-        logits = self.model.run()
+        logits = self._run_model()
         proposal = int(logits.argmax())
         t2 = time.perf_counter_ns()
         req, ctx = local.request, self._ctx
