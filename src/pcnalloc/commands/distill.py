@@ -169,6 +169,7 @@ def register(app: typer.Typer) -> None:
         if ablation:
             console.print(ablation_table(report["ablation"], title=f"{student} loss ablation"))
         if json_out is not None:
+            check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
             write_json(json_out, report)
         console.print(f"wrote {out}/student.pt, fidelity.json, history.csv, curves.png")
 
