@@ -223,12 +223,6 @@ def test_serve_verb_answers_without_the_training_stack(
         proc.wait(timeout=30)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="the service builds a grid case's network with cached_network (pandapower when the "
-    "cache is cold) even when the artifact ships network.npz; passes once it uses the "
-    "artifact's network",
-)
 def test_service_on_a_grid_case_artifact_with_its_network_needs_no_pandapower(
     tmp_path: Path, make_config: Callable[..., EnvConfig], signer: tuple[Path, Path]
 ) -> None:

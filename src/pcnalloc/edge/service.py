@@ -155,7 +155,12 @@ def build_agent(cfg: ServiceConfig) -> EdgeAgent:
     if cfg.rules is not None:
         data["rules"] = str(cfg.rules)
     env_cfg: EnvConfig = build(EnvConfig, data, "service env config")
-    net = cached_network(env_cfg.network.case, env_cfg.network)
+    # the network the artifact ships (signed with it) unless another case is asked for: an
+    # edge controller then needs neither pandapower nor a built-network cache
+    if art.has_network and cfg.case is None:
+        net = art.network()
+    else:
+        net = cached_network(env_cfg.network.case, env_cfg.network)
     catalog = load_catalog(env_cfg.traffic.catalog, max_levels=env_cfg.grant_levels)
     engine = build_engine(env_cfg.rules, catalog, trust_threshold=env_cfg.trust_threshold)
     agent = EdgeAgent(
@@ -361,6 +366,8 @@ def create_app(
         region, max_holding_s, latency_window = sc.region, sc.max_holding_s, sc.latency_window
     else:
         agent = agent_or_config
+    if network is None:
+        network = agent.network
     if network is None:
         from pcnalloc.network.builder import cached_network
 
