@@ -96,3 +96,25 @@ def test_bad_input_fails_before_long_work(tmp_path: Path) -> None:
     bad.write_text("library: {episodes: -1\n")
     with pytest.raises(ConfigError, match="malformed YAML"):
         load_run_config(bad)
+
+
+def test_scenario_option_sets_training_and_evaluated_family() -> None:
+    cfg = load_run_config(TINY, scenario="storm")
+    assert cfg.env.traffic.scenario == "storm"
+    assert cfg.evaluate.scenarios == ("storm",)
+    plain = load_run_config(TINY)
+    assert plain.env.traffic.scenario is None
+    assert load_run_config(None).evaluate.scenarios == ("normal", "storm", "fiber-cut", "mixed")
+    with pytest.raises(ConfigError, match="no-such-family"):
+        load_run_config(TINY, scenario="no-such-family")
+
+
+def test_run_cli_rejects_unknown_scenario_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pcnalloc.cli import main
+
+    assert main(["run", "--scenario", "hurricane", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "hurricane" in err and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

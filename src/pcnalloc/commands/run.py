@@ -83,6 +83,14 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option(help="run config YAML merged over the embedded default")
         ] = None,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/run"),
+        scenario: Annotated[
+            str | None,
+            typer.Option(
+                help="train, build the library and evaluate on this scenario family (normal, "
+                "storm, fiber-cut, mixed) or YAML file; default: train on the base traffic, "
+                "evaluate every family"
+            ),
+        ] = None,
         force: Annotated[bool, typer.Option(help="rerun stages even if up to date")] = False,
         overwrite: Annotated[
             bool, typer.Option(help="run in an existing folder that is not a run folder")
@@ -95,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.pipeline import load_run_config, run_pipeline
 
         check_run_folder(out, overwrite=overwrite)
-        cfg = load_run_config(config)
+        cfg = load_run_config(config, scenario=scenario)
         before = _unfinished(out) if out.is_dir() else None
         try:
             with progress_bar() as bar:

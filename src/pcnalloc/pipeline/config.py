@@ -143,8 +143,16 @@ class RunConfig(_Frozen):
     )
 
 
-def load_run_config(path: str | Path | None = None) -> RunConfig:
+def load_run_config(path: str | Path | None = None, *, scenario: str | None = None) -> RunConfig:
     """The embedded default (``path=None``) or a YAML file merged over it.
+
+    Args:
+        path: run config YAML merged over the embedded default.
+        scenario: one scenario family (or scenario YAML file) for the whole run: the teacher
+            trains on it (``env.traffic.scenario``, which the library's rollouts and the
+            headline evaluation inherit) and the family evaluation plays only it
+            (``evaluate.scenarios``). None keeps the file's choice (by default the teacher
+            trains on the calm base traffic and every family is evaluated).
 
     Raises:
         ConfigError: naming every bad field.
@@ -153,6 +161,9 @@ def load_run_config(path: str | Path | None = None) -> RunConfig:
         base = read_yaml(p)
     if path is not None:
         base = _merge(base, read_yaml(path))
+    if scenario is not None:
+        one = {"env": {"traffic": {"scenario": scenario}}, "evaluate": {"scenarios": [scenario]}}
+        base = _merge(base, one)
     return build(RunConfig, base, f"run config {str(path) if path else '(embedded default)'}")
 
 

@@ -289,10 +289,13 @@ def _markdown(
     ev_md: str,
     families: dict[str, Any] | None = None,
 ) -> str:
+    fam = cfg.env.traffic.scenario
+    trained = f"scenario {fam}" if fam else "the base traffic"
     lines = [
         "# pcnalloc run report",
         "",
-        f"Case {cfg.env.network.case}, teacher {s['teacher_steps']} steps, student "
+        f"Case {cfg.env.network.case}, trained on {trained}, teacher {s['teacher_steps']} "
+        "steps, student "
         f"{cfg.distill.student}, evaluation seeds {list(cfg.evaluate.seeds)} "
         f"({cfg.evaluate.requests} requests each).",
         "",
