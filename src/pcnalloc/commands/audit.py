@@ -201,13 +201,60 @@ def check_proof_cmd(
 def keys_new(
     out: Annotated[Path, typer.Option("--out", help="folder for NAME.key and NAME.pub")],
     name: Annotated[str, typer.Option(help="file stem")] = "pcnalloc",
+    passphrase_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--passphrase-file",
+            help="encrypt the private key with the passphrase on this file's first line",
+        ),
+    ] = None,
+    passphrase: Annotated[
+        bool,
+        typer.Option(
+            "--passphrase",
+            help="encrypt the private key; passphrase from PCNALLOC_KEY_PASSPHRASE_FILE or "
+            "PCNALLOC_KEY_PASSPHRASE, else asked twice on the terminal",
+        ),
+    ] = False,
 ) -> None:
-    """Create an Ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub."""
+    """Create an Ed25519 key pair: NAME.key (private, mode 0600) and NAME.pub.
+
+    With --passphrase-file or --passphrase the private key is encrypted (PKCS#8,
+    BestAvailableEncryption); every command that loads it reads the passphrase from
+    PCNALLOC_KEY_PASSPHRASE_FILE or PCNALLOC_KEY_PASSPHRASE, or asks on the terminal.
+    """
     from pcnalloc.edge import keys
 
-    priv, pub = keys.save_keypair(out, name)
+    secret = _new_passphrase(passphrase_file, passphrase)
+    priv, pub = keys.save_keypair(out, name, passphrase=secret)
     kid = keys.key_id(keys.load_public_key(pub))
-    console.print(f"private key {priv} (mode 0600)\npublic key  {pub}\nkey id      {kid}")
+    how = "mode 0600, passphrase-encrypted" if secret else "mode 0600"
+    console.print(f"private key {priv} ({how})\npublic key  {pub}\nkey id      {kid}")
+
+
+def _new_passphrase(path: Path | None, ask: bool) -> bytes | None:
+    """The passphrase for a new key: from the file, the environment, or asked twice."""
+    import getpass
+    import os
+    import sys
+
+    from pcnalloc.edge import keys
+
+    if path is not None:
+        return keys.read_passphrase_file(path)
+    if not ask:
+        return None
+    if os.environ.get(keys.PASSPHRASE_FILE_ENV) or os.environ.get(keys.PASSPHRASE_ENV):
+        return keys.passphrase_from_env("the new key")
+    if sys.stdin is None or not sys.stdin.isatty():
+        raise keys.KeyFileError(
+            f"--passphrase needs {keys.PASSPHRASE_FILE_ENV}, {keys.PASSPHRASE_ENV} or a "
+            "terminal to ask on (or give --passphrase-file FILE)"
+        )
+    first = getpass.getpass("passphrase for the new key: ").encode()
+    if getpass.getpass("repeat the passphrase: ").encode() != first:
+        raise keys.KeyFileError("the two passphrases differ; no key written")
+    return first
 
 
 def register(app: typer.Typer) -> None:

@@ -3,14 +3,22 @@
 Private keys are PEM PKCS#8 files created with mode 0600 and never overwritten; public keys
 are PEM SubjectPublicKeyInfo files. A key id is the first 16 hex digits of the SHA-256 of the
 raw 32-byte public key.
+
+A private key may be encrypted with a passphrase (PKCS#8 with ``cryptography``'s
+``BestAvailableEncryption``: scrypt + AES-256-CBC in the releases pinned here). Loading an
+encrypted key reads the passphrase from ``PCNALLOC_KEY_PASSPHRASE_FILE`` (a file whose first
+line is the passphrase), else ``PCNALLOC_KEY_PASSPHRASE``, else asks on the terminal when
+there is one; a wrong or missing passphrase is a :class:`KeyFileError` (one line, exit 2).
 """
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -25,6 +33,9 @@ PRIVATE_SUFFIX = ".key"
 PUBLIC_SUFFIX = ".pub"
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"
 """Accepted key file stems: no path separators, no leading dot, so a name cannot leave --out."""
+PASSPHRASE_ENV = "PCNALLOC_KEY_PASSPHRASE"
+PASSPHRASE_FILE_ENV = "PCNALLOC_KEY_PASSPHRASE_FILE"
+_ENCRYPTED_PEM = b"-----BEGIN ENCRYPTED PRIVATE KEY-----"
 
 
 class KeyFileError(PcnallocError):
@@ -47,8 +58,16 @@ def key_id(pub: Ed25519PublicKey) -> str:
     return hashlib.sha256(public_bytes(pub)).hexdigest()[:16]
 
 
-def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Path]:
+def save_keypair(
+    out_dir: str | Path, name: str = "pcnalloc", *, passphrase: bytes | None = None
+) -> tuple[Path, Path]:
     """Generate a key pair and write ``name.key`` (mode 0600) and ``name.pub`` in ``out_dir``.
+
+    Args:
+        out_dir: the key folder (created if missing).
+        name: the file stem.
+        passphrase: encrypt the private key with it (``BestAvailableEncryption``); None =
+            unencrypted (protected by the file mode only).
 
     Raises:
         KeyFileError: if either file exists already (keys are never overwritten), or the
@@ -66,11 +85,16 @@ def save_keypair(out_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, Pat
     for p in (priv_path, pub_path):
         if p.exists():
             raise KeyFileError(f"key file {str(p)!r} exists; choose another --out or name")
+    if passphrase is not None and not passphrase:
+        raise KeyFileError("the passphrase is empty; give a non-empty one or none")
     priv, pub = generate_keypair()
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.NoEncryption()
+        if passphrase is None
+        else serialization.BestAvailableEncryption(passphrase)
+    )
     pem = priv.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
     )
     # both files or neither: a failure (disk full, Ctrl-C) removes the private key written
     # first and the folder made for it
@@ -112,19 +136,67 @@ def public_pem(pub: Ed25519PublicKey) -> bytes:
     )
 
 
-def load_private_key(path: str | Path) -> Ed25519PrivateKey:
-    """Read a PEM Ed25519 private key.
+def read_passphrase_file(path: str | Path) -> bytes:
+    """The passphrase in a file: its first line, without the line break.
 
     Raises:
-        KeyFileError: missing file, not PEM, or not an Ed25519 key.
+        KeyFileError: missing file or an empty first line.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise KeyFileError(f"passphrase file {str(p)!r} does not exist")
+    if os.name == "posix" and p.stat().st_mode & 0o077:
+        log.warning("passphrase file %s is readable by group or others; chmod 600 it", p)
+    lines = p.read_bytes().splitlines()
+    if not lines or not lines[0]:
+        raise KeyFileError(f"passphrase file {str(p)!r} is empty; its first line is the passphrase")
+    return lines[0]
+
+
+def passphrase_from_env(what: str) -> bytes | None:
+    """The passphrase from ``PCNALLOC_KEY_PASSPHRASE_FILE`` or ``PCNALLOC_KEY_PASSPHRASE``,
+    else asked on the terminal (``getpass``, which writes to the terminal, not stdout), else
+    None when there is no terminal."""
+    if os.environ.get(PASSPHRASE_FILE_ENV):
+        return read_passphrase_file(os.environ[PASSPHRASE_FILE_ENV])
+    if os.environ.get(PASSPHRASE_ENV):
+        return os.environ[PASSPHRASE_ENV].encode()
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(f"passphrase for {what}: ").encode() or None
+    return None
+
+
+def load_private_key(path: str | Path, passphrase: bytes | None = None) -> Ed25519PrivateKey:
+    """Read a PEM Ed25519 private key, decrypting it if it is passphrase-encrypted.
+
+    Args:
+        path: the PEM file.
+        passphrase: for an encrypted key; None = :func:`passphrase_from_env` (files,
+            environment, terminal). Ignored for an unencrypted key.
+
+    Raises:
+        KeyFileError: missing file, not PEM, not an Ed25519 key, or an encrypted key whose
+            passphrase is missing or wrong.
     """
     data = _read(path)
     if os.name == "posix" and Path(path).stat().st_mode & 0o077:
         log.warning("private key %s is readable by group or others; chmod 600 it", path)
+    password = None
+    if _ENCRYPTED_PEM in data:
+        password = passphrase if passphrase is not None else passphrase_from_env(str(path))
+        if password is None:
+            raise KeyFileError(
+                f"private key {str(path)!r} is passphrase-encrypted; set {PASSPHRASE_FILE_ENV} "
+                f"(a file holding the passphrase) or {PASSPHRASE_ENV}, or run on a terminal"
+            )
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = serialization.load_pem_private_key(data, password=password)
     except (ValueError, TypeError) as err:
-        raise KeyFileError(f"{str(path)!r} is not an unencrypted PEM private key: {err}") from None
+        if password is not None:
+            raise KeyFileError(
+                f"wrong passphrase for private key {str(path)!r} (or the file is damaged)"
+            ) from None
+        raise KeyFileError(f"{str(path)!r} is not a PEM private key: {err}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{str(path)!r} holds a {type(key).__name__}; accepted: Ed25519")
     return key
