@@ -132,6 +132,15 @@ def test_pipeline_writes_teacher_library_and_student(trained: Path) -> None:
     assert np.array_equal(rows["hard"], 1 - rows["action_mask"])
     assert (rows["soft"][:, 0, :] == 0).all()  # PLC carries no traffic cost
     assert (trained / "student" / "student.pt").is_file()
+    # the compact column's names, read with plain pyarrow as in a backbone library
+    import json
+
+    import pyarrow.parquet as pq
+
+    from pcnalloc.library.schema import FEATURES_KEY
+
+    (part,) = sorted((trained / "library").glob("*.parquet"))
+    assert json.loads(pq.read_schema(part).metadata[FEATURES_KEY]) == list(FEATURES)
 
 
 def test_learned_specs_play_and_compare(trained: Path) -> None:

@@ -22,7 +22,9 @@ column          access meaning
 
 so the spec has 2 actions (``k_paths = grant_levels = 1`` keep K·L + 1 = 2). The student is
 then distilled with :func:`pcnalloc.distill.train_student` (the constrained KL + hard + soft
-loss, episode split, early stopping, ``student.pt``) as an ``edge`` MLP.
+loss, episode split, early stopping, ``student.pt``) as an ``edge`` MLP. The Parquet schema
+metadata names the ``compact`` positions under ``compact_features``
+(:data:`~pcnalloc.access.features.FEATURES`), as in a backbone library.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from pcnalloc.access.config import AccessConfig
-from pcnalloc.access.features import N_FEATURES, device_features
+from pcnalloc.access.features import FEATURES, N_FEATURES, device_features
 from pcnalloc.twolayer.teacher import TRAIN_SEED_BASE, joint_modes
 
 LIBRARY_SEED_OFFSET = 5_000
@@ -107,6 +109,7 @@ def build_access_library(
         cases=[env_config.grid],
         loads=[env_config.devices / env_config.subchannels],
         extra={"layer": "access", "epsilon": epsilon},
+        feature_names=FEATURES,  # the compact column's names, as the backbone library has
     )
     env = gym.make("pcnalloc/Access-v0", config=env_config).unwrapped
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x11B]))
