@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -22,6 +22,9 @@ Zones III+IV (management network), after China's secondary-security zoning rules
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class NetworkConfig(_Frozen):
@@ -269,7 +272,7 @@ def _format_validation(err: ValidationError, where: str) -> str:
     return f"invalid {where}: " + "; ".join(parts)
 
 
-def build(model: type[_Frozen], data: dict[str, Any], where: str) -> Any:
+def build(model: type[_M], data: dict[str, Any], where: str) -> _M:
     """Validate ``data`` into ``model``; raise :class:`ConfigError` naming each bad field."""
     try:
         return model.model_validate(data)

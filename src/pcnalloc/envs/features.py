@@ -213,11 +213,23 @@ def field_tables(A: int) -> tuple[np.ndarray, ...]:
     )
 
 
+_A = np.ndarray
+KernelArgs = tuple[
+    # state: pools, priority split, failed links, site trust; then the candidate set (9)
+    _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A, _A,
+    # class and grant tables, env parameters, KERNEL_INDEX; class, setup priority
+    _A, _A, _A, _A, int, int,
+    # the evaluation's buffers: hard verdicts, mask, soft verdicts, features, field tables
+    _A, _A, _A, _A, _A, _A, _A,
+]  # fmt: skip
+"""The evaluation kernel's positional arguments, in order (:meth:`Evaluator.args`)."""
+
+
 def _slot_views(tables: tuple[np.ndarray, ...], K: int) -> dict[str, np.ndarray]:
     return {k: tables[t][row, :K] for k, (t, row) in SLOT_ROWS.items()}
 
 
-def _per_action(x_K: np.ndarray, L: int, reject_value: object) -> np.ndarray:
+def _per_action(x_K: np.ndarray, L: int, reject_value: float) -> np.ndarray:
     """Repeat a per-slot array over grant levels and append the reject action's value."""
     return np.append(np.repeat(x_K, L), reject_value)
 
@@ -696,7 +708,7 @@ class Evaluator:
         self.cfg_p = _cfg_params(cfg)
         self.evaluation = _new_evaluation(K, L, 1.0, None, feats_AF)
 
-    def args(self, state: NetworkState, cs: CandidateSet, cls: int, priority: int) -> tuple:
+    def args(self, state: NetworkState, cs: CandidateSet, cls: int, priority: int) -> KernelArgs:
         """The kernel's arguments for one request (for callers that fuse calls)."""
         ev = self.evaluation
         fb, fi, ff = ev.tables

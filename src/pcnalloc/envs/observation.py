@@ -9,6 +9,8 @@ block at the layout's offsets, by one compiled call
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 from numba import njit
@@ -317,7 +319,7 @@ class ObservationBuilder:
         rf = np.empty(self._req_slice.stop, dtype=np.float32)
         compact = np.empty(self.layout.size, dtype=np.float32)
         self.write_compact(compact, req, ev.feats_AF, emergency_R, request_out=rf)
-        obs = {
+        obs: dict[str, Any] = {
             "request": rf,
             "candidates": ev.feats_AF,
             "action_mask": ev.mask_A,

@@ -60,7 +60,11 @@ def _valid_flags(mask_A, needs_A):  # pragma: no cover - compiled
     return any_valid, False
 
 
-def _pack_sets(sets: list[CandidateSet], E: int, N: int) -> tuple[np.ndarray, ...]:
+def _pack_sets(
+    sets: list[CandidateSet], E: int, N: int
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:
     """Candidate sets stacked into (set, slot, hop) arrays, padded with the sentinels (link
     E, site N) as each set already is, so a walk that stops at the sentinel sees the same
     routes."""
@@ -233,7 +237,8 @@ class PowerCommEnv(gym.Env):
     last action rejects. Masked actions are refused without touching state.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # gymnasium annotates metadata as an instance attribute; it is one table per class
+    metadata: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
         "render_modes": list(RENDER_MODES),
         "render_fps": RENDER_FPS,
     }
@@ -248,6 +253,7 @@ class PowerCommEnv(gym.Env):
         render_mode: str | None = None,
     ) -> None:
         self.render_mode = check_render_mode(render_mode)
+        self._canvas: Any = None  # the rgb_array frame, built on first render (render.py)
         if config is None:
             config = EnvConfig()
         elif isinstance(config, dict):
@@ -273,7 +279,7 @@ class PowerCommEnv(gym.Env):
         self.traffic = TrafficModel(self.net, self.catalog, config.traffic)
         if self.scenario is not None and self.scenario.burst_weights is not None:
             self.traffic.set_burst_weights(self.scenario.burst_weights)
-        self.paths = shared_path_cache(self.net, config.network.path_cache)
+        self.paths = shared_path_cache(self.net, config.network.path_cache or config.k_paths)
         self.state = NetworkState(self.net)
         self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
         self.observation_mode = observation
@@ -287,9 +293,10 @@ class PowerCommEnv(gym.Env):
         self.reject_action = config.n_actions - 1
         self._near_cache: dict[int, np.ndarray] = {}
         self._flow_id = -1
+        self._n_requests = 0
         self._req: Request | None = None
         self._ev: Evaluation | None = None
-        self._cs = None
+        self._cs: CandidateSet | None = None
         self.emergency_R = np.zeros(self.net.n_regions, dtype=np.int64)
         from pcnalloc.rules.engine import build_engine
 
@@ -462,7 +469,7 @@ class PowerCommEnv(gym.Env):
         req = self._req
         assert req is not None
         st = self.state
-        self._cs = self.paths.candidates(
+        cs = self._cs = self.paths.candidates(
             req.src,
             req.dst,
             self.cfg.k_paths,
@@ -472,7 +479,7 @@ class PowerCommEnv(gym.Env):
         )
         ev, self._prio, _, _ = evaluate_request(
             self.state,
-            self._cs,
+            cs,
             req,
             self.catalog,
             self.cfg,

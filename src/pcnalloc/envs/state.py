@@ -263,8 +263,8 @@ class NetworkState:
 
         for p in range(N_PRIORITIES - 1, priority, -1):
             sp = (slice_, p)
-            level = [(e, by_link_sp[e].get(sp)) for e in deficit]
-            level = [(e, by_kb) for e, by_kb in level if by_kb]
+            found = [(e, by_link_sp[e].get(sp)) for e in deficit]
+            level = [(e, by_kb) for e, by_kb in found if by_kb]
             if not level:
                 continue
             sizes = sorted({kb for _, by_kb in level for kb in by_kb}, reverse=True)
@@ -323,15 +323,15 @@ class NetworkState:
         index = {(e, i) for e, ids in enumerate(self.on_link) for i in ids}
         truth = {(int(e), f.id) for f in flows for e in np.concatenate([f.links, f.backup_links])}
         assert index == truth, "the link → flow index disagrees with the flow table"
-        keyed = set()
-        for e, by_sp in enumerate(self.by_link_sp):
+        keyed: set[tuple[int, int, int, int, int]] = set()
+        for link, by_sp in enumerate(self.by_link_sp):
             for (s_, p_), by_kb in by_sp.items():
                 assert by_kb, "an empty (slice, priority) bucket was left in the index"
-                for kb, ids in by_kb.items():
+                for rate, ids in by_kb.items():
                     assert ids, "an empty kb/s bucket was left in the index"
                     order = list(ids)
                     assert order == sorted(order), "a pre-emption bucket is out of id order"
-                    keyed.update((e, i, s_, p_, kb) for i in order)
+                    keyed.update((link, i, s_, p_, rate) for i in order)
         truth_k = {
             (e, f.id, f.slice, f.priority, f.kbps) for (e, i) in truth for f in [self.flows[i]]
         }
