@@ -51,8 +51,6 @@ from pcnalloc.edge.artifact import (
     check_feature_config,
     load_artifact,
 )
-from pcnalloc.edge.engine import RequestContext, RuleEngine, build_engine
-from pcnalloc.edge.guard import Decision, Guard
 from pcnalloc.envs.features import (
     HARD_RULES,
     Evaluation,
@@ -66,7 +64,8 @@ from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ConfigError
 from pcnalloc.network.model import CommNetwork
 from pcnalloc.network.paths import CandidateSet, PathCache, shared_path_cache
-from pcnalloc.rules.engine import TableChecker
+from pcnalloc.rules.engine import RequestContext, RuleEngine, TableChecker, build_engine
+from pcnalloc.rules.guard import Decision, Guard
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import Request
 

@@ -138,9 +138,9 @@ def build_agent(cfg: ServiceConfig) -> EdgeAgent:
         ConfigError: the resulting env config is invalid.
     """
     from pcnalloc.edge.audit import AuditLog
-    from pcnalloc.edge.engine import build_engine
     from pcnalloc.edge.live import utc_midnight
     from pcnalloc.network.builder import cached_network
+    from pcnalloc.rules.engine import build_engine
     from pcnalloc.traffic.catalog import load_catalog
 
     if cfg.audit is not None and cfg.audit_key is None and not cfg.integrity_only:
