@@ -61,6 +61,14 @@ class Executor(Protocol):
         """Release workers (idempotent)."""
         ...
 
+    def __enter__(self) -> Executor:
+        """The executor itself; leaving the ``with`` block closes it."""
+        ...
+
+    def __exit__(self, *exc: object) -> None:
+        """Call :meth:`close`."""
+        ...
+
 
 class _Closing:
     def __enter__(self: _C) -> _C:
