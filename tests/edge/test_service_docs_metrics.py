@@ -104,11 +104,41 @@ def test_prometheus_text_carries_the_json_numbers(client: TestClient) -> None:
 def test_a_scraper_gets_prometheus_on_v1_metrics_and_others_json(client: TestClient) -> None:
     pytest.importorskip("prometheus_client")
     scraped = client.get("/v1/metrics", headers={**AUTH, "Accept": SCRAPER})
-    assert scraped.headers["content-type"].startswith("text/plain")
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text")
     assert "pcnalloc_decisions_total" in scraped.text
     for accept in ("*/*", "application/json", "text/html,application/json;q=0.9", None):
         h = {**AUTH, **({"Accept": accept} if accept else {})}
         assert client.get("/v1/metrics", headers=h).json()["decisions"] == 0
+
+
+def test_an_openmetrics_client_gets_openmetrics_with_the_same_numbers(client: TestClient) -> None:
+    """Prometheus names OpenMetrics first in its Accept header: it gets OpenMetrics 1.0 (``# EOF``
+    terminated, parsed by the strict OpenMetrics parser); a client naming only text/plain gets
+    the classic format. Planted fault: the classic text fails the OpenMetrics parser."""
+    pytest.importorskip("prometheus_client")
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families as om_parse
+
+    _allocate(client, 3)
+    js = client.get("/v1/metrics", headers=AUTH).json()
+    for path in ("/v1/metrics", "/v1/metrics/prometheus"):
+        r = client.get(path, headers={**AUTH, "Accept": SCRAPER})
+        assert r.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0")
+        assert r.text.endswith("# EOF\n")
+        got = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for fam in om_parse(r.text)
+            for s in fam.samples
+        }
+        assert got[("pcnalloc_decisions_total", ())] == js["decisions"] == 3
+        for outcome, n in js["outcomes"].items():
+            assert got[("pcnalloc_outcomes_total", (("outcome", outcome),))] == n
+        assert got[("pcnalloc_active_flows", ())] == js["active_flows"]
+    plain = client.get("/v1/metrics", headers={**AUTH, "Accept": "text/plain;version=0.0.4"})
+    assert plain.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert "# EOF" not in plain.text
+    assert _samples(plain.text)[("pcnalloc_decisions_total", ())] == 3
+    with pytest.raises(ValueError):  # the classic text is not OpenMetrics
+        list(om_parse(plain.text))
 
 
 def test_the_token_still_guards_both_formats(client: TestClient) -> None:
@@ -133,7 +163,7 @@ def test_without_prometheus_client_json_is_unchanged(
 def test_schema_lists_the_prometheus_route(client: TestClient) -> None:
     pytest.importorskip("prometheus_client")
     op = client.get("/openapi.json").json()["paths"]["/v1/metrics/prometheus"]["get"]
-    assert "text/plain" in op["responses"]["200"]["content"]
+    assert {"text/plain", "application/openmetrics-text"} <= set(op["responses"]["200"]["content"])
 
 
 # ---------------------------------------------------------------------------- offline docs

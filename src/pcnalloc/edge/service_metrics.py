@@ -9,6 +9,12 @@ Prometheus text, read from the same dict at scrape time so both formats always a
   ``application/json`` — what a Prometheus scraper sends. Browsers, curl and JSON clients
   still get JSON.
 
+The format within the exposition family follows the same ``Accept`` header
+(prometheus_client's ``choose_encoder``): a client that names
+``application/openmetrics-text`` (Prometheus does, first) gets OpenMetrics 1.0 (``# EOF``
+terminated, ``application/openmetrics-text; version=1.0.0``), any other gets the classic text
+format (``text/plain; version=0.0.4``).
+
 Both paths need the bearer token like every other route (Prometheus: ``authorization:
 {credentials_file: ...}`` in the scrape config). The negotiation is a path rewrite that runs
 *before* the token check, so it cannot open a path.
@@ -28,6 +34,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from fastapi import Request
 from fastapi.responses import Response
 
 log = logging.getLogger(__name__)
@@ -100,10 +107,16 @@ def collect(metrics: dict[str, Any], info: dict[str, str]) -> Iterator[Any]:
     )
 
 
-def exposition(metrics: dict[str, Any], info: dict[str, str]) -> bytes:
-    """Prometheus text of one JSON metrics dict, from a private registry (no process-wide
-    default collectors, so several apps in one process never clash)."""
-    from prometheus_client import CollectorRegistry, generate_latest
+def exposition(
+    metrics: dict[str, Any], info: dict[str, str], accept: str = ""
+) -> tuple[bytes, str]:
+    """The exposition of one JSON metrics dict in the format ``accept`` asks for, and its
+    content type: OpenMetrics when it names ``application/openmetrics-text``, else the classic
+    Prometheus text (prometheus_client's own negotiation, ``choose_encoder``). Rendered from a
+    private registry (no process-wide default collectors, so several apps in one process
+    never clash)."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.exposition import choose_encoder
 
     class _Collector:
         def collect(self) -> Iterator[Any]:
@@ -111,8 +124,9 @@ def exposition(metrics: dict[str, Any], info: dict[str, str]) -> bytes:
 
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_Collector())
-    out: bytes = generate_latest(registry)
-    return out
+    encoder, content_type = choose_encoder(accept)
+    out: bytes = encoder(registry)
+    return out, content_type
 
 
 class _Negotiate:
@@ -153,7 +167,7 @@ def add_prometheus_metrics(app: Any, live: Any) -> bool:
     prometheus_client is not installed.
     """
     try:
-        from prometheus_client import CONTENT_TYPE_LATEST
+        import prometheus_client.exposition  # noqa: F401
     except ImportError:
         log.warning(
             "Prometheus metrics off: prometheus_client is not installed (install pcnalloc[edge])"
@@ -164,15 +178,19 @@ def add_prometheus_metrics(app: Any, live: Any) -> bool:
         PROMETHEUS_PATH,
         response_class=Response,
         responses={
-            200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}, "description": "metrics"},
+            200: {
+                "content": {"text/plain": {}, "application/openmetrics-text": {}},
+                "description": "metrics (OpenMetrics when the Accept header names it)",
+            },
             401: {"description": "missing or wrong bearer token"},
         },
-        summary="The metrics in the Prometheus exposition format",
+        summary="The metrics in the Prometheus or OpenMetrics exposition format",
     )
-    async def prometheus_metrics() -> Response:
-        return Response(
-            exposition(live.metrics(), service_info(live)), media_type=CONTENT_TYPE_LATEST
+    async def prometheus_metrics(request: Request) -> Response:
+        body, content_type = exposition(
+            live.metrics(), service_info(live), request.headers.get("accept", "")
         )
+        return Response(body, media_type=content_type)
 
     app.add_middleware(_Negotiate)
     return True
