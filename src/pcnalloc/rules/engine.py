@@ -10,6 +10,7 @@ field tables (:mod:`pcnalloc.rules.program`), for the edge's hot path.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,7 +98,7 @@ class Verdict:
         self,
         engine: RuleEngine,
         plan: _Plan,
-        fields: dict,
+        fields: Mapping[str, np.ndarray],
         ctx: RequestContext,
         reject_hits: list[int],
         forbidden_A: np.ndarray,
@@ -216,7 +217,7 @@ class RuleEngine:
         return self.ruleset.sha256
 
     # -------------------------------------------------------------------- checking
-    def check(self, fields: dict[str, np.ndarray], ctx: RequestContext) -> Verdict:
+    def check(self, fields: Mapping[str, np.ndarray], ctx: RequestContext) -> Verdict:
         """Judge every action of one request.
 
         Args:

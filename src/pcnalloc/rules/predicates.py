@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -39,16 +39,19 @@ PY_OPS = {
 _SYM = {"lt": "<", "le": "≤", "gt": ">", "ge": "≥", "eq": "=", "ne": "≠", "in": "∈"}
 
 Node = tuple  # folded predicate: ("const", b) | ("leaf", field, op, value) | (kind, children)
-RowFn = Callable[[dict, np.ndarray], None]
+Fields = Mapping[str, np.ndarray]
+"""Per-action arrays of shape (A,) by field name (``Evaluation.fields``)."""
+RowFn = Callable[[Fields, np.ndarray], object]
+"""Fills its row (the verdict per action) in place; what it returns is ignored."""
 
 
-def _getter(f: str, default: Any) -> Callable[[dict], Any]:
+def _getter(f: str, default: Any) -> Callable[[Fields], Any]:
     if default is None:
         return lambda fs: fs[f]
     return lambda fs: fs[f] if f in fs else default
 
 
-def _value_at(node: Node, fields: dict, a: int, admissible: bool) -> Any:
+def _value_at(node: Node, fields: Fields, a: int, admissible: bool) -> Any:
     _, f, _op, _v, d = node
     if f == "admissible_exists":
         return admissible
@@ -57,7 +60,7 @@ def _value_at(node: Node, fields: dict, a: int, admissible: bool) -> Any:
     return fields[f][a].item()
 
 
-def _expr(node: Node) -> Callable[[dict], np.ndarray]:
+def _expr(node: Node) -> Callable[[Fields], np.ndarray]:
     kind = node[0]
     if kind == "leaf":
         _, f, op, v, d = node
@@ -108,7 +111,7 @@ def row_fn(node: Node) -> RowFn:
     return lambda fs, row: np.copyto(row, e(fs))
 
 
-def eval_at(node: Node, fields: dict, a: int, admissible: bool) -> bool:
+def eval_at(node: Node, fields: Fields, a: int, admissible: bool) -> bool:
     """Whether ``node`` holds at action ``a`` (``admissible``: some path action is allowed)."""
     kind = node[0]
     if kind == "const":
@@ -121,7 +124,7 @@ def eval_at(node: Node, fields: dict, a: int, admissible: bool) -> bool:
     return all(vals) if kind == "all" else any(vals)
 
 
-def why(node: Node | None, fields: dict, a: int, forbidden_A: np.ndarray) -> str:
+def why(node: Node | None, fields: Fields, a: int, forbidden_A: np.ndarray) -> str:
     """Human-readable leaves that make ``node`` true at action ``a``."""
     if node is None:
         return ""
