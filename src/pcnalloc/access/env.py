@@ -29,6 +29,7 @@ from pcnalloc.access.features import N_FEATURES, device_features
 from pcnalloc.access.model import AccessModel
 from pcnalloc.access.policies import matching_allocate
 from pcnalloc.access.policy import cap_modes
+from pcnalloc.access.render import RENDER_FPS, RENDER_MODES, check_render_mode, render_access
 
 OBS_LIM = 1e6
 """Bound of every observation entry (the features are logs, shares and preference values)."""
@@ -39,11 +40,23 @@ class AccessEnv(gym.Env):
 
     Args:
         config: an :class:`AccessConfig`, or a mapping of overrides of the packaged default.
+        render_mode: None, ``ansi`` (text summary of the epoch) or ``rgb_array`` (each
+            device's backlog coloured by its mode), see :mod:`pcnalloc.access.render`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(RENDER_MODES),
+        "render_fps": RENDER_FPS,
+    }
 
-    def __init__(self, config: AccessConfig | dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: AccessConfig | dict[str, Any] | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        self.render_mode = check_render_mode(render_mode)
+        self.last_info: dict[str, Any] = {}
+        """The last step's ``info`` (empty after ``reset``), shown by the ``ansi`` render."""
         self.cfg = config if isinstance(config, AccessConfig) else access_config(config or {})
         n = self.cfg.devices
         self.action_space = spaces.MultiDiscrete(np.full(n, 2, dtype=np.int64))
@@ -65,7 +78,12 @@ class AccessEnv(gym.Env):
         super().reset(seed=seed)
         s = int(self.np_random.integers(0, 2**31 - 1)) if seed is None else int(seed)
         self.model = AccessModel(self.cfg, s)
+        self.last_info = {}
         return self._obs(), {}
+
+    def render(self) -> Any:
+        """The frame of ``render_mode``: a string (``ansi``), an RGB array, or None."""
+        return render_access(self)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         m = self.model
@@ -95,4 +113,5 @@ class AccessEnv(gym.Env):
             "device_cost": per_dev / t0,
             "epoch": m.epoch,
         }
+        self.last_info = info
         return self._obs(), float(reward), m.epoch >= self.cfg.epochs, False, info
