@@ -38,6 +38,7 @@ import json
 import math
 import os
 import time
+from json.encoder import encode_basestring_ascii as _jstr
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pcnalloc.edge import keys, merkle
 from pcnalloc.errors import PcnallocError
+from pcnalloc.rules.guard import Decision
 
 FORMAT = "pcnalloc-audit/2"
 GENESIS = "0" * 64
@@ -73,6 +75,107 @@ def encode_record(rec: dict[str, Any]) -> tuple[bytes, str]:
     h = hashlib.sha256(content).hexdigest()
     # One encode: the hash goes last (verify re-canonicalises without it).
     return content[:-1] + b',"hash":"' + h.encode() + b'"}', h
+
+
+class _NotFixedLayout(Exception):
+    """A decision record the fixed-layout encoder does not cover (the generic one is used)."""
+
+
+_INF = math.inf
+
+
+def _jlist(items: Any) -> str:
+    """Canonical JSON of a sequence of strings (``json.dumps`` of the list, ASCII)."""
+    for x in items:
+        if type(x) is not str:
+            raise _NotFixedLayout
+    return "[" + ",".join(map(_jstr, items)) + "]" if items else "[]"
+
+
+def _jbool(v: Any) -> str:
+    if v is True:
+        return "true"
+    if v is False:
+        return "false"
+    raise _NotFixedLayout
+
+
+def encode_decision(
+    seq: int,
+    prev: str,
+    ts: float,
+    request: dict[str, Any],
+    decision: Any,
+    ruleset_sha256: str,
+    model_sha256: str,
+    preempted: list[int] | None = None,
+) -> bytes:
+    """Canonical JSON of a decision record (without ``hash``), without generic dumping.
+
+    The record :meth:`AuditLog.append_decision` writes has a fixed layout, so its canonical
+    bytes (:func:`canonical`: sorted keys, compact separators, ASCII escapes, ``repr`` of
+    floats) are one format string with the keys already in sorted order and each value
+    rendered by the rule ``json.dumps`` applies to its type. This is hand-written because the
+    fast JSON libraries (orjson, ujson) do not produce these bytes: they write non-ASCII
+    characters raw and floats in another notation, and the hashed bytes must stay the ones
+    every existing log was written with. It equals ``canonical(record)`` for every record it
+    accepts (tested on random records against :func:`canonical`); a value of any other type
+    (a numpy integer, NaN, a request with other keys …) raises ``_NotFixedLayout`` and the
+    caller encodes the record with :func:`canonical`, which keeps its errors too.
+    """
+    d, r = decision, request
+    if (
+        type(seq) is not int
+        or type(ts) is not float
+        or not -_INF < ts < _INF
+        or len(r) != 8
+        or type(d.action) is not int
+        or type(d.proposal) is not int
+        or type(d.priority) is not int
+    ):
+        raise _NotFixedLayout
+    rid, rts, src, dst, kind, region = (
+        r["id"],
+        r["time_s"],
+        r["src"],
+        r["dst"],
+        r["kind"],
+        r["region"],
+    )
+    if (
+        type(rid) is not int
+        or type(rts) is not float
+        or not -_INF < rts < _INF
+        or type(src) is not int
+        or type(dst) is not int
+        or type(kind) is not int
+        or type(region) is not int
+        or type(r["cls"]) is not str
+    ):
+        raise _NotFixedLayout
+    if preempted is None:
+        pre = ""
+    else:
+        for x in preempted:
+            if type(x) is not int:
+                raise _NotFixedLayout
+        pre = ',"preempted":[' + ",".join(map(str, preempted)) + "]"
+    if d.reasons:
+        reasons = "[" + ",".join(_jlist(p) for p in d.reasons) + "]"
+    else:
+        reasons = "[]"
+    return (
+        f'{{"body":{{"action":{d.action},"intercepted":{_jbool(d.intercepted)},'
+        f'"model":{_jstr(model_sha256)},"note":{_jstr(d.note)},'
+        f'"preempt":{_jbool(d.preempt)}{pre},"priority":{d.priority},'
+        f'"proposal":{d.proposal},"reasons":{reasons},'
+        f'"request":{{"cls":{_jstr(r["cls"])},"dst":{dst},'
+        f'"emergency":{_jbool(r["emergency"])},"id":{rid},"kind":{kind},'
+        f'"region":{region},"src":{src},"time_s":{rts!r}}},'
+        f'"rules":{_jlist(d.rule_ids)},"ruleset":{_jstr(ruleset_sha256)},'
+        f'"soft":{_jlist(d.soft_ids)}}},"prev":{_jstr(prev)},"seq":{seq},'
+        f'"ts":{ts!r},"type":"decision"}}'
+    ).encode()
 
 
 def tree_head_message(tree_size: int, root_hex: str, timestamp_ms: int, key_id: str) -> bytes:
@@ -296,13 +399,20 @@ class AuditLog:
     def _write(self, type_: str, body: dict[str, Any], ts: float) -> str:
         seq = self._seq + 1
         rec = {"seq": seq, "type": type_, "prev": self._head, "ts": ts, "body": body}
-        line, h = encode_record(rec)
+        return self._emit(canonical(rec), type_, ts)
+
+    def _emit(self, content: bytes, type_: str, ts: float) -> str:
+        """Write one record given its canonical bytes without ``hash`` (the next ``seq``)."""
+        h = hashlib.sha256(content).hexdigest()
+        # One encode: the hash goes last (verify re-canonicalises without it).
+        line = content[:-1] + b',"hash":"' + h.encode() + b'"}'
         data = line + b"\n"
         n = os.write(self._fd, data)
         if n != len(data):  # a short write on a regular file means the disk is full
             raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(data)} bytes)")
         self._tree.append(merkle.leaf_hash(line))
-        self._seq, self._head = seq, h
+        self._seq += 1
+        self._head = h
         self._count(type_, ts)
         self._unsynced += 1
         if self._unsynced >= self.sync_every:
@@ -318,16 +428,47 @@ class AuditLog:
         model_sha256: str = "",
         preempted: list[int] | None = None,
     ) -> str:
-        """Record one guarded decision (a :class:`~pcnalloc.edge.guard.Decision`)."""
-        body = {
-            "request": request,
-            **decision.to_record(),
-            "ruleset": ruleset_sha256,
-            "model": model_sha256,
-        }
+        """Record one guarded decision (a :class:`~pcnalloc.edge.guard.Decision`).
+
+        The record is the one :meth:`append` would write for ``"decision"`` and the body
+        ``{"request", **decision.to_record(), "ruleset", "model"[, "preempted"]}``, byte for
+        byte; a :class:`Decision` with plain values is encoded by :func:`encode_decision`
+        (no generic JSON dumping on the hot path), anything else by :func:`canonical`.
+        """
         if preempted is not None:
-            body["preempted"] = list(preempted)
-        return self.append("decision", body)
+            preempted = list(preempted)
+        ts = round(time.time(), 6)
+        if self._key is not None and self._due_by_time(ts):
+            self._write_head(ts)
+        try:
+            if type(decision) is not Decision:
+                raise _NotFixedLayout
+            content = encode_decision(
+                self._seq + 1,
+                self._head,
+                ts,
+                request,
+                decision,
+                ruleset_sha256,
+                model_sha256,
+                preempted,
+            )
+        except (_NotFixedLayout, KeyError, TypeError):
+            body = {
+                "request": request,
+                **decision.to_record(),
+                "ruleset": ruleset_sha256,
+                "model": model_sha256,
+            }
+            if preempted is not None:
+                body["preempted"] = preempted
+            rec = {"seq": self._seq + 1, "type": "decision", "prev": self._head, "ts": ts}
+            rec["body"] = body
+            content = canonical(rec)
+        h = self._emit(content, "decision", ts)
+        if self._key is not None and self._unsigned >= self.checkpoint_every:
+            self._write_head(ts)
+        return h
 
     def checkpoint(self) -> str | None:
         """Sign a tree head over every record so far now (no-op without a private key)."""
