@@ -103,7 +103,12 @@ def clean_stale(path: str | Path) -> list[Path]:
 
 
 def check_output(
-    path: str | Path, *, kind: Kind, overwrite: bool = False, flag: str = "--out"
+    path: str | Path,
+    *,
+    kind: Kind,
+    overwrite: bool = False,
+    flag: str = "--out",
+    empty_ok: bool = False,
 ) -> Path:
     """Refuse an output path that cannot be used, before any work starts.
 
@@ -112,10 +117,11 @@ def check_output(
         kind: ``"file"`` or ``"dir"``: what the command writes there.
         overwrite: an existing output of the right kind may be replaced.
         flag: the option's name, for the message.
+        empty_ok: an existing empty folder counts as absent (``kind="dir"``).
 
     Raises:
-        OutputPathError: the path is of the other kind, exists without ``overwrite``, or one
-            of its parents is a file.
+        OutputPathError: the path is of the other kind, exists without ``overwrite``, one
+            of its parents is a file, or the folder it goes in is not writable.
     """
     p = Path(path)
     shown = repr(str(p))
@@ -126,11 +132,23 @@ def check_output(
         raise OutputPathError(f"{flag} {shown} is a folder; give a file path")
     if p.exists() and not p.is_dir() and kind == "dir":
         raise OutputPathError(f"{flag} {shown} is a file; give a folder path")
-    if p.exists() and not overwrite:
+    empty = empty_ok and p.is_dir() and not any(p.iterdir())
+    if p.exists() and not overwrite and not empty:
         what = "folder" if kind == "dir" else "file"
         raise OutputPathError(f"{flag} {shown}: the {what} exists; pass --overwrite to replace it")
+    # the temp and the rename need write access to the parent (or the first existing ancestor
+    # under which the missing parents are created)
+    ancestor = next((q for q in p.absolute().parents if q.exists()), None)
+    if ancestor is not None and not _writable(ancestor):
+        raise OutputPathError(f"{flag} {shown}: cannot write in {str(ancestor)!r}")
     clean_stale(p)
     return p
+
+
+def _writable(folder: Path) -> bool:
+    """Whether this process may create entries in ``folder`` (a read-only mount counts)."""
+    eff = os.access in os.supports_effective_ids
+    return os.access(folder, os.W_OK | os.X_OK, effective_ids=eff)
 
 
 def _make_parents(parent: Path) -> list[Path]:

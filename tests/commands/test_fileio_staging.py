@@ -157,3 +157,41 @@ def test_write_atomic_onto_a_folder_names_the_folder(tmp_path: Path) -> None:
     with pytest.raises(OutputPathError, match=r"r\.json' is a folder"):
         write_atomic(tmp_path / "r.json", "{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.json"]  # no temp left
+
+
+def _read_only(monkeypatch, folder: Path) -> None:
+    """Make ``folder`` unwritable: chmod for an ordinary user; root ignores the mode, so there
+    the access check is told so for that folder only."""
+    folder.chmod(0o555)
+    if os.geteuid() == 0:
+        real = os.access
+
+        def access(p, mode, **kw):  # type: ignore[no-untyped-def]
+            return False if Path(p) == folder and mode & os.W_OK else real(p, mode, **kw)
+
+        monkeypatch.setattr(os, "access", access)
+
+
+def test_an_unwritable_parent_is_refused_before_work(tmp_path: Path, monkeypatch) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    _read_only(monkeypatch, ro)
+    try:
+        for out, kind in [(ro / "r.json", "file"), (ro / "a" / "b" / "lib", "dir")]:
+            with pytest.raises(OutputPathError, match=r"cannot write in '.*ro'"):
+                check_output(out, kind=kind)  # type: ignore[arg-type]
+        check_output(tmp_path / "ok.json", kind="file")  # a writable one still passes
+    finally:
+        ro.chmod(0o755)
+
+
+def test_empty_ok_lets_an_empty_folder_through(tmp_path: Path) -> None:
+    d = tmp_path / "tb"
+    d.mkdir()
+    assert check_output(d, kind="dir", empty_ok=True) == d
+    (d / "events.out").write_text("x")
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        check_output(d, kind="dir", empty_ok=True)
+    (tmp_path / "e").mkdir()
+    with pytest.raises(OutputPathError, match="--overwrite"):
+        check_output(tmp_path / "e", kind="dir")  # without empty_ok an empty folder counts
