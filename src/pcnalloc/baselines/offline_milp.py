@@ -233,6 +233,11 @@ def owner_rows(w: Window, v: MilpVars) -> tuple[sp.csr_matrix, np.ndarray]:
     return A, np.concatenate([np.ones(J), np.zeros(W)])
 
 
+def _cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    """``parts`` joined into one array of ``dtype`` (empty when there are none)."""
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
+
+
 def capacity_rows(w: Window, v: MilpVars) -> tuple[sp.csr_matrix, np.ndarray]:
     """Sparse capacity constraints A·x ≤ b over (pool, arrival instant) rows.
 
@@ -286,8 +291,8 @@ def capacity_rows(w: Window, v: MilpVars) -> tuple[sp.csr_matrix, np.ndarray]:
         n_rows += int(keep.sum())
     A = sp.csr_matrix(
         (
-            np.concatenate(data or [[]]).astype(float),
-            (np.concatenate(rows or [[]]).astype(np.int64), np.concatenate(cols or [[]])),
+            _cat(data, np.float64),
+            (_cat(rows, np.int64), _cat(cols, np.int64)),
         ),
         shape=(n_rows, v.n_cols),
     )
