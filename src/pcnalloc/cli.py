@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:
         if debug:
             raise
-        msg = _anticipated(err, args)
-        if msg is not None:
-            print(f"error: {msg}", file=sys.stderr)
+        known = _anticipated(err, args)
+        if known is not None:
+            print(f"error: {known}", file=sys.stderr)
             return 2
         print(
             f"internal error: {type(err).__name__}: {_one_line(err)} "

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar
@@ -61,9 +62,9 @@ def _remove_failed(out: Path, before: set[str] | None) -> None:
 class _Bar:
     """Pipeline progress on a rich progress bar: one task per stage step."""
 
-    def __init__(self, bar) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, bar: Progress) -> None:
         self.bar = bar
-        self.task = None
+        self.task: TaskID | None = None
 
     def start(self, label: str, total: int | None) -> None:
         if self.task is not None:

@@ -76,7 +76,7 @@ def serve_cmd(
 
     token = read_token(token_file)
     sc: ServiceConfig = build(
-        ServiceConfig,  # type: ignore[arg-type]  # a frozen pydantic model like _Frozen
+        ServiceConfig,
         {
             "artifact": artifact,
             "public_key": public_key,
