@@ -49,8 +49,8 @@ from pcnalloc.network.model import CommNetwork
 from pcnalloc.traffic.catalog import Catalog
 from pcnalloc.traffic.generator import Request
 
-COUNTED = ("decisions", "accepted", "rejected", "blocked", "refused", "intercepted")
-COUNTED += ("preempted", "released", "expired")
+COUNTED: tuple[str, ...] = ("decisions", "accepted", "rejected", "blocked", "refused")
+COUNTED += ("intercepted", "preempted", "released", "expired")
 """Counters the log rebuilds (malformed and unauthorised requests are not logged)."""
 
 
