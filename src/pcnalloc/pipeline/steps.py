@@ -145,7 +145,7 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
 
     net = cached_network(env.network.case, env.network)  # shipped: the edge needs no pandapower
 
-    def build(int8: bool):  # type: ignore[no-untyped-def]
+    def build(int8: bool):
         return compile_student(
             module,
             rows,
@@ -301,10 +301,11 @@ def family_stage(
                 )
                 tuned[f"{fam}/{case}/{load:g}"] = res_t.to_json()
                 scores = res_t.best_scores
-                best = max(
-                    res_t.best_specs,
-                    key=lambda n, sc=scores: (sc[n]["value"], -sc[n]["critical_blocking"]),
-                )
+                rank = {
+                    n: (scores[n]["value"], -scores[n]["critical_blocking"])
+                    for n in res_t.best_specs
+                }
+                best = max(rank, key=rank.__getitem__)
                 baselines[(case, float(load), fam)] = display_name(res_t.best_specs[best])
                 heur_specs += [s for s in res_t.best_specs.values() if s not in heur_specs]
         specs = learned + heur_specs

@@ -376,8 +376,12 @@ class ConstrainedTrainer:
         while finished < cfg.episodes:
             idx = [i for i in range(N) if active[i]]
             eps = tc.epsilon(self.step)
+
+            def q_of(sel: list[int], idx: list[int] = idx) -> np.ndarray:
+                return learner.greedy_q(collate([obs[idx[j]] for j in sel]))
+
             acts = epsilon_greedy_batch(
-                lambda sel, idx=idx: learner.greedy_q(collate([obs[idx[j]] for j in sel])),
+                q_of,
                 [obs[i]["action_mask"] for i in idx],
                 eps,
                 [rngs[i] for i in idx],
