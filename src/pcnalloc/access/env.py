@@ -44,7 +44,8 @@ class AccessEnv(gym.Env):
             device's backlog coloured by its mode), see :mod:`pcnalloc.access.render`.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # gymnasium annotates metadata as an instance attribute; it is one table per class
+    metadata: ClassVar[dict[str, Any]] = {  # type: ignore[misc]
         "render_modes": list(RENDER_MODES),
         "render_fps": RENDER_FPS,
     }

@@ -17,6 +17,7 @@ import numpy as np
 from pcnalloc.access.config import AccessConfig
 from pcnalloc.access.registry import make_access_policy
 from pcnalloc.access.simulate import run_access
+from pcnalloc.twolayer.learned import LearnedModePolicy
 
 COMPARED: dict[str, Callable[[dict[str, Any]], float]] = {
     "weighted_sum": lambda m: m["weighted_sum"],
@@ -58,7 +59,7 @@ def compare(
                 per[k][int(s)] = float(f(r["metrics"]))
             stable.append(bool(r["metrics"]["virtual_queue"]["mean_rate_stable"]))
             slot_us.append(r["timing"]["slot_decision_us_p50"])
-            if hasattr(pol, "mode_us") and pol.mode_us:
+            if isinstance(pol, LearnedModePolicy) and pol.mode_us:
                 mode_us.append(float(np.percentile(pol.mode_us, 50)))
                 overrides += int(pol.guard_overrides)
                 decisions += int(pol.decisions)

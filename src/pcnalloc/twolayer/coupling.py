@@ -165,7 +165,7 @@ def delivered_traffic(
 
 
 def substation_sites(
-    substations: Sequence[int], net: Any, coupling: CouplingConfig | None = None
+    substations: Sequence[int] | np.ndarray, net: Any, coupling: CouplingConfig | None = None
 ) -> np.ndarray:
     """Backbone site of each access substation (see the module docstring).
 
@@ -352,7 +352,7 @@ def _coupled_env_class() -> type:
             """True when the request on show came from the access layer."""
             return self._req is not None and self._req.id in self._access_ids
 
-        def step(self, action: Any):  # type: ignore[no-untyped-def]
+        def step(self, action: Any):
             req, from_access = self._req, self.current_is_access
             out = super().step(action)
             if from_access and req is not None:

@@ -32,13 +32,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from pcnalloc.access.config import AccessConfig
 from pcnalloc.access.features import FEATURES, N_FEATURES, device_features
 from pcnalloc.twolayer.teacher import TRAIN_SEED_BASE, joint_modes
+
+if TYPE_CHECKING:
+    from pcnalloc.access.env import AccessEnv
 
 LIBRARY_SEED_OFFSET = 5_000
 """Library episodes use seeds TRAIN_SEED_BASE + 10,000·seed + 5,000 + k: never trained on,
@@ -111,7 +114,7 @@ def build_access_library(
         extra={"layer": "access", "epsilon": epsilon},
         feature_names=FEATURES,  # the compact column's names, as the backbone library has
     )
-    env = gym.make("pcnalloc/Access-v0", config=env_config).unwrapped
+    env = cast("AccessEnv", gym.make("pcnalloc/Access-v0", config=env_config).unwrapped)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x11B]))
     n = env_config.devices
     name = "part-00000.parquet"

@@ -24,7 +24,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +33,9 @@ from pcnalloc.access.config import AccessConfig
 from pcnalloc.access.errors import AccessConfigError
 from pcnalloc.access.features import FEATURES, N_FEATURES, device_features
 from pcnalloc.access.policy import cap_modes
+
+if TYPE_CHECKING:
+    from pcnalloc.access.env import AccessEnv
 
 TEACHER_FORMAT = "pcnalloc-access-teacher"
 TEACHER_VERSION = 1
@@ -120,7 +123,9 @@ class _Replay:
         self.m2 = np.zeros((capacity, 2), bool)
         self.cap, self.ptr, self.size = capacity, 0, 0
 
-    def add(self, x, a, r, x2, m2) -> None:  # type: ignore[no-untyped-def]
+    def add(
+        self, x: np.ndarray, a: np.ndarray, r: np.ndarray, x2: np.ndarray, m2: np.ndarray
+    ) -> None:
         n = len(a)
         idx = (self.ptr + np.arange(n)) % self.cap
         self.x[idx], self.a[idx], self.r[idx], self.x2[idx], self.m2[idx] = x, a, r, x2, m2
@@ -149,7 +154,7 @@ def train_access_teacher(
     from pcnalloc.teacher.dqn import double_dqn_target
 
     torch.set_num_threads(cfg.threads)
-    env = gym.make("pcnalloc/Access-v0", config=env_config).unwrapped
+    env = cast("AccessEnv", gym.make("pcnalloc/Access-v0", config=env_config).unwrapped)
     online = q_network(cfg.hidden, cfg.seed)
     target = copy.deepcopy(online).requires_grad_(False)
     opt = torch.optim.Adam(online.parameters(), lr=cfg.lr)
@@ -166,7 +171,9 @@ def train_access_teacher(
         env.reset(seed=seed)
         x = device_features(env.model)
         mask = env.action_masks().reshape(n, 2)
-        rewards, losses, done = [], [], False
+        rewards: list[float] = []
+        losses: list[float] = []
+        done = False
         while not done:
             with torch.no_grad():
                 q = online(torch.from_numpy(x)).numpy()
@@ -177,7 +184,7 @@ def train_access_teacher(
             x2 = device_features(env.model)
             mask2 = env.action_masks().reshape(n, 2)
             replay.add(x, modes, -np.asarray(info["device_cost"], np.float32), x2, mask2)
-            rewards.append(reward)
+            rewards.append(float(reward))
             x, mask = x2, mask2
             if replay.size < cfg.warmup:
                 continue
