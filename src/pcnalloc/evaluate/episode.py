@@ -45,6 +45,7 @@ class EpisodeMetrics(gym.Wrapper):
         super().__init__(env)
         if not isinstance(env.unwrapped, PowerCommEnv):
             raise TypeError(f"EpisodeMetrics wraps a PowerCommEnv, got {type(env.unwrapped)}")
+        self._core: PowerCommEnv = env.unwrapped
         self.sample_every = sample_every
         self.recorder: MetricsRecorder | None = None
 
@@ -52,7 +53,7 @@ class EpisodeMetrics(gym.Wrapper):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(seed=seed, options=options)
-        self.recorder = MetricsRecorder(self.env.unwrapped, sample_every=self.sample_every)
+        self.recorder = MetricsRecorder(self._core, sample_every=self.sample_every)
         return obs, info
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
@@ -66,7 +67,7 @@ class EpisodeMetrics(gym.Wrapper):
 
     def action_masks(self) -> Any:
         """The wrapped env's mask (sb3-contrib's MaskablePPO convention)."""
-        return self.env.unwrapped.action_masks()
+        return self._core.action_masks()
 
 
 def make_env(**kwargs: Any) -> gym.Env:
