@@ -67,3 +67,18 @@ def test_first_fit_exposes_its_order_and_the_guard_ranks_by_it():
     assert not np.array_equal(preference_scores(pf, {}, n), s)
     scored = _Scored()
     assert np.array_equal(preference_scores(scored, {}, 3), [0.0, 3.0, 1.0])
+
+
+class _Masking(_Plain):
+    masked = True
+
+
+def test_the_rule_layer_turns_a_maskable_policys_own_masking_off(monkeypatch):
+    from pcnalloc.baselines import registry
+    from pcnalloc.core.policy import Maskable
+
+    monkeypatch.setitem(registry._FACTORIES, "masking-test", lambda **_: _Masking())
+    assert isinstance(_Masking(), Maskable) and not isinstance(_Plain(), Maskable)
+    guarded = make_policy("masking-test+rules")
+    assert guarded.policy.masked is False  # the guard sees (and counts) invalid proposals
+    assert make_policy("masking-test").masked is True

@@ -124,10 +124,11 @@ def make_policy(spec: str, **kwargs: Any) -> Policy:
         ConfigError: for a K outside 1..16.
     """
     if spec.endswith("+rules"):
+        from pcnalloc.core.policy import Maskable
         from pcnalloc.rules.guard import GuardedPolicy
 
         inner = make_policy(spec[: -len("+rules")], **kwargs)
-        if getattr(inner, "masked", False):
+        if isinstance(inner, Maskable) and inner.masked:
             inner.masked = False  # the rule layer intercepts (and counts) invalid proposals
         guarded = GuardedPolicy(inner)
         guarded.name = display_name(spec)

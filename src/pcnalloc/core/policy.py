@@ -13,6 +13,7 @@ capability protocols below; callers ask through :func:`bind`, :func:`summary_of`
 - :class:`Ordered`: a fixed preference order over the non-reject actions (first-fit
   heuristics) — the guard's ranking for policies without scores.
 - :class:`Summarising`: reports its own counters after an episode (interceptions).
+- :class:`Maskable`: restricts its own choice to valid actions unless told not to.
 
 The protocols are ``runtime_checkable``: a policy needs no base class, only the methods.
 """
@@ -77,6 +78,17 @@ class Summarising(Protocol):
     """A policy that reports its own per-episode counters (e.g. interceptions)."""
 
     def summary(self) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class Maskable(Protocol):
+    """A policy that can act by the best valid action (``masked``) or propose freely.
+
+    The rule guard switches the masking off so that it sees, and counts, every invalid
+    proposal itself.
+    """
+
+    masked: bool
 
 
 def bind(policy: Any, env: Any) -> None:
