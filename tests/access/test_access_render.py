@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env
 
 import pcnalloc  # noqa: F401  (registers the env ids)
 from pcnalloc.access.env import AccessEnv
-from pcnalloc.envs.render import RenderModeError
+from pcnalloc.access.render import AccessRenderModeError
 
 SMALL = dict(devices=12, plc_subchannels=10, g5_subchannels=4, quota=3, epochs=2, slots_per_epoch=3)
 
@@ -49,6 +49,6 @@ def test_gymnasium_render_check_passes() -> None:
 
 
 def test_an_unknown_render_mode_is_refused() -> None:
-    with pytest.raises(RenderModeError, match="'ansi', 'rgb_array'"):
+    with pytest.raises(AccessRenderModeError, match="'ansi', 'rgb_array'"):
         gym.make("pcnalloc/Access-v0", config=SMALL, render_mode="video")
     assert AccessEnv(SMALL).render() is None

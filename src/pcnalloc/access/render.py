@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import gymnasium as gym
 import numpy as np
 
-from pcnalloc.envs.render import RenderModeError
+from pcnalloc.access.errors import AccessConfigError
 
 if TYPE_CHECKING:
     from pcnalloc.access.env import AccessEnv
@@ -29,10 +30,21 @@ MODE_RGB = {-1: (150, 150, 150), 0: (230, 140, 30), 1: (40, 110, 220)}
 BACKGROUND = 255
 
 
+class AccessRenderModeError(AccessConfigError, gym.error.UnsupportedMode):
+    """A render mode the access env does not offer (Gymnasium's ``UnsupportedMode``)."""
+
+    def __init__(self, mode: object) -> None:
+        super().__init__(
+            f"unknown render_mode {mode!r}; accepted: None, " + ", ".join(map(repr, RENDER_MODES))
+        )
+        self.mode = mode
+
+
 def check_render_mode(mode: str | None) -> str | None:
-    """Return ``mode`` if the access env renders it, else raise :class:`RenderModeError`."""
+    """Return ``mode`` if the access env renders it, else raise
+    :class:`AccessRenderModeError`."""
     if mode is not None and mode not in RENDER_MODES:
-        raise RenderModeError(mode, RENDER_MODES)
+        raise AccessRenderModeError(mode)
     return mode
 
 
@@ -94,4 +106,10 @@ def render_access(env: AccessEnv) -> Any:
     return None
 
 
-__all__ = ["RENDER_FPS", "RENDER_MODES", "check_render_mode", "render_access"]
+__all__ = [
+    "RENDER_FPS",
+    "RENDER_MODES",
+    "AccessRenderModeError",
+    "check_render_mode",
+    "render_access",
+]
