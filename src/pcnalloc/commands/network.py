@@ -28,14 +28,14 @@ def register(app: typer.Typer) -> None:
         """Build the network of CASE and print its summary."""
         from pcnalloc.config import NetworkConfig
         from pcnalloc.fileio import check_output, staged_file
-        from pcnalloc.network import build_network
+        from pcnalloc.network import cached_network
 
         if png is not None:
             check_output(png, kind="file", overwrite=overwrite, flag="--png")
         if json_out is not None:
             check_output(json_out, kind="file", overwrite=overwrite, flag="--json")
 
-        net = build_network(case, NetworkConfig(case=case))
+        net = cached_network(case, NetworkConfig(case=case))  # the on-disk cache: no pandapower
         summary = net.summary()
         table = Table(title=f"communication network of {case}")
         table.add_column("property")
