@@ -123,6 +123,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Distil LIBRARY into a STUDENT; report held-out and closed-loop fidelity."""
         from pcnalloc.commands._common import write_json
+        from pcnalloc.commands._tboutput import tensorboard_output
         from pcnalloc.distill import distill_config
         from pcnalloc.distill.fidelity import ablation_table, fidelity_table
         from pcnalloc.distill.run import run_distillation
@@ -138,13 +139,11 @@ def register(app: typer.Typer) -> None:
         if seed is not None:
             overrides["seed"] = seed
         if tensorboard is not None:
-            from pcnalloc.errors import require
-
-            require("tensorboard", "--tensorboard")  # before any work
-            # event files are appended to an existing folder; a file there is refused
-            check_output(tensorboard, kind="dir", overwrite=True, flag="--tensorboard")
             overrides["tensorboard"] = tensorboard
         cfg = distill_config(config, **overrides)
+        tb_run = f"student/{out.name}"  # named after --out, not its staged temp
+        # the flag's or the config file's log folder; this run's output is DIR/student/NAME
+        tb = tensorboard_output(cfg.tensorboard, tb_run, overwrite=overwrite)
         teacher_policy = None
         if teacher is not None:
             from pcnalloc.teacher import TeacherPolicy
@@ -152,7 +151,7 @@ def register(app: typer.Typer) -> None:
             teacher_policy = TeacherPolicy.load(teacher)
             check_teacher_matches(library, teacher_policy.sha256, teacher)
         seeds = parse_seeds(eval_seeds) if teacher_policy is not None else []
-        with staged_dir(out, overwrite=overwrite) as work, progress_bar() as bar:
+        with tb, staged_dir(out, overwrite=overwrite) as work, progress_bar() as bar:
             report = run_distillation(
                 library,
                 kind=student,
@@ -164,6 +163,7 @@ def register(app: typer.Typer) -> None:
                 ablation=ablation,
                 arch=arch,
                 reporter=_BarReporter(bar),
+                tb_run=tb_run,
             )
         console.print(fidelity_table(report, title=f"{student} student fidelity"))
         if ablation:
@@ -215,14 +215,19 @@ def register(app: typer.Typer) -> None:
         """Multi-policy distillation: a generalist student from scenario-specific teachers,
         compared (paired, 95 % CI) with each specialist and the best tuned heuristic on
         trained and held-out grids and families."""
+        from pcnalloc.commands._tboutput import tensorboard_output
         from pcnalloc.distill import distill_config
-        from pcnalloc.distill.generalise import TABLE_FILE, parse_teachers, run_generalise
+        from pcnalloc.distill.generalise import TABLE_FILE, parse_teachers, run_generalise, tb_run
+        from pcnalloc.fileio import check_output
 
         def names(text: str) -> list[str]:
             return [x.strip() for x in text.split(",") if x.strip()]
 
+        check_output(out, kind="dir", overwrite=overwrite)  # staged by run_generalise
         cfg = distill_config(config, epochs=epochs)
-        with progress_bar() as bar:
+        # the config file's log folder; this run's output is DIR/student/NAME
+        tb = tensorboard_output(cfg.tensorboard, tb_run(out), overwrite=overwrite)
+        with tb, progress_bar() as bar:
             report = run_generalise(
                 out,
                 families=names(families),

@@ -51,10 +51,13 @@ def register(app: typer.Typer) -> None:
 
         A new run trains in a temp folder renamed to --out when it finishes (a failed or
         interrupted run leaves nothing); --resume continues in place in an existing --out.
+        With --tensorboard DIR the run folder DIR/teacher is staged the same way (DIR itself
+        is a log folder shared with other runs); --resume appends to it.
         """
         import contextlib
 
-        from pcnalloc.errors import OutputPathError, require
+        from pcnalloc.commands._tboutput import tensorboard_output
+        from pcnalloc.errors import OutputPathError
         from pcnalloc.fileio import check_output, staged_dir
         from pcnalloc.teacher import teacher_config, train_teacher
 
@@ -67,9 +70,6 @@ def register(app: typer.Typer) -> None:
 
         overrides: dict = {}
         if tensorboard is not None:
-            require("tensorboard", "--tensorboard")  # before any work
-            # event files are appended to an existing folder; a file there is refused
-            check_output(tensorboard, kind="dir", overwrite=True, flag="--tensorboard")
             overrides["tensorboard"] = tensorboard
         if case is not None:
             overrides["env"] = {"network": {"case": case}}
@@ -82,8 +82,10 @@ def register(app: typer.Typer) -> None:
         if seed is not None:
             overrides["seed"] = seed
         cfg = teacher_config(config, **overrides)
+        # the flag's or the config file's log folder; this run's output is DIR/teacher
+        tb = tensorboard_output(cfg.tensorboard, "teacher", overwrite=overwrite, append=resume)
         where = contextlib.nullcontext(out) if resume else staged_dir(out, overwrite=overwrite)
-        with where as work, progress_bar() as bar:
+        with tb, where as work, progress_bar() as bar:
             task = bar.add_task(f"teacher {cfg.env.network.case}", total=cfg.steps)
 
             def on_progress(step: int, scalars: dict) -> None:

@@ -9,6 +9,11 @@ scalar ``RUN/COLUMN`` at that row's step (env step for the teacher, epoch for th
 The writer is torch's ``SummaryWriter`` (``torch.utils.tensorboard``), which needs the
 ``tensorboard`` package: without it, opening the log raises the one-line
 :class:`~pcnalloc.errors.MissingExtraError` (``install pcnalloc[tensorboard]``) before any work.
+
+The log folder is TensorBoard's ``--logdir``: a parent shared by many runs, left as it is. A
+training's own output is its run folder ``DIR/RUN``, which the trainers stage
+(:func:`pcnalloc.fileio.staged_dir`, handed in as ``path``): written under a temp name and
+renamed when the training finishes, removed when it fails (docs/errors.md).
 """
 
 from __future__ import annotations
@@ -32,14 +37,23 @@ class ScalarLog:
         logdir: TensorBoard log folder (None: off).
         run: sub-folder of this run and prefix of its tags (``teacher``, ``student/edge``).
         what: what needs the package, for the missing-extra message.
+        path: the folder the event files go to (default ``logdir/run``): a staged temp of
+            ``logdir/run``; the tags keep the run's name either way.
 
     Raises:
         MissingExtraError: ``logdir`` is given and the ``tensorboard`` package is missing.
     """
 
-    def __init__(self, logdir: str | Path | None, run: str, *, what: str = "--tensorboard") -> None:
+    def __init__(
+        self,
+        logdir: str | Path | None,
+        run: str,
+        *,
+        what: str = "--tensorboard",
+        path: str | Path | None = None,
+    ) -> None:
         self.run = run.strip("/")
-        self.path = Path(logdir) / self.run if logdir is not None else None
+        self.path = None if logdir is None else Path(path) if path else Path(logdir) / self.run
         self._writer: Any = None
         if self.path is not None:
             require("tensorboard", what)  # the package torch's writer imports

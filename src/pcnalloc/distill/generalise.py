@@ -149,6 +149,12 @@ def compare(
     return out
 
 
+def tb_run(out_dir: str | Path) -> str:
+    """The TensorBoard run folder (under ``cfg.tensorboard``) of a generalise into
+    ``out_dir``: one sub-run per student; named after ``out_dir``, not its staged temp."""
+    return f"student/{Path(out_dir).name}"
+
+
 def run_generalise(
     out_dir: str | Path,
     *,
@@ -304,7 +310,13 @@ def run_generalise(
             (GENERALIST, libs / "generalist"),
         ]:
             rep_f = run_distillation(
-                lib, kind=student, cfg=cfg, out_dir=students_dir / name, arch=arch, reporter=rep
+                lib,
+                kind=student,
+                cfg=cfg,
+                out_dir=students_dir / name,
+                arch=arch,
+                reporter=rep,
+                tb_run=f"{tb_run(out_dir)}/{name}",
             )
             fidelity[name] = {
                 "library_rows": rep_f["library_rows"],

@@ -104,6 +104,7 @@ def run_distillation(
     arch: str | None = None,
     env_configs: Sequence[EnvConfig] | None = None,
     reporter: Reporter | None = None,
+    tb_run: str | None = None,
 ) -> dict[str, Any]:
     """Distil, report fidelity, and (``ablation=True``) train and report the three variants.
 
@@ -122,6 +123,9 @@ def run_distillation(
             MLP without the per-action validity flags); None = ``DEFAULT_ARCH`` of the kind.
         env_configs: closed-loop envs (default: every case × load of the library).
         reporter: progress sink (see :class:`Reporter`).
+        tb_run: TensorBoard run of the main student under ``cfg.tensorboard`` (default
+            ``student/<out_dir name>``; a caller writing into a staged temp names the final
+            folder); the ablation variants go under it, ``<run>/ablation/<variant>``.
 
     Returns:
         The fidelity report; with ``ablation``, ``report["ablation"]`` holds one row per variant.
@@ -143,7 +147,9 @@ def run_distillation(
     seeds = [int(s) for s in eval_seeds]
     n_loop = len(envs) * len(seeds) * requests
 
-    def fit(c: DistillConfig, where: Path, label: str) -> DistillResult:
+    run = tb_run or f"student/{out.name}"
+
+    def fit(c: DistillConfig, where: Path, label: str, tb: str) -> DistillResult:
         rep.stage(f"{label}: epochs", c.epochs)
 
         def on_epoch(row: dict[str, Any]) -> None:
@@ -153,7 +159,14 @@ def run_distillation(
             )
 
         return train_student(
-            data, kind=kind, cfg=c, out_dir=where, hidden=hidden, arch=arch, on_epoch=on_epoch
+            data,
+            kind=kind,
+            cfg=c,
+            out_dir=where,
+            hidden=hidden,
+            arch=arch,
+            on_epoch=on_epoch,
+            tb_run=tb,
         )
 
     def report_for(res: DistillResult, c: DistillConfig, t_res: Any) -> dict[str, Any]:
@@ -190,7 +203,7 @@ def run_distillation(
             )
         return r
 
-    main = fit(cfg, out, kind)
+    main = fit(cfg, out, kind, run)
     report = report_for(main, cfg, None)
     t_res = (report.get("closed_loop") or {}).get("_teacher_results")
     write_atomic(out / FIDELITY_FILE, json.dumps(_public(report), indent=2) + "\n")
@@ -200,7 +213,8 @@ def run_distillation(
             if c == cfg:
                 row = dict(report)
             else:
-                res = fit(c, out / "ablation" / name.replace("+", "_"), name)
+                sub = name.replace("+", "_")
+                res = fit(c, out / "ablation" / sub, name, f"{run}/ablation/{sub}")
                 row = report_for(res, c, t_res)
             row["variant"] = name
             rows.append(_public(row))

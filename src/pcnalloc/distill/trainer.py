@@ -7,6 +7,7 @@ from it; nothing touches the global RNGs.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -37,7 +38,7 @@ from pcnalloc.distill.students import (
     validity_indices,
 )
 from pcnalloc.errors import ConfigError
-from pcnalloc.fileio import write_atomic
+from pcnalloc.fileio import staged_dir, write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,7 @@ def train_student(
     hidden: Sequence[int] | None = None,
     arch: str | None = None,
     on_epoch: EpochCallback | None = None,
+    tb_run: str | None = None,
 ) -> DistillResult:
     """Distil the library's teacher into a fresh ``kind`` student.
 
@@ -149,12 +151,33 @@ def train_student(
         arch: ``mlp``, ``shared`` (see :class:`SharedHeadStudent`) or ``mlp-blind`` (edge MLP
             without the validity flags, :class:`BlindMLPStudent`); None = ``DEFAULT_ARCH``.
         on_epoch: called with each epoch's history row (progress reporting).
+        tb_run: TensorBoard run under ``cfg.tensorboard`` (default ``student/<out_dir name>``);
+            staged: renamed into place when the training finishes, removed when it fails.
 
     Returns:
         :class:`DistillResult` with the best-validation student.
     """
+    run = tb_run or f"student/{Path(out_dir).name if out_dir else kind}"
+    with contextlib.ExitStack() as stack:
+        path = None
+        if cfg.tensorboard is not None:
+            where = Path(cfg.tensorboard) / run
+            path = stack.enter_context(staged_dir(where, overwrite=True, flag="--tensorboard"))
+        tb = stack.enter_context(ScalarLog(cfg.tensorboard, run, path=path))
+        return _train(library, kind, cfg, out_dir, hidden, arch, on_epoch, tb)
+
+
+def _train(
+    library: str | Path | LibraryData,
+    kind: str,
+    cfg: DistillConfig,
+    out_dir: str | Path | None,
+    hidden: Sequence[int] | None,
+    arch: str | None,
+    on_epoch: EpochCallback | None,
+    tb: ScalarLog,
+) -> DistillResult:
     torch.set_num_threads(cfg.threads)
-    tb = ScalarLog(cfg.tensorboard, f"student/{Path(out_dir).name if out_dir else kind}")
     arch = arch or DEFAULT_ARCH.get(kind, "mlp")
     if isinstance(library, LibraryData):
         data = library
@@ -227,7 +250,6 @@ def train_student(
         if stale >= cfg.patience:
             log.info("early stop after epoch %d (best %d)", epoch, best_epoch)
             break
-    tb.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()

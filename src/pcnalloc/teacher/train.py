@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ from pcnalloc.config import EnvConfig
 from pcnalloc.core.tblog import ScalarLog
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.evaluate import run_policy
+from pcnalloc.fileio import staged_dir
 from pcnalloc.nn import EncoderShape, cat_batches, collate
 from pcnalloc.teacher.checkpoint import (
     CheckpointError,
@@ -126,7 +128,8 @@ class Trainer:
         self.rows: list[dict[str, Any]] = []
         self._baseline: dict[float, list[dict[str, Any]]] = {}
         self.last_eval: dict[str, float] = {}
-        self.tb = ScalarLog(cfg.tensorboard, "teacher")  # no-op unless cfg.tensorboard is set
+        self.resume = resume
+        self.tb = ScalarLog(None, "teacher")  # opened in run() (no-op unless cfg.tensorboard)
         if resume:
             self._resume()
 
@@ -230,11 +233,21 @@ class Trainer:
         torch.set_num_threads(cfg.threads)
         torch.use_deterministic_algorithms(True, warn_only=True)
         try:
-            return self._run()
+            with contextlib.ExitStack() as stack:
+                self.tb = stack.enter_context(self._open_tb(stack))
+                return self._run()
         finally:
-            self.tb.close()
             torch.set_num_threads(prev_threads)
             torch.use_deterministic_algorithms(prev_det)
+
+    def _open_tb(self, stack: contextlib.ExitStack) -> ScalarLog:
+        """The TensorBoard run ``cfg.tensorboard/teacher``: staged (renamed into place when
+        the training finishes, removed when it fails); a resumed run appends in place."""
+        logdir, path = self.cfg.tensorboard, None
+        if logdir is not None and not self.resume:
+            run_dir = Path(logdir) / "teacher"
+            path = stack.enter_context(staged_dir(run_dir, overwrite=True, flag="--tensorboard"))
+        return ScalarLog(logdir, "teacher", path=path)
 
     def _run(self) -> TrainResult:
         cfg, learner, rng = self.cfg, self.learner, self.rng
