@@ -193,3 +193,51 @@ def test_fast_and_generic_logs_are_identical(
         assert verify(p, pub).ok
     assert len(fast_calls) == len(recs)  # every decision took the fast path
     assert out["fast"] == out["generic"]
+
+
+def test_deferred_leaves_give_the_same_heads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Leaves hashed at the next head or every few records: the file (heads included) is
+    the one hashing every record at once (batch 1) writes, tree size counts every record,
+    and the log verifies."""
+    priv, pub = keys.generate_keypair()
+    files = {}
+    for batch in (1, 3, 1024):
+        monkeypatch.setattr(audit_mod, "_LEAF_BATCH", batch)
+        monkeypatch.setattr(audit_mod.time, "time", _Clock().time)
+        rng = np.random.default_rng(4)
+        p = tmp_path / f"log{batch}.jsonl"
+        with AuditLog(p, private_key=priv, checkpoint_every=5, sync_every=2) as log:
+            for _ in range(23):
+                a = random_record(rng)
+                log.append_decision(
+                    request=a["request"],
+                    decision=a["decision"],
+                    ruleset_sha256=a["ruleset_sha256"],
+                    model_sha256=a["model_sha256"],
+                )
+                assert log.tree_size == log.seq + 1
+        assert verify(p, pub).ok
+        files[batch] = p.read_bytes()
+    assert files[3] == files[1] and files[1024] == files[1]
+
+
+def test_head_without_pending_leaves_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Planted fault: a head signed before the waiting leaves are hashed fails verify."""
+    monkeypatch.setattr(AuditLog, "_add_leaves", lambda self: None)
+    priv, pub = keys.generate_keypair()
+    rng = np.random.default_rng(5)
+    p = tmp_path / "log.jsonl"
+    with AuditLog(p, private_key=priv, checkpoint_every=5) as log:
+        for _ in range(12):
+            a = random_record(rng)
+            log.append_decision(
+                request=a["request"],
+                decision=a["decision"],
+                ruleset_sha256=a["ruleset_sha256"],
+                model_sha256=a["model_sha256"],
+            )
+    assert not verify(p, pub).ok

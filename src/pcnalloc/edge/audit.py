@@ -82,6 +82,20 @@ class _NotFixedLayout(Exception):
 
 
 _INF = math.inf
+_LEAF_BATCH = 1024
+"""Records whose Merkle leaves may wait for the next tree head (see ``AuditLog._emit``)."""
+_JSTR_CACHE: dict[str, str] = {}
+
+
+def _jstr_c(s: str) -> str:
+    """:func:`_jstr` remembered for the few strings every record repeats (hashes, class
+    names, notes); bounded, so other strings are encoded each time."""
+    v = _JSTR_CACHE.get(s)
+    if v is None:
+        v = _jstr(s)
+        if len(_JSTR_CACHE) < 4096:
+            _JSTR_CACHE[s] = v
+    return v
 
 
 def _jlist(items: Any) -> str:
@@ -166,13 +180,13 @@ def encode_decision(
         reasons = "[]"
     return (
         f'{{"body":{{"action":{d.action},"intercepted":{_jbool(d.intercepted)},'
-        f'"model":{_jstr(model_sha256)},"note":{_jstr(d.note)},'
+        f'"model":{_jstr_c(model_sha256)},"note":{_jstr_c(d.note)},'
         f'"preempt":{_jbool(d.preempt)}{pre},"priority":{d.priority},'
         f'"proposal":{d.proposal},"reasons":{reasons},'
-        f'"request":{{"cls":{_jstr(r["cls"])},"dst":{dst},'
+        f'"request":{{"cls":{_jstr_c(r["cls"])},"dst":{dst},'
         f'"emergency":{_jbool(r["emergency"])},"id":{rid},"kind":{kind},'
         f'"region":{region},"src":{src},"time_s":{rts!r}}},'
-        f'"rules":{_jlist(d.rule_ids)},"ruleset":{_jstr(ruleset_sha256)},'
+        f'"rules":{_jlist(d.rule_ids)},"ruleset":{_jstr_c(ruleset_sha256)},'
         f'"soft":{_jlist(d.soft_ids)}}},"prev":{_jstr(prev)},"seq":{seq},'
         f'"ts":{ts!r},"type":"decision"}}'
     ).encode()
@@ -263,6 +277,7 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists() and self.path.stat().st_size > 0
         self._tree = merkle.Frontier()
+        self._leaves_due: list[bytes] = []  # lines written, not yet leaves of _tree
         self._seq, self._head = -1, GENESIS
         self._unsigned, self._first_unsigned_ts = 0, 0.0
         self._unsynced = 0
@@ -366,7 +381,14 @@ class AuditLog:
     @property
     def tree_size(self) -> int:
         """Records (Merkle leaves) written so far."""
-        return self._tree.size
+        return self._tree.size + len(self._leaves_due)
+
+    def _add_leaves(self) -> None:
+        """Hash the lines written since the last call into the tree (RFC 9162 leaves)."""
+        append, leaf = self._tree.append, merkle.leaf_hash
+        for ln in self._leaves_due:
+            append(leaf(ln))
+        self._leaves_due.clear()
 
     @property
     def unsigned(self) -> int:
@@ -410,7 +432,12 @@ class AuditLog:
         n = os.write(self._fd, data)
         if n != len(data):  # a short write on a regular file means the disk is full
             raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(data)} bytes)")
-        self._tree.append(merkle.leaf_hash(line))
+        # The tree is read only to sign a head: leaves are hashed there (or every
+        # _LEAF_BATCH records), so a decision pays for its chain hash and write only.
+        due = self._leaves_due
+        due.append(line)
+        if len(due) >= _LEAF_BATCH:
+            self._add_leaves()
         self._seq += 1
         self._head = h
         self._count(type_, ts)
@@ -478,6 +505,7 @@ class AuditLog:
 
     def _write_head(self, ts: float) -> str:
         assert self._key is not None
+        self._add_leaves()
         sth = sign_tree_head(self._key, self._tree.size, self._tree.root(), int(ts * 1000))
         h = self._write(HEAD_TYPE, sth, ts)
         self.sync()
