@@ -16,6 +16,7 @@ mask is intercepted under the pseudo rule id :data:`PHYSICAL_MASK`.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,14 @@ class Decision:
             "priority": self.priority,
             "note": self.note,
         }
+
+
+@functools.lru_cache(maxsize=4096, typed=True)
+def allowed_decision(proposal: int, preempt: bool, priority: int) -> Decision:
+    """``Decision(proposal, proposal, False, preempt, priority=priority)``, made once per
+    distinct arguments (a decision is immutable; building the frozen dataclass costs more
+    than the rest of an allowed proposal's check)."""
+    return Decision(proposal, proposal, False, preempt, priority=priority)
 
 
 class Guard:
@@ -199,10 +208,8 @@ class Guard:
         """
         prio = checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
         out = checker.out
-        if not out.blocked_A[proposal] and not self.rerank_soft:
-            return Decision(
-                proposal, proposal, False, bool(ev.needs_preempt_A[proposal]), priority=prio
-            )
+        if not out.blocked_A.item(proposal) and not self.rerank_soft:
+            return allowed_decision(proposal, bool(ev.needs_preempt_A.item(proposal)), prio)
         eng = self.engine
         ranked = np.asarray(scores_A, dtype=float) - self.soft_weight * (
             out.soft_SA.T @ eng._weights_S
@@ -214,14 +221,16 @@ class Guard:
         rule_ids: tuple[str, ...] = ()
         reasons: tuple[tuple[str, str], ...] = ()
         if intercepted:
-            rule_ids = tuple(eng.rule_ids[j] for j in np.flatnonzero(out.viol_RA[:, proposal]))
+            ids = eng.rule_ids
+            rule_ids = tuple([ids[j] for j in out.viol_RA[:, proposal].nonzero()[0].tolist()])
             if proposal != reject and ev.mask_A[proposal] == 0:
                 rule_ids += (PHYSICAL_MASK,)
             if self.explain:
                 reasons = tuple(
                     checker.verdict(ev.fields, ctx, copy=False).explain(proposal, soft=False)
                 )
-        soft = tuple(eng.soft_ids[j] for j in np.flatnonzero(out.soft_SA[:, action]))
+        sids = eng.soft_ids
+        soft = tuple([sids[j] for j in out.soft_SA[:, action].nonzero()[0].tolist()])
         return Decision(
             int(action),
             proposal,
