@@ -32,6 +32,7 @@ protocol (it reads ``obs["compact"]``), registered as ``edge`` for evaluation ru
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -65,7 +66,7 @@ from pcnalloc.errors import ConfigError
 from pcnalloc.network.model import CommNetwork
 from pcnalloc.network.paths import CandidateSet, PathCache, shared_path_cache
 from pcnalloc.rules.engine import RequestContext, RuleEngine, TableChecker, build_engine
-from pcnalloc.rules.guard import Decision, Guard
+from pcnalloc.rules.guard import Decision, Guard, allowed_decision
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import Request
 
@@ -121,11 +122,26 @@ class BoundModel:
         self._binding = self.session.io_binding()
         self._binding.bind_ortvalue_input(name, self._x_val)
         self._binding.bind_ortvalue_output(OUTPUT_NAME, self._y_val)
+        self._logits_A = self.logits_1A[0]
+        # The session's native call on the native binding: what ``run_with_iobinding`` ends
+        # in on the CPU provider, without its per-call Python checks (they concern graph
+        # capture on WebGPU). Another onnxruntime layout keeps the public call.
+        c_sess = getattr(self.session, "_sess", None)
+        c_bind = getattr(self._binding, "_iobinding", None)
+        if (
+            c_sess is not None
+            and c_bind is not None
+            and hasattr(c_sess, "run_with_iobinding")
+            and self.session.get_providers() == ["CPUExecutionProvider"]
+        ):
+            self._run = functools.partial(c_sess.run_with_iobinding, c_bind, None)
+        else:
+            self._run = functools.partial(self.session.run_with_iobinding, self._binding)
 
     def run(self) -> np.ndarray:
         """Logits (A,) for the row in :attr:`x_1D` (a view of the bound output buffer)."""
-        self.session.run_with_iobinding(self._binding)
-        return self.logits_1A[0]
+        self._run()
+        return self._logits_A
 
     def run_batch(self, x_ND: np.ndarray) -> np.ndarray:
         """Logits (N, A) for many rows (allocating; for evaluation, not the hot path)."""
@@ -155,6 +171,10 @@ class LocalState:
     def from_env(cls, env: Any) -> LocalState:
         """The current request of a :class:`~pcnalloc.envs.PowerCommEnv` and its state."""
         return cls(env.state, env.current_request, env.emergency_R, env.obs_builder.history, None)
+
+
+_context = functools.lru_cache(maxsize=1 << 14, typed=True)(RequestContext)
+"""``RequestContext(cls, region, emergency)``, built once per distinct context (immutable)."""
 
 
 class EdgeAgent:
@@ -262,6 +282,7 @@ class EdgeAgent:
             TableChecker(self._mask_engine, FIELD_WHERE, A) if env_config.rules else None
         )
         self._builder: ObservationBuilder | None = None
+        self._site_region: list[int] = []
         if network is None and self.artifact.has_network:
             network = self.artifact.network()
         self.network: CommNetwork | None = network
@@ -269,6 +290,7 @@ class EdgeAgent:
             shared_path_cache(network, self._n_cached) if network is not None else None
         )
         self.timings_ns = np.zeros((max_records, len(STAGES)), dtype=np.int64)
+        self._timings_flat = memoryview(self.timings_ns.reshape(-1))  # cheaper item writes
         self.n_decisions = 0
         self.last_evaluation: Evaluation | None = None
         self.last_logits: np.ndarray = self.model.logits_1A[0]
@@ -278,6 +300,7 @@ class EdgeAgent:
         b = self._builder
         if b is None or b.state is not state:
             b = self._builder = ObservationBuilder(state, self.catalog, self.cfg, "compact")
+            self._site_region = state.net.site_region.tolist()
         return b
 
     def _candidates(self, local: LocalState) -> CandidateSet:
@@ -306,9 +329,9 @@ class EdgeAgent:
         cls = int(req.cls)
         b = self._builder
         if b is None or b.state is not st:
-            b = self._builder = ObservationBuilder(st, self.catalog, self.cfg, "compact")
-        region = int(b._region[req.src])
-        emergency = bool(em[region] > 0)
+            b = self._builder_for(st)
+        region = self._site_region[req.src]
+        emergency = bool(em.item(region) > 0)
         prio = self._prio_rows[emergency][cls]
         evr = self._evaluator
         ev = evr.evaluation
@@ -334,7 +357,7 @@ class EdgeAgent:
             st.net.n_links,
             LIM,
         )
-        ctx = self._ctx = RequestContext(cls, region, emergency)
+        ctx = self._ctx = _context(cls, region, emergency)
         if self._mask_checker is not None:  # a user rule file tightens the mask in place
             self._mask_checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
             out = self._mask_checker.out
@@ -357,30 +380,36 @@ class EdgeAgent:
             The :class:`~pcnalloc.edge.guard.Decision`: the action to execute, the model's
             proposal, whether (and by which rules) it was intercepted.
         """
-        t0 = time.perf_counter_ns()
+        clock = time.perf_counter_ns
+        t0 = clock()
         ev = self.features(local)
-        t1 = time.perf_counter_ns()
+        t1 = clock()
         logits = self._run_model()
         proposal = int(logits.argmax())
-        t2 = time.perf_counter_ns()
-        req, ctx = local.request, self._ctx
-        if self.guard is not None:
+        t2 = clock()
+        ctx = self._ctx
+        guard = self.guard
+        if guard is not None:
             assert self._checker is not None
-            d = self.guard.decide_tables(proposal, logits, self._checker, ev, ctx)
+            d = guard.decide_tables(proposal, logits, self._checker, ev, ctx)
         else:
             d = self._mask_check(proposal, logits, ev, ctx)
-        t3 = time.perf_counter_ns()
-        if self.audit is not None:
-            self.audit.append_decision(
-                request=self._request_record(req, ctx),
+        t3 = clock()
+        audit = self.audit
+        if audit is not None:
+            engine = self.engine
+            audit.append_decision(
+                request=self._request_record(local.request, ctx),
                 decision=d,
-                ruleset_sha256=self.engine.sha256 if self.engine is not None else "",
+                ruleset_sha256=engine.sha256 if engine is not None else "",
                 model_sha256=self.model_sha256,
             )
-        t4 = time.perf_counter_ns()
-        row = self.timings_ns[self.n_decisions % self.timings_ns.shape[0]]
-        row[0], row[1], row[2], row[3] = t1 - t0, t2 - t1, t3 - t2, t4 - t3
-        self.n_decisions += 1
+        t4 = clock()
+        n = self.n_decisions
+        i = (n % self.timings_ns.shape[0]) * 4
+        tm = self._timings_flat
+        tm[i], tm[i + 1], tm[i + 2], tm[i + 3] = t1 - t0, t2 - t1, t3 - t2, t4 - t3
+        self.n_decisions = n + 1
         self.last_evaluation = ev
         return d
 
@@ -389,9 +418,8 @@ class EdgeAgent:
     ) -> Decision:
         prio = self._prio_rows[ctx.emergency][ctx.cls]
         mask = ev.mask_A
-        if mask[proposal] or not self.mask_invalid:
-            pre = bool(ev.needs_preempt_A[proposal])
-            return Decision(proposal, proposal, False, pre, priority=prio)
+        if mask.item(proposal) or not self.mask_invalid:
+            return allowed_decision(proposal, bool(ev.needs_preempt_A.item(proposal)), prio)
         action = int(np.argmax(np.where(mask > 0, logits_A, -np.inf)))
         broken = tuple(HARD_RULES[i] for i in np.flatnonzero(ev.hard_AR[proposal]))
         return Decision(
