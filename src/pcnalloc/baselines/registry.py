@@ -101,6 +101,7 @@ def register_policy(name: str, factory: Callable[..., Policy]) -> None:
 
 
 def policy_names() -> list[str]:
+    """Every registered policy name, the plug-in ones included, sorted."""
     return sorted(set(_FACTORIES) | set(_PLUGINS))
 
 

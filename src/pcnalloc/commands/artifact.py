@@ -106,5 +106,6 @@ def verify_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``artifact`` verbs to the CLI app."""
     app.command("compile")(compile_cmd)
     app.add_typer(artifact_app, name="artifact")

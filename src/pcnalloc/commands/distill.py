@@ -76,6 +76,8 @@ class _BarReporter:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``distill`` verbs to the CLI app."""
+
     @app.command("distill")
     def distill(
         library: Annotated[Path, typer.Option(help="trajectory library folder or .parquet file")],

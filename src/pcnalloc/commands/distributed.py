@@ -76,6 +76,7 @@ def _gap_table(rows: list[dict[str, Any]], title: str) -> Table:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``distributed`` verbs to the CLI app."""
     dist_app = typer.Typer(help="Regional edge agents and site trust (DESIGN §8).")
     app.add_typer(dist_app, name="distributed")
 

@@ -29,6 +29,8 @@ def _rich_table(title: str, header: list[str], rows: list[list[str]]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``evaluate`` verbs to the CLI app."""
+
     @app.command("evaluate")
     def evaluate(
         policies: Annotated[

@@ -30,6 +30,7 @@ def _teachers(text: str) -> list[str]:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``library`` verbs to the CLI app."""
     lib_app = typer.Typer(help="Trajectory library of teacher rollouts (Parquet).")
     app.add_typer(lib_app, name="library")
 

@@ -12,6 +12,7 @@ from pcnalloc.commands._common import console, write_json
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``network`` verbs to the CLI app."""
     net_app = typer.Typer(
         help="Inspect communication networks built from grid cases.", no_args_is_help=True
     )

@@ -110,4 +110,5 @@ def explain(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``rules`` verbs to the CLI app."""
     app.add_typer(rules_app, name="rules")

@@ -78,6 +78,8 @@ class _Bar:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``run`` verbs to the CLI app."""
+
     @app.command("run")
     def run(
         config: Annotated[

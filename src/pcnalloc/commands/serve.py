@@ -124,4 +124,5 @@ def serve_cmd(
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``serve`` verbs to the CLI app."""
     app.command("serve")(serve_cmd)

@@ -12,6 +12,7 @@ from pcnalloc.commands._common import console, progress_bar, write_json
 
 
 def summary_table(result: dict[str, Any]) -> Table:
+    """The headline metrics and timings of one simulate result as a rich table."""
     m, t = result["metrics"], result["timing"]
     table = Table(
         title=f"{result['policy']} on {result['case']} at load {result['load']} "
@@ -54,6 +55,8 @@ def summary_table(result: dict[str, Any]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``simulate`` verbs to the CLI app."""
+
     @app.command("simulate")
     def simulate(
         case: Annotated[

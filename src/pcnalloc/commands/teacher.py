@@ -16,6 +16,7 @@ def _loads(text: str) -> tuple[float, ...]:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``teacher`` verbs to the CLI app."""
     teacher_app = typer.Typer(help="Double-DQN teacher over the 128-d joint state.")
     app.add_typer(teacher_app, name="teacher")
     register_evaluate(teacher_app)
@@ -113,6 +114,8 @@ def register(app: typer.Typer) -> None:
 
 
 def register_evaluate(teacher_app: typer.Typer) -> None:
+    """Add ``teacher evaluate`` to the ``teacher`` sub-app."""
+
     @teacher_app.command("evaluate")
     def evaluate(
         teacher: Annotated[Path, typer.Option(help="checkpoint .pt or training folder")],

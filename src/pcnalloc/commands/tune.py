@@ -12,6 +12,8 @@ from pcnalloc.commands._common import console, progress_bar, write_json
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``tune`` verbs to the CLI app."""
+
     @app.command("tune")
     def tune_cmd(
         case: Annotated[str, typer.Option(help="grid case")] = "case30",

@@ -55,6 +55,7 @@ METRICS: dict[str, bool] = {"weighted_value_ratio": True, "blocking_priority_le1
 
 
 def specialist_name(family: str) -> str:
+    """The policy name of the student distilled for one scenario family."""
     return f"student-{family}"
 
 

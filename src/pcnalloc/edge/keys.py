@@ -131,6 +131,7 @@ def ensure_keypair(key_dir: str | Path, name: str = "pcnalloc") -> tuple[Path, P
 
 
 def public_pem(pub: Ed25519PublicKey) -> bytes:
+    """The public key as PEM SubjectPublicKeyInfo bytes."""
     return pub.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )

@@ -60,6 +60,8 @@ def request_model(
 
 
 class RuleReason(BaseModel):
+    """One broken rule of a proposal: its id and why it fired."""
+
     rule_id: str = Field(description="id of a critical/hard rule the proposal broke")
     reason: str = Field(description="why it broke the rule")
 
@@ -93,6 +95,8 @@ class AllocationResponse(BaseModel):
 
 
 class ReleaseResponse(BaseModel):
+    """The answer to ``DELETE /v1/flows/{flow_id}``: the flow released and what it freed."""
+
     flow_id: str = Field(description="the released flow")
     released: bool = Field(description="always true (unknown flows get 404)")
     service_class: str = Field(description="its service class")
@@ -101,6 +105,8 @@ class ReleaseResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """The answer to ``GET /v1/health``: the running artifact, its key and the clock."""
+
     status: Literal["ok"] = Field(description="ok while the service answers")
     version: str = Field(description="pcnalloc version")
     region: int | None = Field(description="region decided (None = every region)")
@@ -116,12 +122,16 @@ class HealthResponse(BaseModel):
 
 
 class LatencySummary(BaseModel):
+    """Decision latency percentiles over the latest decisions (µs)."""
+
     p50: float = Field(description="median decision latency (µs)")
     p99: float = Field(description="99th percentile decision latency (µs)")
     window: int = Field(description="decisions the percentiles cover (the latest)")
 
 
 class MetricsResponse(BaseModel):
+    """The answer to ``GET /v1/metrics``: counters since the service started."""
+
     decisions: int = Field(description="requests decided")
     outcomes: dict[str, int] = Field(description="decisions per outcome")
     intercepted: int = Field(description="proposals the rule engine replaced")
@@ -137,6 +147,8 @@ class MetricsResponse(BaseModel):
 
 
 class ActiveFlow(BaseModel):
+    """One flow holding capacity: its class, bandwidth, routes and expiry."""
+
     flow_id: str = Field(description="public flow id")
     service_class: str = Field(description="its service class")
     kbps: int = Field(description="reserved bandwidth (kb/s) on each link")
@@ -146,6 +158,8 @@ class ActiveFlow(BaseModel):
 
 
 class FlowsResponse(BaseModel):
+    """The answer to ``GET /v1/flows``: the live state, enough to check a replay against."""
+
     pools_sha256: str = Field(description="SHA-256 of the per-link, slice, priority pools")
     next_request: int = Field(description="number of the next request")
     log_records: int | None = Field(
@@ -156,6 +170,8 @@ class FlowsResponse(BaseModel):
 
 
 class ErrorResponse(BaseModel):
+    """The body of every 4xx answer: what was wrong and what is accepted."""
+
     reason: str = Field(description="what was wrong and what is accepted")
     detail: list[dict[str, Any]] | None = Field(None, description="one entry per problem")
 

@@ -40,14 +40,17 @@ def layout_for(catalog: Catalog, cfg: EnvConfig) -> FeatureLayout:
 
 
 def request_dim(catalog: Catalog) -> int:
+    """Length of the request feature vector for this catalog."""
     return len(request_columns(catalog.names))
 
 
 def history_dim(catalog: Catalog) -> int:
+    """Columns of the recent-history table (one per class plus 7 summary columns)."""
     return catalog.n_classes + 7
 
 
 def compact_dim(catalog: Catalog, cfg: EnvConfig) -> int:
+    """Length of the compact (flat) observation vector, from the declared layout."""
     return layout_for(catalog, cfg).size
 
 

@@ -93,6 +93,7 @@ def paired(
 
 
 def is_learned(policy: str) -> bool:
+    """True for a learned policy's name (teacher, students), False for heuristics."""
     return policy.startswith(LEARNED_PREFIXES)
 
 

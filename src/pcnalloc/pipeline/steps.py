@@ -15,6 +15,7 @@ from pcnalloc.pipeline.config import RunConfig
 
 
 def network_stage(cfg: RunConfig, d: Path, bar: Any) -> dict[str, Any]:
+    """Build the run's network; write its summary and map; return their paths and sizes."""
     from pcnalloc.network import cached_network
     from pcnalloc.network.plot import plot_network
 
@@ -31,6 +32,7 @@ def network_stage(cfg: RunConfig, d: Path, bar: Any) -> dict[str, Any]:
 
 
 def teacher_stage(overrides: dict[str, Any], d: Path, bar: Any) -> dict[str, Any]:
+    """Train the teacher in ``d``; return its folder, checkpoint and last evaluation."""
     from pcnalloc.teacher.config import teacher_config
     from pcnalloc.teacher.train import train_teacher
 
@@ -52,6 +54,7 @@ def teacher_stage(overrides: dict[str, Any], d: Path, bar: Any) -> dict[str, Any
 
 
 def library_stage(cfg: RunConfig, teacher: dict, d: Path, bar: Any, ex: Any) -> dict[str, Any]:
+    """Write the teacher's trajectory library in ``d``; return its folder and row count."""
     from pcnalloc.library.build import build_library
 
     lc = cfg.library
@@ -84,6 +87,7 @@ class _Reporter:
 
 
 def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: Any) -> dict:
+    """Distill the student from the library in ``d``; return it and its held-out scores."""
     from pcnalloc.baselines.registry import make_policy
     from pcnalloc.distill.config import distill_config
     from pcnalloc.distill.run import run_distillation
@@ -123,6 +127,7 @@ def key_dir(cfg: RunConfig) -> Path:
 
 
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
+    """Export the student to a signed int8/float ONNX artifact in ``d``; return its files."""
     from pcnalloc.edge.keys import ensure_keypair
     from pcnalloc.export.compile import (
         QuantizationRejected,
@@ -195,6 +200,7 @@ def policy_specs(cfg: RunConfig, teacher: dict, distill: dict, compiled: dict) -
 def evaluate_stage(
     cfg: RunConfig, teacher: dict, distill: dict, compiled: dict, d: Path, bar: Any, ex: Any
 ) -> dict[str, Any]:
+    """Sweep every policy over the evaluation grid in ``d``; return the files written."""
     from pcnalloc.evaluate.report import PLOTS, markdown_report, plot_vs_load
     from pcnalloc.evaluate.sweep import bound_sweep, sweep
 
@@ -338,6 +344,7 @@ def family_stage(
 
 
 def report_stage(cfg: RunConfig, out: Path, timings: dict, d: Path, bar: Any) -> dict:
+    """Write the run's report (markdown, figures) in ``d``; return its files."""
     from pcnalloc.pipeline.report import write_report
 
     bar.start("report", None)
@@ -416,4 +423,5 @@ def _edge_agent(spec: str, ecfg: Any, env: Any) -> tuple[Any, Any, Any]:
 
 
 def dump(path: Path, obj: Any) -> None:
+    """Write ``obj`` as JSON to ``path`` atomically."""
     write_atomic(path, json.dumps(obj))

@@ -39,6 +39,7 @@ class CheckpointError(PcnallocError):
 
 
 def step_path(folder: str | Path, step: int) -> Path:
+    """The checkpoint file of training step ``step`` in ``folder``."""
     return Path(folder) / f"step_{step:08d}.pt"
 
 
