@@ -305,7 +305,7 @@ def verify_inclusion(
         )
 
 
-def verify_consistency(
+def verify_consistency(  # noqa: C901 - RFC 9162 §2.1.4.2 step by step, to read against it
     old_size: int,
     size: int,
     proof: Sequence[bytes],

@@ -246,7 +246,7 @@ _P_SLICE, _P_PRIO, _P_BOUND, _P_BW, _P_PROT, _P_TRUST = range(6)
 
 
 @njit(cache=True, nogil=True)
-def _kernel(
+def _kernel(  # noqa: C901 - one fused numba loop over the actions (a call each costs more)
     cap_ES,
     used_ES,
     used_ESP,

@@ -223,7 +223,7 @@ class NetworkState:
         """Flows whose primary or backup route uses ``link``, in admission order."""
         return [self.flows[i] for i in sorted(self.on_link[link])]
 
-    def preemption_plan(
+    def preemption_plan(  # noqa: C901 - the greedy plan and its heap merge in one hot frame
         self, links: np.ndarray, slice_: int, priority: int, kbps: int
     ) -> list[int] | None:
         """Flows to pre-empt so ``kbps`` fits on ``links`` in ``slice_``, or None if impossible.

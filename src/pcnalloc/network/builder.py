@@ -102,7 +102,9 @@ def _bus_xy(net: Any) -> dict[int, tuple[float, float]]:
     return out
 
 
-def from_pandapower(net: Any, name: str, config: NetworkConfig) -> CommNetwork:
+def from_pandapower(  # noqa: C901 - one branch per pandapower element table
+    net: Any, name: str, config: NetworkConfig
+) -> CommNetwork:
     """Build the communication network of a pandapower net."""
     bus = net.bus[net.bus.in_service.astype(bool)]
     uf = _UnionFind(bus.index.to_numpy())

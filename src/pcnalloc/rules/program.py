@@ -51,7 +51,7 @@ class Program:
     rules: np.ndarray
 
 
-def compile_plan(
+def compile_plan(  # noqa: C901 - one branch per predicate kind, a dispatch table in effect
     path_rows: Sequence[tuple[int, Node]],
     reject_rows: Sequence[tuple[int, Node]],
     soft_rows: Sequence[tuple[int, Node]],

@@ -331,7 +331,7 @@ class ConstrainedTrainer:
         finally:
             torch.set_num_threads(prev_threads)
 
-    def _run(self) -> ConstrainedResult:
+    def _run(self) -> ConstrainedResult:  # noqa: C901 - the vectorised training loop, one frame
         cfg, tc, learner = self.cfg, self.tc, self.learner
         rng = np.random.default_rng(tc.seed)
         N = len(self.envs)

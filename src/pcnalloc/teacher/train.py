@@ -249,7 +249,7 @@ class Trainer:
             path = stack.enter_context(staged_dir(run_dir, overwrite=True, flag="--tensorboard"))
         return ScalarLog(logdir, "teacher", path=path)
 
-    def _run(self) -> TrainResult:
+    def _run(self) -> TrainResult:  # noqa: C901 - the vectorised training loop, one frame
         cfg, learner, rng = self.cfg, self.learner, self.rng
         N = cfg.n_envs
         buffer: ReplayBuffer | None = None
