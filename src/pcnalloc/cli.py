@@ -13,6 +13,7 @@ import sys
 
 import typer
 
+from pcnalloc.commands._notice import start_notice
 from pcnalloc.errors import PcnallocError, missing_extra
 
 app = typer.Typer(
@@ -100,11 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     exit 2. An unexpected exception prints one line and a pointer to ``--debug``, exit 1;
     with ``--debug`` as the first argument it is raised with its traceback.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = list(sys.argv[1:] if argv is None else argv)
     debug = bool(args) and args[0] == "--debug"
     if debug:
         args = args[1:]
+    with start_notice(args):  # on a terminal: "pcnalloc VERB: starting…" until the first output
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        return _run(args, debug)
+
+
+def _run(args: list[str], debug: bool) -> int:
+    """:func:`main` past the argument split: run the verb, map failures to exit codes."""
     try:
         rc = app(args=args, standalone_mode=False, prog_name="pcnalloc")
     except typer.Exit as ex:
