@@ -47,6 +47,21 @@ VERBS: list[tuple[str, list[str], str, str]] = [
     ("run", ["run"], "--out", "dir"),
     ("distributed gap", ["distributed", "gap"], "--out", "dir"),
     ("distributed trust", ["distributed", "trust"], "--out", "dir"),
+    ("generalise", ["generalise"], "--out", "dir"),
+    ("access simulate --json", ["access", "simulate"], "--json", "file"),
+    ("access simulate --png", ["access", "simulate"], "--png", "file"),
+    ("access evaluate", ["access", "evaluate"], "--out", "dir"),
+    ("access train", ["access", "train"], "--out", "dir"),
+    (
+        "access compare --json",
+        ["access", "compare", "--policies", "matching,raf"],
+        "--json",
+        "file",
+    ),
+    ("access couple --json", ["access", "couple"], "--json", "file"),
+    ("audit head", ["audit", "head", "none.log", "--public-key", "none.pub"], "--out", "file"),
+    ("audit prove", ["audit", "prove", "none.log", "--index", "0"], "--out", "file"),
+    ("audit consistency", ["audit", "consistency", "none.log", "--old-size", "1"], "--out", "file"),
 ]
 
 

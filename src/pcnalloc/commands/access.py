@@ -10,6 +10,27 @@ from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
 
+OverwriteOpt = Annotated[
+    bool, typer.Option(help="replace existing outputs (once the new ones are whole)")
+]
+
+
+def _check_files(overwrite: bool, **outputs: Path | None) -> None:
+    """Refuse unusable file outputs (flag name → path) before any work: an existing file
+    without ``overwrite``, a folder, a parent that is a file."""
+    from pcnalloc.fileio import check_output
+
+    for flag, path in outputs.items():
+        if path is not None:
+            check_output(path, kind="file", overwrite=overwrite, flag=f"--{flag}")
+
+
+def _write_json(path: Path | None, obj: Any, overwrite: bool) -> None:
+    """Write ``obj`` atomically; checked again first, so that none appeared meanwhile."""
+    if path is not None:
+        _check_files(overwrite, json=path)
+        write_json(path, obj)
+
 
 def _table(title: str, rows: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
@@ -42,6 +63,7 @@ def _table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``access`` verbs to the CLI app."""
     access_app = typer.Typer(
         help="PLC/5G dual-mode access of distribution-grid devices.", no_args_is_help=True
     )
@@ -60,12 +82,15 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         png: Annotated[Path | None, typer.Option(help="queue backlog CDF PNG path")] = None,
+        overwrite: OverwriteOpt = False,
     ) -> None:
         """Play each policy over V epochs of T0 slots; summary table, JSON, backlog CDF."""
         from pcnalloc.access.config import load_access_config
         from pcnalloc.access.registry import make_access_policy
         from pcnalloc.access.simulate import run_access
+        from pcnalloc.fileio import staged_file
 
+        _check_files(overwrite, json=json_out, png=png)
         kw: dict[str, Any] = {}
         if devices is not None:
             kw["devices"] = devices
@@ -88,13 +113,13 @@ def register(app: typer.Typer) -> None:
         if png is not None:
             from pcnalloc.access.figures import backlog_cdf_png
 
-            backlog_cdf_png(
-                {r["policy"]: r["metrics"]["backlog_kbit_final"] for r in results},
-                png,
-                "final data backlog (kbit)",
-            )
-        if json_out is not None:
-            write_json(json_out, {"config": cfg.model_dump(mode="json"), "runs": results})
+            with staged_file(png, overwrite=overwrite, flag="--png") as tmp:
+                backlog_cdf_png(
+                    {r["policy"]: r["metrics"]["backlog_kbit_final"] for r in results},
+                    tmp,
+                    "final data backlog (kbit)",
+                )
+        _write_json(json_out, {"config": cfg.model_dump(mode="json"), "runs": results}, overwrite)
 
     @access_app.command("evaluate")
     def evaluate(
@@ -108,6 +133,9 @@ def register(app: typer.Typer) -> None:
         sinr_min: Annotated[str, typer.Option(help="SINR_min values (dB)")] = "8,10,12.3,14,16",
         alphas: Annotated[str, typer.Option(help="α values")] = "100,300,500,700,900",
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        overwrite: Annotated[
+            bool, typer.Option(help="replace an existing --out (once the new one is whole)")
+        ] = False,
     ) -> None:
         """The paper's figures: weighted sum vs I, cost vs 5G share, sensitivity to SINR_min
         and α, and the virtual-queue CDF; JSON with paired CIs against ``matching``."""
@@ -115,7 +143,9 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.access.figures import backlog_cdf_png, sweep_png
         from pcnalloc.access.registry import make_access_policy
         from pcnalloc.access.sweeps import paired_ci, sweep
+        from pcnalloc.fileio import check_output, staged_dir
 
+        check_output(out, kind="dir", overwrite=overwrite)
         base = load_access_config(config)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         for n in names:
@@ -138,7 +168,6 @@ def register(app: typer.Typer) -> None:
                 results[key] = sweep(
                     base, key, vals, names, seed_list, lambda n: bar.advance(task, n)
                 )
-        out.mkdir(parents=True, exist_ok=True)
         figs = {
             "weighted_sum_vs_devices.png": ("devices", "weighted_sum", "weighted delay + α·cost"),
             "cost_vs_5g_share.png": ("g5_share", "traffic_cost", "traffic cost ($)"),
@@ -150,15 +179,12 @@ def register(app: typer.Typer) -> None:
             "delay_vs_alpha.png": ("alpha", "mean_delay_s", "mean transmission delay (s)"),
             "cost_vs_alpha.png": ("alpha", "traffic_cost", "traffic cost ($)"),
         }
-        for fname, (key, metric, ylabel) in figs.items():
-            sweep_png(results[key], metric, ylabel, out / fname)
         from pcnalloc.access.simulate import run_access
 
         vq = {
             n: run_access(make_access_policy(n), base, seed=0)["metrics"]["virtual_queue_final"]
             for n in names
         }
-        backlog_cdf_png(vq, out / "virtual_queue_cdf.png", "final virtual queue O_i")
         summary = Table(title=f"paired difference to {names[0]} (mean over seeds, 95 % CI)")
         for col in ("sweep", "value", "policy", "Δ weighted sum", "Δ traffic cost"):
             summary.add_column(col)
@@ -188,17 +214,21 @@ def register(app: typer.Typer) -> None:
                         f"{d_c['mean']:+.5f}",
                     )
         console.print(summary)
-        write_json(
-            out / "access_evaluate.json",
-            {
-                "config": base.model_dump(mode="json"),
-                "seeds": seed_list,
-                "sweeps": results,
-                "paired_vs_first": pairs,
-                "virtual_queue_final": vq,
-                "figures": sorted([*figs, "virtual_queue_cdf.png"]),
-            },
-        )
+        with staged_dir(out, overwrite=overwrite) as work:  # checked again: none appeared
+            for fname, (key, metric, ylabel) in figs.items():
+                sweep_png(results[key], metric, ylabel, work / fname)
+            backlog_cdf_png(vq, work / "virtual_queue_cdf.png", "final virtual queue O_i")
+            write_json(
+                work / "access_evaluate.json",
+                {
+                    "config": base.model_dump(mode="json"),
+                    "seeds": seed_list,
+                    "sweeps": results,
+                    "paired_vs_first": pairs,
+                    "virtual_queue_final": vq,
+                    "figures": sorted([*figs, "virtual_queue_cdf.png"]),
+                },
+            )
         console.print(f"wrote {out}/access_evaluate.json and {len(figs) + 1} PNGs")
 
 
@@ -232,8 +262,8 @@ def register_learned(access_app: typer.Typer) -> None:
         from pcnalloc.twolayer.teacher import AccessTeacherConfig
         from pcnalloc.twolayer.train import train_pipeline
 
-        cfg = load_access_config(config)
         check_output(out, kind="dir", overwrite=overwrite)
+        cfg = load_access_config(config)
         AccessModel(cfg, 0)  # fail fast on a bad grid or SINR_min, before the bar
         tcfg = AccessTeacherConfig(episodes=episodes, seed=seed)
         with progress_bar() as bar:
@@ -263,6 +293,7 @@ def register_learned(access_app: typer.Typer) -> None:
         seeds: Annotated[int, typer.Option(min=2, help="evaluation seeds 0..N-1")] = 8,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
+        overwrite: OverwriteOpt = False,
     ) -> None:
         """Learned policies against the others on the same seeds: per-seed paired
         differences (learned − other) with 95 % CIs and verdicts."""
@@ -270,6 +301,7 @@ def register_learned(access_app: typer.Typer) -> None:
         from pcnalloc.access.registry import make_access_policy
         from pcnalloc.twolayer.compare import compare
 
+        _check_files(overwrite, json=json_out)
         cfg = load_access_config(config)
         specs = [p.strip() for p in policies.split(",") if p.strip()]
         for sp in specs:
@@ -303,8 +335,7 @@ def register_learned(access_app: typer.Typer) -> None:
                 _fmt_paired(row["mean_delay_s"]),
             )
         console.print(pt)
-        if json_out is not None:
-            write_json(json_out, {"config": cfg.model_dump(mode="json"), **res})
+        _write_json(json_out, {"config": cfg.model_dump(mode="json"), **res}, overwrite)
 
 
 def register_coupling(access_app: typer.Typer) -> None:
@@ -321,6 +352,7 @@ def register_coupling(access_app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(min=0, help="seed of both layers")] = 0,
         config: Annotated[Path | None, typer.Option(help="access YAML overrides")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
+        overwrite: OverwriteOpt = False,
     ) -> None:
         """Access episode → delivered traffic per substation → backbone requests of the
         metering/AMI/DA classes at the substations' sites, played on the backbone."""
@@ -331,6 +363,7 @@ def register_coupling(access_app: typer.Typer) -> None:
         from pcnalloc.config import EnvConfig, build
         from pcnalloc.twolayer.coupling import run_coupled
 
+        _check_files(overwrite, json=json_out)
         cfg = load_access_config(config)
         pol = make_access_policy(policy)
         bpol = make_policy(backbone_policy)
@@ -356,5 +389,4 @@ def register_coupling(access_app: typer.Typer) -> None:
             f"{b['policy']} carried {b['access_carried_mbit']:.1f} Mbit "
             f"({100 * b['access_carried_share']:.1f} %)"
         )
-        if json_out is not None:
-            write_json(json_out, res)
+        _write_json(json_out, res, overwrite)

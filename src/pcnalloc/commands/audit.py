@@ -49,16 +49,27 @@ TrustedKeysOpt = Annotated[
     ),
 ]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="write the JSON here, not stdout")]
+OverwriteOpt = Annotated[bool, typer.Option(help="replace an existing --out")]
 
 
-def _emit(obj: dict, out: Path | None) -> None:
+def _check_out(out: Path | None, overwrite: bool) -> None:
+    """Refuse an unusable --out (an existing file without --overwrite, a folder, a parent
+    that is a file) before the log is read."""
+    if out is not None:
+        from pcnalloc.fileio import check_output
+
+        check_output(out, kind="file", overwrite=overwrite)
+
+
+def _emit(obj: dict, out: Path | None, overwrite: bool) -> None:
     text = json.dumps(obj, indent=1, sort_keys=True)
     if out is None:
         typer.echo(text)
     else:
         from pcnalloc.commands._common import write_atomic
 
-        write_atomic(out, text + "\n")
+        _check_out(out, overwrite)  # again: none appeared meanwhile
+        write_atomic(out, text + "\n")  # temp beside it, then rename
         console.print(f"wrote {out}")
 
 
@@ -141,13 +152,15 @@ def head_cmd(
     public_key: PublicKeyOpt = None,
     trusted_keys: TrustedKeysOpt = None,
     out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Export the latest signed tree head of a log that verifies, to publish it elsewhere."""
     from pcnalloc.edge.audit import FORMAT, HEAD_TYPE
     from pcnalloc.edge.audit_proofs import latest_tree_head
 
+    _check_out(out, overwrite)
     sth = latest_tree_head(log, _pinned(public_key, trusted_keys))
-    _emit({"format": FORMAT, "type": HEAD_TYPE, **sth}, out)
+    _emit({"format": FORMAT, "type": HEAD_TYPE, **sth}, out, overwrite)
 
 
 @audit_app.command("prove")
@@ -158,11 +171,13 @@ def prove_cmd(
         int | None, typer.Option("--size", help="tree size; default: the latest signed head")
     ] = None,
     out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Print an RFC 9162 inclusion proof of record INDEX in the tree of SIZE (JSON)."""
     from pcnalloc.edge.audit_proofs import prove_inclusion
 
-    _emit(prove_inclusion(log, index, size), out)
+    _check_out(out, overwrite)
+    _emit(prove_inclusion(log, index, size), out, overwrite)
 
 
 @audit_app.command("consistency")
@@ -173,11 +188,13 @@ def consistency_cmd(
         int | None, typer.Option("--size", help="tree size; default: the latest signed head")
     ] = None,
     out: OutOpt = None,
+    overwrite: OverwriteOpt = False,
 ) -> None:
     """Print an RFC 9162 consistency proof from the tree of OLD_SIZE to that of SIZE (JSON)."""
     from pcnalloc.edge.audit_proofs import prove_consistency
 
-    _emit(prove_consistency(log, old_size, size), out)
+    _check_out(out, overwrite)
+    _emit(prove_consistency(log, old_size, size), out, overwrite)
 
 
 @audit_app.command("check-proof")
@@ -258,5 +275,6 @@ def _new_passphrase(path: Path | None, ask: bool) -> bytes | None:
 
 
 def register(app: typer.Typer) -> None:
+    """Add the ``audit`` verbs to the CLI app."""
     app.add_typer(audit_app, name="audit")
     app.add_typer(keys_app, name="keys")
