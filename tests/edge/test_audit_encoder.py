@@ -139,6 +139,9 @@ def test_fallbacks_give_reference_bytes_or_its_error() -> None:
     rng = np.random.default_rng(1)
     a = random_record(rng)
     a["request"] = {"id": 1, "cls": "scada"}  # another request layout: the generic encoder
+    with pytest.raises((audit_mod._NotFixedLayout, KeyError)):
+        encode_decision(**a)
+    a["request"] = {**random_record(rng)["request"], "extra": 1}
     with pytest.raises(audit_mod._NotFixedLayout):
         encode_decision(**a)
     a = random_record(rng)

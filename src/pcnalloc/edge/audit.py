@@ -106,14 +106,6 @@ def _jlist(items: Any) -> str:
     return "[" + ",".join(map(_jstr, items)) + "]" if items else "[]"
 
 
-def _jbool(v: Any) -> str:
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    raise _NotFixedLayout
-
-
 def encode_decision(
     seq: int,
     prev: str,
@@ -138,56 +130,56 @@ def encode_decision(
     caller encodes the record with :func:`canonical`, which keeps its errors too.
     """
     d, r = decision, request
-    if (
-        type(seq) is not int
-        or type(ts) is not float
-        or not -_INF < ts < _INF
-        or len(r) != 8
-        or type(d.action) is not int
-        or type(d.proposal) is not int
-        or type(d.priority) is not int
-    ):
-        raise _NotFixedLayout
-    rid, rts, src, dst, kind, region = (
+    act, prop, prio, icp, pre = d.action, d.proposal, d.priority, d.intercepted, d.preempt
+    rid, rts, src, dst, kind, region, em = (
         r["id"],
         r["time_s"],
         r["src"],
         r["dst"],
         r["kind"],
         r["region"],
+        r["emergency"],
     )
-    if (
-        type(rid) is not int
-        or type(rts) is not float
-        or not -_INF < rts < _INF
-        or type(src) is not int
-        or type(dst) is not int
-        or type(kind) is not int
-        or type(region) is not int
-        or type(r["cls"]) is not str
+    # One test of every non-string type (strings: _jstr raises TypeError for anything else).
+    if not (
+        type(seq) is int
+        and type(ts) is float
+        and -_INF < ts < _INF
+        and type(rts) is float
+        and -_INF < rts < _INF
+        and len(r) == 8
+        and type(act) is int
+        and type(prop) is int
+        and type(prio) is int
+        and type(icp) is bool
+        and type(pre) is bool
+        and type(em) is bool
+        and type(rid) is int
+        and type(src) is int
+        and type(dst) is int
+        and type(kind) is int
+        and type(region) is int
     ):
         raise _NotFixedLayout
     if preempted is None:
-        pre = ""
+        pe = ""
     else:
         for x in preempted:
             if type(x) is not int:
                 raise _NotFixedLayout
-        pre = ',"preempted":[' + ",".join(map(str, preempted)) + "]"
-    if d.reasons:
-        reasons = "[" + ",".join(_jlist(p) for p in d.reasons) + "]"
-    else:
-        reasons = "[]"
+        pe = ',"preempted":[' + ",".join(map(str, preempted)) + "]"
+    rs, ss, why = d.rule_ids, d.soft_ids, d.reasons
     return (
-        f'{{"body":{{"action":{d.action},"intercepted":{_jbool(d.intercepted)},'
+        f'{{"body":{{"action":{act},"intercepted":{"true" if icp else "false"},'
         f'"model":{_jstr_c(model_sha256)},"note":{_jstr_c(d.note)},'
-        f'"preempt":{_jbool(d.preempt)}{pre},"priority":{d.priority},'
-        f'"proposal":{d.proposal},"reasons":{reasons},'
+        f'"preempt":{"true" if pre else "false"}{pe},"priority":{prio},'
+        f'"proposal":{prop},'
+        f'"reasons":{"[" + ",".join([_jlist(p) for p in why]) + "]" if why else "[]"},'
         f'"request":{{"cls":{_jstr_c(r["cls"])},"dst":{dst},'
-        f'"emergency":{_jbool(r["emergency"])},"id":{rid},"kind":{kind},'
+        f'"emergency":{"true" if em else "false"},"id":{rid},"kind":{kind},'
         f'"region":{region},"src":{src},"time_s":{rts!r}}},'
-        f'"rules":{_jlist(d.rule_ids)},"ruleset":{_jstr_c(ruleset_sha256)},'
-        f'"soft":{_jlist(d.soft_ids)}}},"prev":{_jstr(prev)},"seq":{seq},'
+        f'"rules":{_jlist(rs) if rs else "[]"},"ruleset":{_jstr_c(ruleset_sha256)},'
+        f'"soft":{_jlist(ss) if ss else "[]"}}},"prev":{_jstr(prev)},"seq":{seq},'
         f'"ts":{ts!r},"type":"decision"}}'
     ).encode()
 
@@ -277,7 +269,7 @@ class AuditLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         exists = self.path.exists() and self.path.stat().st_size > 0
         self._tree = merkle.Frontier()
-        self._leaves_due: list[bytes] = []  # lines written, not yet leaves of _tree
+        self._leaves_due: list[bytes] = []  # lines (with newline) not yet leaves of _tree
         self._seq, self._head = -1, GENESIS
         self._unsigned, self._first_unsigned_ts = 0, 0.0
         self._unsynced = 0
@@ -386,8 +378,8 @@ class AuditLog:
     def _add_leaves(self) -> None:
         """Hash the lines written since the last call into the tree (RFC 9162 leaves)."""
         append, leaf = self._tree.append, merkle.leaf_hash
-        for ln in self._leaves_due:
-            append(leaf(ln))
+        for data in self._leaves_due:
+            append(leaf(data[:-1]))  # the leaf is the line without its newline
         self._leaves_due.clear()
 
     @property
@@ -427,15 +419,14 @@ class AuditLog:
         """Write one record given its canonical bytes without ``hash`` (the next ``seq``)."""
         h = hashlib.sha256(content).hexdigest()
         # One encode: the hash goes last (verify re-canonicalises without it).
-        line = content[:-1] + b',"hash":"' + h.encode() + b'"}'
-        data = line + b"\n"
+        data = b"".join((content[:-1], b',"hash":"', h.encode(), b'"}\n'))
         n = os.write(self._fd, data)
         if n != len(data):  # a short write on a regular file means the disk is full
             raise AuditError(f"short write to {str(self.path)!r} ({n} of {len(data)} bytes)")
         # The tree is read only to sign a head: leaves are hashed there (or every
         # _LEAF_BATCH records), so a decision pays for its chain hash and write only.
         due = self._leaves_due
-        due.append(line)
+        due.append(data)
         if len(due) >= _LEAF_BATCH:
             self._add_leaves()
         self._seq += 1
