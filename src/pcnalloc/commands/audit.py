@@ -136,7 +136,11 @@ def repair_cmd(
     refused (exit 1) with the log untouched. The original stays as a backup.
     """
     from pcnalloc.edge.audit_repair import NotTornError, repair
+    from pcnalloc.fileio import check_output
 
+    bak = backup if backup is not None else log.with_name(log.name + ".bak")
+    # a folder or a bad parent, before the log is read (an existing backup: repair refuses)
+    check_output(bak, kind="file", overwrite=True, flag="--backup")
     pinned = _pinned(public_key, trusted_keys)
     try:
         res = repair(log, pinned, private_key=key, backup=backup, overwrite=overwrite)
@@ -241,7 +245,10 @@ def keys_new(
     PCNALLOC_KEY_PASSPHRASE_FILE or PCNALLOC_KEY_PASSPHRASE, or asks on the terminal.
     """
     from pcnalloc.edge import keys
+    from pcnalloc.fileio import check_output
 
+    # a file, a bad parent or an unwritable folder, before a passphrase is asked for
+    check_output(out, kind="dir", overwrite=True)  # existing key files: save_keypair refuses
     secret = _new_passphrase(passphrase_file, passphrase)
     priv, pub = keys.save_keypair(out, name, passphrase=secret)
     kid = keys.key_id(keys.load_public_key(pub))

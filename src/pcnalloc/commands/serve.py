@@ -73,7 +73,10 @@ def serve_cmd(
 
     from pcnalloc.config import build
     from pcnalloc.edge.service import ServiceConfig, create_app, read_token
+    from pcnalloc.fileio import check_output
 
+    if audit is not None:  # an existing log is resumed; a folder or a bad parent is refused
+        check_output(audit, kind="file", overwrite=True, flag="--audit")
     token = read_token(token_file)
     sc: ServiceConfig = build(
         ServiceConfig,
