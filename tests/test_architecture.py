@@ -22,8 +22,8 @@ LAYERS: dict[str, int] = {
     "fileio": 1,  # raises pcnalloc.errors.OutputPathError
     "registration": 0,
     "config": 1,
-    "core": 1,
-    "rules": 2,
+    "core": 2,  # core.plotting saves through fileio
+    "rules": 3,  # uses core.policy
     "network": 2,
     "traffic": 3,
     "access": 3,

@@ -7,20 +7,12 @@ from typing import Any
 
 import numpy as np
 
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from pcnalloc.core.plotting import save_png, subplots
 
 
 def sweep_png(result: dict[str, Any], metric: str, ylabel: str, path: Path) -> Path:
     """Mean ± standard error of ``metric`` per policy against the swept value."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = subplots(figsize=(5.5, 3.8))
     for p in dict.fromkeys(c["policy"] for c in result["cells"]):
         cs = [c for c in result["cells"] if c["policy"] == p]
         x = [c["value"] for c in cs]
@@ -31,17 +23,12 @@ def sweep_png(result: dict[str, Any], metric: str, ylabel: str, path: Path) -> P
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)
 
 
 def backlog_cdf_png(backlogs: dict[str, list[float]], path: Path, label: str) -> Path:
     """Empirical CDF of a per-device quantity (final backlog or virtual queue) per policy."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = subplots(figsize=(5.5, 3.8))
     for p, vals in backlogs.items():
         v = np.sort(np.asarray(vals, dtype=float))
         ax.step(v, np.arange(1, v.size + 1) / max(v.size, 1), where="post", label=p)
@@ -49,8 +36,4 @@ def backlog_cdf_png(backlogs: dict[str, list[float]], path: Path, label: str) ->
     ax.set_ylabel("fraction of devices")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_png(fig, path, dpi=120)

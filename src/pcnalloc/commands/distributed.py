@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
+from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
 from pcnalloc.errors import ConfigError
 
 SCENARIOS = ("malicious-sites", "false-feedback", "all")
@@ -21,13 +20,10 @@ def _floats(text: str, flag: str, lo: float = 0.0, hi: float = float("inf")) -> 
 
 def plot_gap(rows: list[dict[str, Any]], path: Path) -> Path:
     """PNG: value-ratio and priority ≤ 1 blocking gap to the centralised policy vs staleness."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pcnalloc.core.plotting import save_png, subplots
 
     x = [max(r["staleness_s"], 0.1) for r in rows]  # log axis: 0 s drawn at 0.1 s
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = subplots(1, 3, figsize=(11, 3.4))
     axes[0].plot(x, [r["value_ratio_central"] for r in rows], "k--", label="centralised")
     axes[0].plot(x, [r["value_ratio_distributed"] for r in rows], "o-", label="regional")
     axes[0].set(ylabel="weighted value ratio")
@@ -41,11 +37,7 @@ def plot_gap(rows: list[dict[str, Any]], path: Path) -> Path:
     for ax in axes:
         ax.set(xscale="log", xlabel="staleness (s; 0 drawn at 0.1)")
     fig.suptitle(f"{rows[0]['policy']}: regional agents vs centralised")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return save_png(fig, path, dpi=120)
 
 
 def _gap_table(rows: list[dict[str, Any]], title: str) -> Table:

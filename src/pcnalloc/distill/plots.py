@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pcnalloc.fileio import write_atomic
+from pcnalloc.core.plotting import save_png, subplots
 
 
 def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str = "") -> Path:
     """Two panels: train/val loss terms (log scale) and validation top-1 agreement; atomic PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     ep = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(11, 4))
     for key, style in (("total", "-"), ("kl", "--"), ("hard", ":"), ("soft", "-.")):
         for split, color in (("train", "tab:blue"), ("val", "tab:orange")):
             ys = [max(h[f"{split}_{key}"], 1e-12) for h in history]
@@ -35,11 +29,7 @@ def plot_history(history: Sequence[dict[str, Any]], path: str | Path, title: str
     ax2.set_ylim(0, 1.01)
     ax2.legend(fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return save_png(fig, path)
 
 
 __all__ = ["plot_history"]

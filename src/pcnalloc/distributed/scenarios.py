@@ -290,14 +290,11 @@ def feedback_sweep(
 
 def plot_trust_curves(result: dict[str, Any], path: str | Path) -> Path:
     """PNG of reputation over slots: honest sites grey, malicious red, threshold dashed."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pcnalloc.core.plotting import subplots
 
     rep_TN = np.array(result["reputation_TN"])
     mal = set(result["malicious"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     for i in range(rep_TN.shape[1]):
         if i not in mal:
             ax.plot(rep_TN[:, i], color="0.6", lw=0.8)
@@ -314,19 +311,15 @@ def plot_trust_curves(result: dict[str, Any], path: str | Path) -> Path:
         f"{sc['malicious_feedback_share']:.0%}, {sc['requests_per_slot']} requests/slot",
     )
     ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_feedback_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
     """PNG of final honest reputation (feedback-weighted mean, and min) vs malicious-feedback
     share, one colour per request rate."""
-    import matplotlib
+    from pcnalloc.core.plotting import subplots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for rate in dict.fromkeys(r["rate"] for r in rows):
         rr = [r for r in rows if r["rate"] == rate]
         x = [100 * r["share"] for r in rr]
@@ -342,18 +335,10 @@ def plot_feedback_sweep(rows: list[dict[str, Any]], path: str | Path) -> Path:
         ylim=(-0.02, 1.02),
     )
     ax.legend(fontsize=8)
-    fig.tight_layout()
     return _save(fig, path)
 
 
 def _save(fig: Any, path: str | Path) -> Path:
-    import io
+    from pcnalloc.core.plotting import save_png
 
-    import matplotlib.pyplot as plt
-
-    from pcnalloc.fileio import write_atomic
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    return write_atomic(path, buf.getvalue())
+    return save_png(fig, path, dpi=120)

@@ -5,7 +5,6 @@ Functions return text or PNG bytes; the caller decides where and how (atomically
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 from pcnalloc.baselines.registry import display_name
@@ -160,13 +159,10 @@ def load_series(result: dict[str, Any], case: str, metric: str) -> dict[str, lis
 def plot_vs_load(result: dict[str, Any], metric: str, label: str) -> bytes:
     """PNG bytes: ``metric`` vs offered load, one line per policy with 95 % CI bars, one
     panel per case."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from pcnalloc.core.plotting import png_bytes, subplots
 
     cases = result["grid"]["cases"]
-    fig, axes = plt.subplots(1, len(cases), figsize=(5 * len(cases), 3.6), squeeze=False)
+    fig, axes = subplots(1, len(cases), figsize=(5 * len(cases), 3.6), squeeze=False)
     for ax, case in zip(axes[0], cases, strict=True):
         for pol, pts in load_series(result, case, metric).items():
             x = [p[0] for p in pts]
@@ -178,8 +174,4 @@ def plot_vs_load(result: dict[str, Any], metric: str, label: str) -> bytes:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
+    return png_bytes(fig)

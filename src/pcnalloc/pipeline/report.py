@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
 from collections.abc import Sequence
@@ -11,29 +10,11 @@ from typing import Any
 
 import numpy as np
 
+from pcnalloc.core.plotting import png_bytes, subplots
 from pcnalloc.fileio import write_atomic, write_json
 from pcnalloc.pipeline.config import RunConfig
 
 HEURISTICS = ("ksp-ff", "cspf-pe", "llp", "sp-ff", "random")
-
-
-def _png(fig: Any) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plt() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _record(out: Path, stage: str) -> dict[str, Any]:
@@ -104,8 +85,7 @@ def verdict(rows: list[dict[str, Any]], runs: Sequence[dict[str, Any]]) -> list[
 
 
 def _cdf_plot(trace: dict[str, Any]) -> bytes:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for name, vals in sorted(trace["latency_over_bound"].items()):
         v = np.sort(np.asarray(vals))
         ax.step(v, np.arange(1, v.size + 1) / v.size, where="post", label=f"{name} ({v.size})")
@@ -115,13 +95,12 @@ def _cdf_plot(trace: dict[str, Any]) -> bytes:
     ax.set_ylabel("CDF of admitted flows")
     ax.set_title(f"latency / bound per class — {trace['policy']}")
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _latency_hist(trace: dict[str, Any]) -> bytes:
-    plt = _plt()
     us = np.asarray(trace["act_us"])
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     top = float(np.percentile(us, 99.5))
     ax.hist(np.clip(us, 0, top), bins=60)
     p50, p99 = np.percentile(us, [50, 99])
@@ -135,15 +114,14 @@ def _latency_hist(trace: dict[str, Any]) -> bytes:
     ax.set_ylabel("decisions")
     ax.set_title(f"edge decision latency — {trace['policy']}")
     ax.legend()
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _ablation_plot(rows: list[dict[str, Any]]) -> bytes:
-    plt = _plt()
     names = [r.get("variant", "?") for r in rows]
     agree = [r.get("held_out", {}).get("top1_agreement", np.nan) for r in rows]
     hard = [r.get("held_out", {}).get("hard_proposal_rate", np.nan) for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
+    fig, axes = subplots(1, 2, figsize=(9, 3.8))
     axes[0].bar(names, agree, color="tab:blue")
     axes[0].set_title("top-1 agreement with the teacher")
     axes[0].set_ylim(min(0.9, np.nanmin(agree) - 0.02) if agree else 0, 1.0)
@@ -151,7 +129,7 @@ def _ablation_plot(rows: list[dict[str, Any]]) -> bytes:
     axes[1].set_title("raw hard-violation proposal rate")
     for ax in axes:
         ax.tick_params(axis="x", rotation=15)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def write_report(cfg: RunConfig, out: Path, timings: dict[str, Any], d: Path) -> dict:

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # after matplotlib.use: the backend must be chosen first
+from pcnalloc.core.plotting import save_png, subplots
 
 
 def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list[float]]:
@@ -25,7 +21,7 @@ def _series(rows: Sequence[dict[str, Any]], key: str) -> tuple[list[float], list
 
 def learning_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """TD loss, episode reward, and evaluation value ratio (teacher vs baseline) vs env step."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     axes[0].plot(*_series(rows, "loss"))
     axes[0].set(title="TD loss (Huber)", xlabel="env step", yscale="log")
     axes[1].plot(*_series(rows, "episode_reward"), marker=".")
@@ -34,12 +30,4 @@ def learning_curve(rows: Sequence[dict[str, Any]], path: str | Path) -> Path:
     axes[2].plot(*_series(rows, "eval_baseline_value_ratio"), ls="--", label="baseline")
     axes[2].set(title="held-out weighted value ratio", xlabel="env step")
     axes[2].legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    tmp.replace(p)
-    return p
+    return save_png(fig, path)
