@@ -56,8 +56,8 @@ def verdict(rows: list[dict[str, Any]], runs: Sequence[dict[str, Any]]) -> list[
 
     by: dict[tuple[str, float, str], dict[int, float]] = {}
     for r in runs:
-        key = (str(r["case"]), float(r["load"]), str(r["policy"]))
-        by.setdefault(key, {})[int(r["seed"])] = float(r["metrics"]["weighted_value_ratio"])
+        run_key = (str(r["case"]), float(r["load"]), str(r["policy"]))
+        by.setdefault(run_key, {})[int(r["seed"])] = float(r["metrics"]["weighted_value_ratio"])
 
     def pm(p: dict[str, Any]) -> str:
         hw = "n<2" if p["half_width"] is None else f"± {p['half_width']:.4f}"
