@@ -113,7 +113,9 @@ class Cosigner:
     Args:
         region: this controller's region index.
         private_key: its Ed25519 key.
-        log_keys: pinned log-signing keys of the regions whose heads it cosigns.
+        log_keys: pinned log-signing keys of the regions whose heads it cosigns. Any key
+            in it is accepted for any origin; to bind a head to its origin, pass only the
+            origin's key (as :func:`pcnalloc.edge.committee.cosign_log` does).
     """
 
     def __init__(self, region: int, private_key: Ed25519PrivateKey, log_keys: TrustedKeys) -> None:
