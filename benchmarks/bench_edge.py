@@ -19,6 +19,10 @@ Usage::
    pre-change decision path (``edge_reference.ReferenceEdgeAgent``: ``before``), the order of
    old and new alternating per state, so before and after come from one run; a third
    variant runs the model with the compiled MLP runtime (``runtime="compiled"``).
+   ``previous`` (and ``previous_compiled_mlp``) is the audited decision just before the
+   fixed-layout audit encoder (``edge_reference.PreviousEdgeAgent`` with a
+   ``GenericAuditLog``); its decisions and its audit records' bodies are compared with
+   ``after``'s.
 4. **Edge process**: a fresh interpreter loads the artifact (network shipped inside it),
    decides on states it builds itself, and reports its peak RSS and whether torch or
    pandapower were imported.
@@ -55,7 +59,11 @@ from pcnalloc.export.compile import QuantizationRejected, compile_student, load_
 from pcnalloc.rules.engine import build_engine
 
 sys.path.insert(0, str(Path(__file__).parent))
-from edge_reference import ReferenceEdgeAgent  # benchmarks/ is not a package
+from edge_reference import (  # benchmarks/ is not a package
+    GenericAuditLog,
+    PreviousEdgeAgent,
+    ReferenceEdgeAgent,
+)
 
 TARGETS = {"model_fp32_bytes_max": 125_000, "inference_p50_us_max": 20, "decision_p99_us_max": 100}
 
@@ -136,8 +144,8 @@ def decisions(
     engine = build_engine(None, env.catalog, trust_threshold=cfg.trust_threshold)
     logs = []
 
-    def audit(name: str) -> AuditLog:
-        logs.append(AuditLog(tmp / f"audit-{case}-{name}.jsonl", private_key=priv, sync_every=1000))
+    def audit(name: str, kind: type[AuditLog] = AuditLog) -> AuditLog:
+        logs.append(kind(tmp / f"audit-{case}-{name}.jsonl", private_key=priv, sync_every=1000))
         return logs[-1]
 
     agents = {
@@ -154,6 +162,29 @@ def decisions(
                 network=env.net,
                 rules=engine,
                 audit=audit("after_compiled_mlp"),
+                runtime="compiled",
+            ),
+        ),
+        "previous": (
+            PreviousEdgeAgent(art_dir, pub, cfg, network=env.net),
+            PreviousEdgeAgent(
+                art_dir,
+                pub,
+                cfg,
+                network=env.net,
+                rules=engine,
+                audit=audit("previous", GenericAuditLog),
+            ),
+        ),
+        "previous_compiled_mlp": (
+            PreviousEdgeAgent(art_dir, pub, cfg, network=env.net, runtime="compiled"),
+            PreviousEdgeAgent(
+                art_dir,
+                pub,
+                cfg,
+                network=env.net,
+                rules=engine,
+                audit=audit("previous_compiled_mlp", GenericAuditLog),
                 runtime="compiled",
             ),
         ),
@@ -176,7 +207,7 @@ def decisions(
     outcomes: dict[str, int] = {}
     whole = {k: (np.empty(n), np.empty(n)) for k in agents}
     clock = time.perf_counter_ns
-    same = same_mlp = 0
+    same = same_mlp = same_prev = 0
     intercepted = dict.fromkeys(agents, 0)
     for i in range(n):
         local = LocalState.from_env(env)
@@ -192,11 +223,28 @@ def decisions(
             got[k] = (d, dg)
             intercepted[k] += dg.intercepted
         same += got["after"] == got["before"]
+        same_prev += got["after"] == got["previous"] and (
+            got["after_compiled_mlp"] == got["previous_compiled_mlp"]
+        )
         same_mlp += got["after_compiled_mlp"] == got["after"]
         _, _, _, _, info = env.step(got["after"][0].action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
     for log in logs:
         log.close()
+    bodies = {
+        k: [
+            json.loads(ln)["body"]
+            for ln in (tmp / f"audit-{case}-{k}.jsonl").read_bytes().splitlines()
+            if b'"type":"decision"' in ln
+        ]
+        for k in ("previous", "after", "previous_compiled_mlp", "after_compiled_mlp")
+    }
+    same_bodies = sum(
+        a == b for a, b in zip(bodies["previous"], bodies["after"], strict=True)
+    ) + sum(
+        a == b
+        for a, b in zip(bodies["previous_compiled_mlp"], bodies["after_compiled_mlp"], strict=True)
+    )
     out: dict[str, Any] = {
         "sites": env.net.n_sites,
         "links": env.net.n_links,
@@ -204,6 +252,8 @@ def decisions(
         "outcomes": outcomes,
         "same_decisions_before_after": f"{same}/{n}",
         "same_decisions_compiled_mlp_vs_onnxruntime": f"{same_mlp}/{n}",
+        "same_decisions_previous_after": f"{same_prev}/{n}",
+        "same_audit_bodies_previous_after": f"{same_bodies}/{2 * len(bodies['after'])}",
     }
     for k, (plain, guarded) in agents.items():
         p, g = plain.latency_us(), guarded.latency_us()
@@ -363,13 +413,13 @@ def main() -> None:
             "after (network from the artifact)": edge_process(cfg, art_dir, pub, "artifact"),
         }
     for c, r in per_case.items():
-        for k in ("before", "after", "after_compiled_mlp"):
+        for k in ("before", "previous", "after", "previous_compiled_mlp", "after_compiled_mlp"):
             g, w = r[k]["with_rules_and_audit"], r[k]["whole_decision"]
             stages = "  ".join(
                 f"{s} {g[s]['p50_us']}" for s in ("features", "model", "rules", "audit")
             )
             print(
-                f"{c} {k:18s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
+                f"{c} {k:21s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
                 f"stages p50 µs: {stages} | load {' '.join(map(str, w['load_avg']))}",
                 flush=True,
             )

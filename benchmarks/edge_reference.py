@@ -7,6 +7,9 @@ call), the compact vector assembled from ``ObservationBuilder.request_feats``,
 mapping built per decision, the rule engine's dict path and the guard's decision as it was
 (:func:`reference_guard_decide`), and the same audit append. ``bench_edge.py`` times it next
 to the current agent on the same live states, so before and after come from one run.
+
+:class:`PreviousEdgeAgent` with :class:`GenericAuditLog` is the audited decision just before
+the fixed-layout audit encoder (commit 0c7876e), timed as ``previous``.
 Never imported by the package.
 """
 
@@ -20,13 +23,21 @@ import numpy as np
 from numba import njit
 
 from pcnalloc.config import EnvConfig
-from pcnalloc.edge.agent import BoundModel, LocalState
+from pcnalloc.edge.agent import BoundModel, EdgeAgent, LocalState
 from pcnalloc.edge.artifact import load_artifact
-from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate_request, priority_table
-from pcnalloc.envs.observation import LIM
+from pcnalloc.edge.audit import AuditLog
+from pcnalloc.envs.features import (
+    HARD_RULES,
+    Evaluation,
+    _edge_features,
+    evaluate_request,
+    priority_table,
+)
+from pcnalloc.envs.observation import LIM, ObservationBuilder
 from pcnalloc.network.paths import shared_path_cache
 from pcnalloc.rules.engine import RequestContext, RuleEngine, build_engine
 from pcnalloc.rules.guard import PHYSICAL_MASK, Decision, Guard, _best
+from pcnalloc.rules.program import NOTES, choose
 from pcnalloc.traffic.catalog import load_catalog
 from pcnalloc.traffic.generator import KINDS
 
@@ -280,3 +291,191 @@ class ReferenceEdgeAgent:
         out = {s: t[:, i] for i, s in enumerate(STAGES)}
         out["total"] = t.sum(axis=1)
         return out
+
+
+# ---------------------------------------------------------------------------- previous
+# The audited decision as it was before the fixed-layout audit encoder (commit 0c7876e):
+# generic JSON dumping of every record with its Merkle leaf hashed on the spot, a fresh
+# RequestContext and Decision per decision, the ONNX Runtime session's Python wrapper, the
+# guard's flatnonzero id lookups. ``bench_edge.py`` times it as ``previous`` next to ``after``.
+
+
+class GenericAuditLog(AuditLog):
+    """:class:`AuditLog` writing decisions through the generic path (``canonical`` of the
+    record dict, leaf hashed at once), as ``append_decision`` did before (same bytes)."""
+
+    def append_decision(
+        self,
+        *,
+        request: dict[str, Any],
+        decision: Any,
+        ruleset_sha256: str,
+        model_sha256: str = "",
+        preempted: list[int] | None = None,
+    ) -> str:
+        body = {
+            "request": request,
+            **decision.to_record(),
+            "ruleset": ruleset_sha256,
+            "model": model_sha256,
+        }
+        if preempted is not None:
+            body["preempted"] = list(preempted)
+        return self.append("decision", body)
+
+    def _emit(self, content: bytes, type_: str, ts: float) -> str:
+        h = super()._emit(content, type_, ts)
+        self._add_leaves()
+        return h
+
+
+def previous_decide_tables(
+    guard: Guard,
+    proposal: int,
+    scores_A: np.ndarray,
+    checker: Any,
+    ev: Any,
+    ctx: RequestContext,
+) -> Decision:
+    """``Guard.decide_tables`` as of commit 0c7876e."""
+    prio = checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
+    out = checker.out
+    if not out.blocked_A[proposal] and not guard.rerank_soft:
+        return Decision(
+            proposal, proposal, False, bool(ev.needs_preempt_A[proposal]), priority=prio
+        )
+    eng = guard.engine
+    ranked = np.asarray(scores_A, dtype=float) - guard.soft_weight * (
+        out.soft_SA.T @ eng._weights_S
+    )
+    pre = ev.needs_preempt_A
+    action, code = choose(ranked, out.blocked_A, pre, proposal, prio <= guard.critical_priority)
+    reject = out.blocked_A.shape[0] - 1
+    intercepted = bool(out.blocked_A[proposal])
+    rule_ids: tuple[str, ...] = ()
+    reasons: tuple[tuple[str, str], ...] = ()
+    if intercepted:
+        rule_ids = tuple(eng.rule_ids[j] for j in np.flatnonzero(out.viol_RA[:, proposal]))
+        if proposal != reject and ev.mask_A[proposal] == 0:
+            rule_ids += (PHYSICAL_MASK,)
+        if guard.explain:
+            reasons = tuple(
+                checker.verdict(ev.fields, ctx, copy=False).explain(proposal, soft=False)
+            )
+    soft = tuple(eng.soft_ids[j] for j in np.flatnonzero(out.soft_SA[:, action]))
+    return Decision(
+        int(action),
+        proposal,
+        intercepted,
+        bool(pre[action]) and action != reject,
+        rule_ids,
+        reasons,
+        soft,
+        prio,
+        NOTES[code],
+    )
+
+
+class PreviousEdgeAgent(EdgeAgent):
+    """``EdgeAgent`` with ``features``/``decide`` as of commit 0c7876e (same results)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.runtime == "onnxruntime":
+            m = self.model
+
+            def run_wrapped() -> np.ndarray:
+                m.session.run_with_iobinding(m._binding)
+                return m.logits_1A[0]
+
+            self._run_model = run_wrapped
+
+    def features(self, local: LocalState) -> Evaluation:
+        req, st, em = local.request, local.state, local.emergency_R
+        cls = int(req.cls)
+        b = self._builder
+        if b is None or b.state is not st:
+            b = self._builder = ObservationBuilder(st, self.catalog, self.cfg, "compact")
+        region = int(b._region[req.src])
+        emergency = bool(em[region] > 0)
+        prio = self._prio_rows[emergency][cls]
+        evr = self._evaluator
+        ev = evr.evaluation
+        ev.bound_ms = evr._bound_C[cls]
+        h = local.history
+        t = 2 * np.pi * ((req.time_s / 3600.0) % 24.0) / 24.0
+        _edge_features(
+            *evr.args(st, self._candidates(local), cls, prio),
+            self._x,
+            b._req_static,
+            b.compact_positions,
+            int(req.kind),
+            np.log10(max(req.holding_s, 1.0)) / 5.0,
+            em,
+            region,
+            req.src in b._cc,
+            req.dst in b._cc,
+            np.sin(t),
+            np.cos(t),
+            h._stats,
+            h.n,
+            st.n_failed,
+            st.net.n_links,
+            LIM,
+        )
+        ctx = self._ctx = RequestContext(cls, region, emergency)
+        if self._mask_checker is not None:
+            self._mask_checker.check(ev.tables, ev.mask_A, ctx, ev.fields)
+            out = self._mask_checker.out
+            ev.mask_A &= ~out.forbidden_A
+            ev.mask_A[-1] = 1
+            ev.feats_AF[:, self._valid_col] = ev.mask_A
+            ev.rule_violations_AR = out.viol_RA.T.copy()  # type: ignore[attr-defined]
+        return ev
+
+    def decide(self, local: LocalState) -> Decision:
+        t0 = time.perf_counter_ns()
+        ev = self.features(local)
+        t1 = time.perf_counter_ns()
+        logits = self._run_model()
+        proposal = int(logits.argmax())
+        t2 = time.perf_counter_ns()
+        req, ctx = local.request, self._ctx
+        if self.guard is not None:
+            d = previous_decide_tables(self.guard, proposal, logits, self._checker, ev, ctx)
+        else:
+            d = self._previous_mask_check(proposal, logits, ev, ctx)
+        t3 = time.perf_counter_ns()
+        if self.audit is not None:
+            self.audit.append_decision(
+                request=self._request_record(req, ctx),
+                decision=d,
+                ruleset_sha256=self.engine.sha256 if self.engine is not None else "",
+                model_sha256=self.model_sha256,
+            )
+        t4 = time.perf_counter_ns()
+        row = self.timings_ns[self.n_decisions % self.timings_ns.shape[0]]
+        row[0], row[1], row[2], row[3] = t1 - t0, t2 - t1, t3 - t2, t4 - t3
+        self.n_decisions += 1
+        self.last_evaluation = ev
+        return d
+
+    def _previous_mask_check(
+        self, proposal: int, logits_A: np.ndarray, ev: Evaluation, ctx: RequestContext
+    ) -> Decision:
+        prio = self._prio_rows[ctx.emergency][ctx.cls]
+        mask = ev.mask_A
+        if mask[proposal] or not self.mask_invalid:
+            pre = bool(ev.needs_preempt_A[proposal])
+            return Decision(proposal, proposal, False, pre, priority=prio)
+        action = int(np.argmax(np.where(mask > 0, logits_A, -np.inf)))
+        broken = tuple(HARD_RULES[i] for i in np.flatnonzero(ev.hard_AR[proposal]))
+        return Decision(
+            action,
+            proposal,
+            True,
+            bool(ev.needs_preempt_A[action]),
+            rule_ids=broken,
+            priority=prio,
+            note="substituted",
+        )
