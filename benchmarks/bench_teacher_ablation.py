@@ -40,6 +40,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "k16+demos": {"env": {"k_paths": 16}, "demo_policy": "cspf-pe:16"},
     "decision+pv-demos": {"demo_policy": "cspf-pv:4@ratio=1"},
     "k16": {"env": {"k_paths": 16}},
+    "pool16": {"env": {"candidate_pool": 16}},
+    "pool16+pv-demos": {"env": {"candidate_pool": 16}, "demo_policy": "cspf-pv:16@ratio=1"},
+    "mixed-train": {"env": {"traffic": {"scenario": "mixed"}}},
+    "pool16+mixed-train": {"env": {"candidate_pool": 16, "traffic": {"scenario": "mixed"}}},
 }
 """Named teacher-config overrides; every variant starts from ``pcnalloc run``'s teacher."""
 

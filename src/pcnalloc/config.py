@@ -228,6 +228,14 @@ class EnvConfig(_Frozen):
     traffic: TrafficConfig = Field(default_factory=TrafficConfig)
     reward: RewardConfig = Field(default_factory=RewardConfig)
     k_paths: int = Field(4, ge=1, le=16, description="candidate paths K per request")
+    candidate_pool: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="choose the K candidates by state from this many shortest routes: routes "
+        "with an action valid without pre-emption first, then those valid only by pre-empting, "
+        "then the rest, each group shortest first (None or ≤ K = the K shortest routes)",
+    )
     grant_levels: int = Field(3, ge=1, le=4, description="grant slots L per candidate path")
     history: int = Field(16, ge=1, le=256, description="requests W kept in the history")
     episode_requests: int = Field(1000, ge=1, description="requests per episode (truncation)")
@@ -252,11 +260,16 @@ class EnvConfig(_Frozen):
     @model_validator(mode="after")
     def _cache_covers_k(self) -> EnvConfig:
         pc = self.network.path_cache
-        if pc is None or pc < self.k_paths:
+        if pc is None or pc < self.route_pool:
             object.__setattr__(
-                self, "network", self.network.model_copy(update={"path_cache": self.k_paths})
+                self, "network", self.network.model_copy(update={"path_cache": self.route_pool})
             )
         return self
+
+    @property
+    def route_pool(self) -> int:
+        """Routes the K candidates are drawn from: ``candidate_pool`` when it exceeds K."""
+        return max(self.k_paths, self.candidate_pool or 0)
 
     @property
     def n_actions(self) -> int:

@@ -153,7 +153,11 @@ def test_bad_k_in_policy_spec(spec: str, needle: str) -> None:
 
 def test_policy_spec_sets_k_and_env_overrides(loaded) -> None:
     p = make_policy("ksp-ff:16")
-    assert p.name == "ksp-ff:16" and p.env_overrides == {"k_paths": 16, "grant_levels": 3}
+    assert p.name == "ksp-ff:16" and p.env_overrides == {
+        "k_paths": 16,
+        "grant_levels": 3,
+        "candidate_pool": None,  # its own K shortest routes, whatever the base env says
+    }
     cfg = env_config_for(p, loaded, requests=10)
     assert cfg.k_paths == 16 and cfg.episode_requests == 10 and cfg.network.path_cache >= 16
 

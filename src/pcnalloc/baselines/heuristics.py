@@ -37,7 +37,13 @@ class _Heuristic:
     env_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.env_overrides = {"k_paths": self.k_paths, "grant_levels": self.grant_levels}
+        # a classical heuristic plays its K shortest routes (K is its tuned knob), whatever
+        # candidate pool the base env sets for learned policies
+        self.env_overrides = {
+            "k_paths": self.k_paths,
+            "grant_levels": self.grant_levels,
+            "candidate_pool": None,
+        }
         self._reject = self.k_paths * self.grant_levels
 
     def reset(self, seed: int | None = None) -> None:

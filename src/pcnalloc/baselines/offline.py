@@ -230,7 +230,7 @@ def play_window(
             candidates=env.paths.candidates(
                 f.src,
                 f.dst,
-                env.cfg.k_paths,
+                env.cfg.route_pool,
                 protected=bool(cat.protected_C[f.cls]),
                 failed_E1=st.failed_E1,
                 failed_key=st.failed_key,
@@ -265,7 +265,9 @@ def play_window(
             if env.emergency_R.any():
                 raise ConfigError("a bound window must not hold emergencies (grid events off)")
             window.requests.append(copy.copy(req))
-            window.candidates.append(env.current_candidates)  # the routes shown with req
+            # every route req could be offered (the K shown, or the whole pool they are
+            # chosen from by state), so the bound covers whichever K a policy's state chose
+            window.candidates.append(env.current_route_pool)
             priorities.append(env.current_priority)
             new += 1
         else:
@@ -326,7 +328,7 @@ def solve_window(
     """
     t0 = time.perf_counter()
     cfg = w.config
-    reject = cfg.k_paths * cfg.grant_levels
+    reject = cfg.route_pool * cfg.grant_levels
     J = len(w.requests)
     v = milp_variables(w, max_groups=max_groups)
     V, N = v.n_segments, v.n_cols
@@ -413,7 +415,7 @@ def schedule_usage(w: Window, actions: np.ndarray) -> np.ndarray:
         actions: chosen action per request (K·L = reject), shape (J,).
     """
     L, E = w.config.grant_levels, w.cap_kbps_ES.shape[0]
-    reject = w.config.k_paths * L
+    reject = w.config.route_pool * L
     times = np.array([r.time_s for r in w.requests])
     usage = w.warm_usage_kbps(times)
     for j, (r, cs, a) in enumerate(zip(w.requests, w.candidates, actions, strict=True)):

@@ -53,7 +53,11 @@ class StudentPolicy:
         self.teacher = teacher
         self.observation = "compact" if model.kind == EDGE else "full"
         self.env_overrides: dict[str, Any] = (
-            {"k_paths": env_config.k_paths, "grant_levels": env_config.grant_levels}
+            {
+                "k_paths": env_config.k_paths,
+                "grant_levels": env_config.grant_levels,
+                "candidate_pool": env_config.candidate_pool,
+            }
             if env_config is not None
             else {}
         )

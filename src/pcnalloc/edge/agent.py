@@ -52,6 +52,7 @@ from pcnalloc.edge.artifact import (
     check_feature_config,
     load_artifact,
 )
+from pcnalloc.envs.candidates import CandidatePool
 from pcnalloc.envs.features import (
     HARD_RULES,
     Evaluation,
@@ -267,7 +268,8 @@ class EdgeAgent:
         )
         self._prio_rows: list[list[int]] = priority_table(self._mask_engine, env_config).tolist()
         self._ctx = RequestContext(0)
-        self._n_cached = int(env_config.network.path_cache or env_config.k_paths)
+        self._n_cached = int(env_config.network.path_cache or env_config.route_pool)
+        self._pool = CandidatePool(self.catalog, env_config)
         self._x = self.model.x_1D[0]
         self.layout = layout_for(self.catalog, env_config)
         A, F = env_config.n_actions, len(CANDIDATE_FEATURES)
@@ -306,17 +308,27 @@ class EdgeAgent:
     def _candidates(self, local: LocalState) -> CandidateSet:
         if local.candidates is not None:
             return local.candidates
-        st, req = local.state, local.request
-        if self._paths is None or self._paths.net is not st.net:
-            self._paths = shared_path_cache(st.net, self._n_cached)
-        return self._paths.candidates(
+        return self.candidates_for(local.state, local.request, local.emergency_R)
+
+    def candidates_for(
+        self, state: NetworkState, req: Request, emergency_R: np.ndarray
+    ) -> CandidateSet:
+        """The K candidate routes the env would offer ``req`` on ``state`` (its K shortest,
+        or K chosen by state from ``candidate_pool`` routes, :mod:`pcnalloc.envs.candidates`)."""
+        if self._paths is None or self._paths.net is not state.net:
+            self._paths = shared_path_cache(state.net, self._n_cached)
+        cs = self._paths.candidates(
             req.src,
             req.dst,
-            self.cfg.k_paths,
+            self.cfg.route_pool,
             protected=bool(self.catalog.protected_C[req.cls]),
-            failed_E1=st.failed_E1,
-            failed_key=st.failed_key,
+            failed_E1=state.failed_E1,
+            failed_key=state.failed_key,
         )
+        if not self._pool.active:
+            return cs
+        em = bool(emergency_R[int(state.net.site_region[req.src])] > 0)
+        return self._pool.choose(state, cs, int(req.cls), self._prio_rows[em][int(req.cls)])
 
     def features(self, local: LocalState) -> Evaluation:
         """Evaluate the request's actions and write the compact vector into the input buffer.
@@ -491,6 +503,7 @@ class EdgePolicy:
             k: fc[k]
             for k in ("k_paths", "grant_levels", "history", "trust_threshold", "preemption")
         }
+        self.env_overrides["candidate_pool"] = fc.get("candidate_pool")
         self._x = self.model.x_1D[0]
 
     def reset(self, seed: int | None = None) -> None:

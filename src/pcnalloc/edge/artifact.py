@@ -170,7 +170,7 @@ def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
     engine = build_engine(cfg.rules, catalog, trust_threshold=cfg.trust_threshold)
     pr = engine.priorities
     emergency_C = pr.emergency_C if cfg.emergency_priorities else pr.base_C
-    return {
+    out: dict[str, Any] = {
         "k_paths": cfg.k_paths,
         "grant_levels": cfg.grant_levels,
         "n_actions": cfg.n_actions,
@@ -184,6 +184,9 @@ def feature_config(cfg: EnvConfig, catalog: Catalog) -> dict[str, Any]:
         "compact_dim": compact_dim(catalog, cfg),
         "catalog": catalog_fingerprint(catalog),
     }
+    if cfg.route_pool > cfg.k_paths:  # state-chosen candidates mean other routes per slot
+        out["candidate_pool"] = cfg.route_pool
+    return out
 
 
 def catalog_fingerprint(catalog: Catalog) -> dict[str, Any]:
@@ -201,10 +204,12 @@ def catalog_fingerprint(catalog: Catalog) -> dict[str, Any]:
 
 
 def env_config_sha256(cfg: EnvConfig) -> str:
+    """SHA-256 of the env config's canonical JSON (what the manifest records)."""
     return sha256_bytes(canonical_json(cfg.model_dump(mode="json")))
 
 
 def feature_config_sha256(fc: dict[str, Any]) -> str:
+    """SHA-256 of a feature config's canonical JSON."""
     return sha256_bytes(canonical_json(fc))
 
 

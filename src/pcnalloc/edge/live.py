@@ -115,7 +115,7 @@ class LiveRegion:
         from pcnalloc.network.paths import shared_path_cache
 
         self.paths = shared_path_cache(
-            network, int(self.cfg.network.path_cache or self.cfg.k_paths)
+            network, int(self.cfg.network.path_cache or self.cfg.route_pool)
         )
         self.region_sites = [
             n
@@ -262,14 +262,7 @@ class LiveRegion:
             book.n_requests, now, c, self.site_index[src], self.site_index[dst], float(holding_s)
         )
         book.n_requests += 1
-        cs = self.paths.candidates(
-            req.src,
-            req.dst,
-            cfg.k_paths,
-            protected=bool(cat.protected_C[c]),
-            failed_E1=st.failed_E1,
-            failed_key=st.failed_key,
-        )
+        cs = self.agent.candidates_for(st, req, self.emergency_R)
         d = self.agent.decide(LocalState(st, req, self.emergency_R, book.history, cs))
         ev = self.agent.last_evaluation
         assert ev is not None

@@ -93,7 +93,7 @@ def _pack_sets(
 
 
 @njit(cache=True, nogil=True)
-def _warm_place(
+def _warm_place(  # noqa: C901 - one numba pass placing the flows in order
     cap_ES,
     used_ES,
     used_ESP,
@@ -279,7 +279,7 @@ class PowerCommEnv(gym.Env):
         self.traffic = TrafficModel(self.net, self.catalog, config.traffic)
         if self.scenario is not None and self.scenario.burst_weights is not None:
             self.traffic.set_burst_weights(self.scenario.burst_weights)
-        self.paths = shared_path_cache(self.net, config.network.path_cache or config.k_paths)
+        self.paths = shared_path_cache(self.net, config.network.path_cache or config.route_pool)
         self.state = NetworkState(self.net)
         self.obs_builder = ObservationBuilder(self.state, self.catalog, config, observation)
         self.observation_mode = observation
@@ -304,6 +304,10 @@ class PowerCommEnv(gym.Env):
             config.rules, self.catalog, trust_threshold=config.trust_threshold
         )
         self._prio_table = priority_table(self.engine, config)
+        from pcnalloc.envs.candidates import CandidatePool
+
+        self.candidate_pool = CandidatePool(self.catalog, config)
+        self._pool_cs: CandidateSet | None = None
         # Per-class constants as Python scalars: the decision path reads them every step and
         # a numpy scalar read costs more than the arithmetic it feeds (same values, exactly).
         cat = self.catalog
@@ -352,7 +356,7 @@ class PowerCommEnv(gym.Env):
         self._pending.append(Request(n, t, cls, src, dst, h, kind, full_holding))
         self._n_requests = n + 1
 
-    def _handle(self, t: float, kind: int, payload: Any) -> None:
+    def _handle(self, t: float, kind: int, payload: Any) -> None:  # noqa: C901 - by event kind
         ev_cfg = self.cfg.traffic.events
         if kind == ARRIVAL:
             self._new_request(t, payload, KIND_NEW)
@@ -469,14 +473,18 @@ class PowerCommEnv(gym.Env):
         req = self._req
         assert req is not None
         st = self.state
-        cs = self._cs = self.paths.candidates(
+        cs = self._cs = self._pool_cs = self.paths.candidates(
             req.src,
             req.dst,
-            self.cfg.k_paths,
+            self.cfg.route_pool,
             protected=self._protected_C[req.cls],
             failed_E1=st.failed_E1,
             failed_key=st.failed_key,
         )
+        if self.candidate_pool.active:
+            em = bool(self.emergency_R[int(self.net.site_region[req.src])] > 0)
+            prio = int(self._prio_table[int(em), req.cls])
+            cs = self._cs = self.candidate_pool.choose(st, cs, req.cls, prio)
         ev, self._prio, _, _ = evaluate_request(
             self.state,
             cs,
@@ -825,6 +833,14 @@ class PowerCommEnv(gym.Env):
         """The K candidate routes of the current request."""
         assert self._cs is not None
         return self._cs
+
+    @property
+    def current_route_pool(self) -> CandidateSet:
+        """Every route the current request could have been offered (``cfg.route_pool`` of
+        them; the K candidates when no larger pool is configured): the hindsight bound's
+        routes, so it covers whichever K the state chose."""
+        assert self._pool_cs is not None
+        return self._pool_cs
 
     @property
     def current_priority(self) -> int:

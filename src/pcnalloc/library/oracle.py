@@ -97,6 +97,12 @@ class MilpOracle:
 
         if self.env is None or seed is None:
             raise ConfigError("the MILP oracle needs its env bound and a seed before reset")
+        if self.env.cfg.route_pool > self.env.cfg.k_paths:
+            raise ConfigError(
+                f"the MILP oracle plays the env's K = {self.env.cfg.k_paths} candidates; "
+                f"candidate_pool = {self.env.cfg.candidate_pool} offers state-chosen ones "
+                "(set candidate_pool: null for an oracle library)"
+            )
         env = PowerCommEnv(
             self.env.cfg, observation="compact", network=self.env.net, catalog=self.env.catalog
         )

@@ -98,6 +98,21 @@ class CandidateSet:
             got = cache[k] = (prim, back)
         return got
 
+    def take(self, idx: np.ndarray) -> CandidateSet:
+        """A new set whose slot i is this set's slot ``idx[i]`` (for state-chosen candidates)."""
+        return CandidateSet(
+            present_K=self.present_K[idx],
+            links_KH=self.links_KH[idx],
+            nodes_KN=self.nodes_KN[idx],
+            hops_K=self.hops_K[idx],
+            prop_ms_K=self.prop_ms_K[idx],
+            has_backup_K=self.has_backup_K[idx],
+            backup_links_KB=self.backup_links_KB[idx],
+            backup_nodes_KN=self.backup_nodes_KN[idx],
+            backup_prop_ms_K=self.backup_prop_ms_K[idx],
+            sentinel=self.sentinel,
+        )
+
 
 _LINK_OF: weakref.WeakKeyDictionary[CommNetwork, dict[tuple[int, int], int]] = (
     weakref.WeakKeyDictionary()

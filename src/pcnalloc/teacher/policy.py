@@ -47,6 +47,7 @@ class TeacherPolicy:
         self.env_overrides: dict[str, Any] = {
             "k_paths": env_config.k_paths,
             "grant_levels": env_config.grant_levels,
+            "candidate_pool": env_config.candidate_pool,
         }
         self.model_bytes = int(sum(p.numel() * p.element_size() for p in model.parameters()))
         self.n_actions = env_config.n_actions
