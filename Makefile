@@ -30,6 +30,7 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src/pcnalloc
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
