@@ -158,16 +158,28 @@ class Verdict:
 
     def explain(self, action: int, *, soft: bool = True) -> list[tuple[str, str]]:
         """``(rule_id, reason)`` for each rule ``action`` breaks (soft ones too if ``soft``)."""
-        eng, out = self._engine, []
+        eng = self._engine
         ids = [(eng.rule_ids[j], eng._hard[j]) for j in np.flatnonzero(self.violations_AR[action])]
         if soft:
             ids += [(eng.soft_ids[j], eng._soft[j]) for j in np.flatnonzero(self.soft_AS[action])]
-        for rid, rule in ids:
-            detail = why(self._plan.folded.get(rid), self._fields, action, self.forbidden_A)
-            out.append(
-                (rid, f"[{rule.severity}] {rule.description}" + (f" ({detail})" if detail else ""))
-            )
-        return out
+        return _reasons(self._plan, self._fields, action, self.forbidden_A, ids)
+
+
+def _reasons(
+    plan: _Plan,
+    fields: Mapping[str, np.ndarray],
+    action: int,
+    forbidden_A: np.ndarray,
+    ids: list[tuple[str, Rule]],
+) -> list[tuple[str, str]]:
+    """``(rule_id, reason)`` for each ``(rule_id, rule)`` of ``ids`` at ``action``."""
+    out = []
+    for rid, rule in ids:
+        detail = why(plan.folded.get(rid), fields, action, forbidden_A)
+        out.append(
+            (rid, f"[{rule.severity}] {rule.description}" + (f" ({detail})" if detail else ""))
+        )
+    return out
 
 
 class RuleEngine:
@@ -429,6 +441,17 @@ class TableChecker:
         np.logical_or(v.forbidden_A, mask_A == 0, out=out.blocked_A)
         out.blocked_A[-1] = v.forbidden_A[-1]
         return plan.priority
+
+    def explain(
+        self, fields: Any, ctx: RequestContext, action: int, rules: list[int]
+    ) -> list[tuple[str, str]]:
+        """``verdict(fields, ctx).explain(action, soft=False)`` for the last check, given the
+        indices of the critical/hard rules ``action`` breaks (``out.viol_RA[:, action]``),
+        without building the verdict."""
+        plan, _ = self._program(ctx)
+        eng = self.engine
+        ids = [(eng.rule_ids[j], eng._hard[j]) for j in rules]
+        return _reasons(plan, fields, action, self.out.forbidden_A, ids)
 
     def verdict(self, fields: Any, ctx: RequestContext, *, copy: bool = True) -> Verdict:
         """The last check as a :class:`Verdict` (its arrays copied out of the buffers, unless

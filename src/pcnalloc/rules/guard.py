@@ -221,14 +221,12 @@ class Guard:
         rule_ids: tuple[str, ...] = ()
         reasons: tuple[tuple[str, str], ...] = ()
         if intercepted:
-            ids = eng.rule_ids
-            rule_ids = tuple([ids[j] for j in out.viol_RA[:, proposal].nonzero()[0].tolist()])
+            ids, broken = eng.rule_ids, out.viol_RA[:, proposal].nonzero()[0].tolist()
+            rule_ids = tuple([ids[j] for j in broken])
             if proposal != reject and ev.mask_A[proposal] == 0:
                 rule_ids += (PHYSICAL_MASK,)
             if self.explain:
-                reasons = tuple(
-                    checker.verdict(ev.fields, ctx, copy=False).explain(proposal, soft=False)
-                )
+                reasons = tuple(checker.explain(ev.fields, ctx, proposal, broken))
         sids = eng.soft_ids
         soft = tuple([sids[j] for j in out.soft_SA[:, action].nonzero()[0].tolist()])
         return Decision(
