@@ -10,9 +10,10 @@ Builds the bench's untrained edge MLP artifact, one env of ``--case`` and an
 
 1. **stages** — the agent's own per-stage timings (features, model, rules, audit) and the
    whole ``decide()`` timed around the call;
-2. **audit parts** — the steps of one decision append timed one by one on the decisions just
-   made (record building, encoding, SHA-256 of the record, Merkle leaf and frontier, the
-   ``write`` system call), each with its own ``perf_counter_ns`` pair;
+2. **audit parts** — the steps of one decision append timed one by one in a tight loop on the
+   last decision (request record, timestamp, fixed-layout encoding, SHA-256 and line, the
+   Merkle leaf and frontier that ``AuditLog`` defers to the next head, the ``write`` system
+   call) and the generic encoding (body dict, ``canonical``) next to them;
 3. **cProfile** — ``decide()`` under :mod:`cProfile`, the functions with the most own time
    (the profiler's overhead inflates every call, so read it for shares, not absolute µs).
 
@@ -40,7 +41,7 @@ from pcnalloc.config import env_config
 from pcnalloc.distill import make_student
 from pcnalloc.edge import keys, merkle
 from pcnalloc.edge.agent import EdgeAgent, LocalState
-from pcnalloc.edge.audit import AuditLog, encode_record
+from pcnalloc.edge.audit import AuditLog, canonical, encode_decision
 from pcnalloc.envs import PowerCommEnv
 from pcnalloc.export.compile import compile_student
 from pcnalloc.rules.engine import build_engine
@@ -73,33 +74,46 @@ def build_artifact(tmp: Path, seed: int) -> tuple[Path, Path, Path]:
 
 
 def audit_parts(agent: EdgeAgent, local: LocalState, d: Any, n: int) -> dict[str, Any]:
-    """Time the steps of a decision append one by one (the log itself is not written)."""
+    """Time the steps of a decision append one by one (the log itself is not written):
+    the fixed-layout path ``append_decision`` takes, and the generic encoding next to it."""
     req, ctx = local.request, agent._ctx
-    parts: dict[str, list[float]] = {
-        k: []
-        for k in ("request_record", "body_dict", "encode", "record_sha256", "leaf_and_frontier")
-    }
+    names = (
+        "request_record",
+        "timestamp_round",
+        "encode_fixed_layout",
+        "record_sha256_and_line",
+        "leaf_and_frontier_deferred_to_head",
+        "generic_body_dict",
+        "generic_canonical_json",
+    )
+    parts: dict[str, list[float]] = {k: [] for k in names}
     tree = merkle.Frontier()
     clock = time.perf_counter_ns
     rs = agent.engine.sha256 if agent.engine is not None else ""
+    ms = agent.model_sha256
+    prev = "0" * 64
     for _ in range(n):
         t0 = clock()
         rq = agent._request_record(req, ctx)
         t1 = clock()
-        body = {"request": rq, **d.to_record(), "ruleset": rs, "model": agent.model_sha256}
-        rec = {"seq": 5, "type": "decision", "prev": "0" * 64, "ts": round(time.time(), 6)}
-        rec["body"] = body
+        ts = round(time.time(), 6)
         t2 = clock()
-        line, _ = encode_record(rec)
+        content = encode_decision(5, prev, ts, rq, d, rs, ms)
         t3 = clock()
-        hashlib.sha256(line).hexdigest()
+        h = hashlib.sha256(content).hexdigest()
+        data = b"".join((content[:-1], b',"hash":"', h.encode(), b'"}\n'))
         t4 = clock()
-        tree.append(merkle.leaf_hash(line))
+        tree.append(merkle.leaf_hash(data[:-1]))
         t5 = clock()
-        for k, a, b in zip(parts, (t0, t1, t2, t3, t4), (t1, t2, t3, t4, t5), strict=True):
+        body = {"request": rq, **d.to_record(), "ruleset": rs, "model": ms}
+        rec = {"seq": 5, "type": "decision", "prev": prev, "ts": ts, "body": body}
+        t6 = clock()
+        canonical(rec)
+        t7 = clock()
+        ts_ = (t0, t1, t2, t3, t4, t5, t6, t7)
+        for k, a, b in zip(names, ts_[:-1], ts_[1:], strict=True):
             parts[k].append((b - a) / 1e3)
     fd = os.open(agent.audit.path.with_suffix(".scratch"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    data = line + b"\n"
     w = []
     for _ in range(n):
         t0 = clock()
@@ -108,7 +122,7 @@ def audit_parts(agent: EdgeAgent, local: LocalState, d: Any, n: int) -> dict[str
     os.close(fd)
     out = {k: pct(np.array(v)) for k, v in parts.items()}
     out["os_write"] = pct(np.array(w))
-    out["line_bytes"] = len(line)
+    out["line_bytes"] = len(data)
     return out
 
 
