@@ -109,6 +109,38 @@ def test_fast_encoder_equals_canonical_on_random_records() -> None:
     assert mismatches(encode_decision, 5000) == []
 
 
+def test_shared_decisions_encode_like_fresh_ones() -> None:
+    """Decisions reused across records (the guard shares allowed ones; their text parts are
+    kept per object) with other requests, pre-emptions and model / rule-set hashes, each of
+    the latter sometimes an equal string that is another object."""
+    rng = np.random.default_rng(6)
+    pool = [random_record(rng) for _ in range(20)]
+    hashes = ["a" * 64, "b" * 64, "é" * 3]
+    bad = 0
+    for _ in range(3000):
+        a = random_record(rng)
+        a["decision"] = pool[int(rng.integers(len(pool)))]["decision"]
+        a["model_sha256"] = "".join(list(hashes[int(rng.integers(3))]))  # a fresh str object
+        a["ruleset_sha256"] = hashes[int(rng.integers(3))]
+        bad += encode_decision(**a) != reference_bytes(a)
+    assert bad == 0
+
+
+def test_stale_cached_parts_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planted fault: parts kept per decision object whatever the hashes (a cache key that
+    forgets the model and rule set) fail the shared-decision check."""
+    real, kept = audit_mod._decision_parts, {}
+
+    def stale(d: Any, model: str, ruleset: str) -> tuple[str, str, str]:
+        if id(d) not in kept:
+            kept[id(d)] = (d, real(d, model, ruleset))
+        return kept[id(d)][1]
+
+    monkeypatch.setattr(audit_mod, "_decision_parts", stale)
+    with pytest.raises(AssertionError):
+        test_shared_decisions_encode_like_fresh_ones()
+
+
 def _raw_unicode(**a: Any) -> bytes:
     # Planted fault: non-ASCII written raw (what orjson/ujson do), otherwise identical.
     rec = json.loads(encode_decision(**a))

@@ -129,8 +129,8 @@ def encode_decision(
     (a numpy integer, NaN, a request with other keys …) raises ``_NotFixedLayout`` and the
     caller encodes the record with :func:`canonical`, which keeps its errors too.
     """
-    d, r = decision, request
-    act, prop, prio, icp, pre = d.action, d.proposal, d.priority, d.intercepted, d.preempt
+    head, mid, tail = _decision_parts(decision, model_sha256, ruleset_sha256)
+    r = request
     rid, rts, src, dst, kind, region, em = (
         r["id"],
         r["time_s"],
@@ -148,11 +148,6 @@ def encode_decision(
         and type(rts) is float
         and -_INF < rts < _INF
         and len(r) == 8
-        and type(act) is int
-        and type(prop) is int
-        and type(prio) is int
-        and type(icp) is bool
-        and type(pre) is bool
         and type(em) is bool
         and type(rid) is int
         and type(src) is int
@@ -168,20 +163,53 @@ def encode_decision(
             if type(x) is not int:
                 raise _NotFixedLayout
         pe = ',"preempted":[' + ",".join(map(str, preempted)) + "]"
-    rs, ss, why = d.rule_ids, d.soft_ids, d.reasons
     return (
-        f'{{"body":{{"action":{act},"intercepted":{"true" if icp else "false"},'
-        f'"model":{_jstr_c(model_sha256)},"note":{_jstr_c(d.note)},'
-        f'"preempt":{"true" if pre else "false"}{pe},"priority":{prio},'
-        f'"proposal":{prop},'
-        f'"reasons":{"[" + ",".join([_jlist(p) for p in why]) + "]" if why else "[]"},'
-        f'"request":{{"cls":{_jstr_c(r["cls"])},"dst":{dst},'
+        f'{head}{pe}{mid}"cls":{_jstr_c(r["cls"])},"dst":{dst},'
         f'"emergency":{"true" if em else "false"},"id":{rid},"kind":{kind},'
-        f'"region":{region},"src":{src},"time_s":{rts!r}}},'
-        f'"rules":{_jlist(rs) if rs else "[]"},"ruleset":{_jstr_c(ruleset_sha256)},'
-        f'"soft":{_jlist(ss) if ss else "[]"}}},"prev":{_jstr(prev)},"seq":{seq},'
+        f'"region":{region},"src":{src},"time_s":{rts!r}{tail}{_jstr(prev)},"seq":{seq},'
         f'"ts":{ts!r},"type":"decision"}}'
     ).encode()
+
+
+_PARTS_CACHE: dict[int, tuple[Any, str, str, tuple[str, str, str]]] = {}
+
+
+def _decision_parts(d: Any, model: str, ruleset: str) -> tuple[str, str, str]:
+    """The body text around ``"preempted"`` and the request, for a decision and the model
+    and rule-set hashes: ``head`` (up to ``"preempt"``'s value), ``mid`` (``"priority"`` to
+    the opening of ``"request"``), ``tail`` (its close to ``"prev":``).
+
+    A :class:`Decision` is immutable and the allowed ones are shared
+    (:func:`~pcnalloc.rules.guard.allowed_decision`), so the parts are kept per decision
+    object (the entry holds the object, so its id is not reused while cached; bounded).
+    """
+    got = _PARTS_CACHE.get(id(d))
+    if got is not None and got[0] is d and got[1] is model and got[2] is ruleset:
+        return got[3]
+    act, prop, prio, icp, pre = d.action, d.proposal, d.priority, d.intercepted, d.preempt
+    if not (
+        type(act) is int
+        and type(prop) is int
+        and type(prio) is int
+        and type(icp) is bool
+        and type(pre) is bool
+    ):
+        raise _NotFixedLayout
+    rs, ss, why = d.rule_ids, d.soft_ids, d.reasons
+    parts = (
+        f'{{"body":{{"action":{act},"intercepted":{"true" if icp else "false"},'
+        f'"model":{_jstr_c(model)},"note":{_jstr_c(d.note)},'
+        f'"preempt":{"true" if pre else "false"}',
+        f',"priority":{prio},"proposal":{prop},'
+        f'"reasons":{"[" + ",".join([_jlist(p) for p in why]) + "]" if why else "[]"},'
+        f'"request":{{',
+        f'}},"rules":{_jlist(rs) if rs else "[]"},"ruleset":{_jstr_c(ruleset)},'
+        f'"soft":{_jlist(ss) if ss else "[]"}}},"prev":',
+    )
+    if len(_PARTS_CACHE) >= 4096:
+        _PARTS_CACHE.clear()
+    _PARTS_CACHE[id(d)] = (d, model, ruleset, parts)
+    return parts
 
 
 def tree_head_message(tree_size: int, root_hex: str, timestamp_ms: int, key_id: str) -> bytes:
