@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pcnalloc.access.errors import AccessConfigError
+from pcnalloc.core.limits import COUNT_MAX, EPOCHS_MAX
 
 
 class _Frozen(BaseModel):
@@ -73,7 +74,9 @@ class BiddingConfig(_Frozen):
 
     beta_plc: float = Field(0.2, gt=0, description="bidding price coefficient β^PLC")
     beta_5g: float = Field(0.2, gt=0, description="bidding price coefficient β^5G")
-    max_rounds: int = Field(1000, ge=1, description="bidding rounds before the capped fallback")
+    max_rounds: int = Field(
+        1000, ge=1, le=COUNT_MAX, description="bidding rounds before the capped fallback"
+    )
 
 
 class AccessConfig(_Frozen):
@@ -81,11 +84,11 @@ class AccessConfig(_Frozen):
 
     grid: str = Field("mv_oberrhein", description="grid whose distribution buses host devices")
     devices: int = Field(100, ge=1, description="number of IoT devices I")
-    plc_subchannels: int = Field(100, ge=0, description="PLC subchannels J1")
-    g5_subchannels: int = Field(28, ge=0, description="5G subchannels J2")
+    plc_subchannels: int = Field(100, ge=0, le=COUNT_MAX, description="PLC subchannels J1")
+    g5_subchannels: int = Field(28, ge=0, le=COUNT_MAX, description="5G subchannels J2")
     quota: int = Field(10, ge=1, description="subchannels per device per slot q_m")
-    epochs: int = Field(10, ge=1, description="epochs V")
-    slots_per_epoch: int = Field(10, ge=1, description="slots per epoch T0")
+    epochs: int = Field(10, ge=1, le=EPOCHS_MAX, description="epochs V")
+    slots_per_epoch: int = Field(10, ge=1, le=EPOCHS_MAX, description="slots per epoch T0")
     slot_s: float = Field(1.0, gt=0, description="slot duration τ (s)")
     symbol_rate: float = Field(14000.0, gt=0, description="OFDM symbol rate N_s (symbols/s)")
     max_bits_per_symbol: int = Field(8, ge=1, description="R_max (bits/symbol)")

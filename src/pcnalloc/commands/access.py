@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
+from pcnalloc.core.limits import EPISODES_MAX, SEED_MAX, SEEDS_MAX
 
 OverwriteOpt = Annotated[
     bool, typer.Option(help="replace existing outputs (once the new ones are whole)")
@@ -76,8 +77,8 @@ def register(app: typer.Typer) -> None:
         policies: Annotated[
             str, typer.Option(help="comma-separated access policies")
         ] = "matching,raf,raom,all-plc,all-5g,greedy",
-        seed: Annotated[int, typer.Option(help="episode seed")] = 0,
-        devices: Annotated[int | None, typer.Option(help="override I")] = None,
+        seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="episode seed")] = 0,
+        devices: Annotated[int | None, typer.Option(min=1, help="override I (≤ J1 + J2)")] = None,
         grid: Annotated[str | None, typer.Option(help="override the grid case")] = None,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
@@ -127,7 +128,7 @@ def register(app: typer.Typer) -> None:
         policies: Annotated[
             str, typer.Option(help="comma-separated policies")
         ] = "matching,raf,raom",
-        seeds: Annotated[int, typer.Option(min=1, help="seeds 0..N-1 per cell")] = 3,
+        seeds: Annotated[int, typer.Option(min=1, max=SEEDS_MAX, help="seeds 0..N-1 per cell")] = 3,
         devices: Annotated[str, typer.Option(help="I values")] = "10,30,50,70,90,110",
         g5_shares: Annotated[str, typer.Option(help="5G shares (%)")] = "15,30,45,60",
         sinr_min: Annotated[str, typer.Option(help="SINR_min values (dB)")] = "8,10,12.3,14,16",
@@ -246,11 +247,14 @@ def register_learned(access_app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="folder for teacher, library and student")] = Path(
             "out/access_learned"
         ),
-        episodes: Annotated[int, typer.Option(min=1, help="teacher training episodes")] = 120,
+        episodes: Annotated[
+            int, typer.Option(min=1, max=EPISODES_MAX, help="teacher training episodes")
+        ] = 120,
         library_episodes: Annotated[
-            int, typer.Option(min=3, help="teacher rollouts written to the library")
+            int,
+            typer.Option(min=3, max=EPISODES_MAX, help="teacher rollouts written to the library"),
         ] = 40,
-        seed: Annotated[int, typer.Option(min=0, help="training seed")] = 0,
+        seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="training seed")] = 0,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
@@ -290,7 +294,9 @@ def register_learned(access_app: typer.Typer) -> None:
         policies: Annotated[
             str, typer.Option(help="comma-separated specs; learned ones: student@PATH, …")
         ] = "learned@out/access_learned,matching,raf,raom,all-5g",
-        seeds: Annotated[int, typer.Option(min=2, help="evaluation seeds 0..N-1")] = 8,
+        seeds: Annotated[
+            int, typer.Option(min=2, max=SEEDS_MAX, help="evaluation seeds 0..N-1")
+        ] = 8,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         overwrite: OverwriteOpt = False,
@@ -349,7 +355,7 @@ def register_coupling(access_app: typer.Typer) -> None:
         backbone_policy: Annotated[str, typer.Option(help="backbone policy spec")] = "ksp-ff",
         case: Annotated[str, typer.Option(help="backbone grid case")] = "case30",
         load: Annotated[float, typer.Option(min=0.01, help="backbone's own offered load ρ")] = 1.0,
-        seed: Annotated[int, typer.Option(min=0, help="seed of both layers")] = 0,
+        seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="seed of both layers")] = 0,
         config: Annotated[Path | None, typer.Option(help="access YAML overrides")] = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         overwrite: OverwriteOpt = False,

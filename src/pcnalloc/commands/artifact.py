@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.core.limits import ROWS_MAX
 
 artifact_app = typer.Typer(help="Signed edge artifacts (ONNX student + manifest).")
 
@@ -23,9 +24,9 @@ def compile_cmd(
     int8: Annotated[
         bool, typer.Option("--int8", help="also ship an int8 model (gated on argmax agreement)")
     ] = False,
-    rows: Annotated[int, typer.Option(help="library rows for the parity/int8 gates", min=1)] = (
-        4096
-    ),
+    rows: Annotated[
+        int, typer.Option(help="library rows for the parity/int8 gates", min=1, max=ROWS_MAX)
+    ] = 4096,
     min_agreement: Annotated[
         float, typer.Option(help="minimum int8/fp32 argmax agreement", min=0.0, max=1.0)
     ] = 0.995,

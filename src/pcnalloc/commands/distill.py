@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.core.limits import EPISODES_MAX, EPOCHS_MAX, REQUESTS_MAX, SEED_MAX
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -108,10 +109,14 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="closed-loop env seeds, e.g. 100-104 (needs --teacher)")
         ] = "100-104",
         requests: Annotated[
-            int, typer.Option(min=1, help="decisions per closed-loop episode")
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per closed-loop episode")
         ] = 1000,
-        epochs: Annotated[int | None, typer.Option(min=1, help="override config epochs")] = None,
-        seed: Annotated[int | None, typer.Option(min=0, help="override config seed")] = None,
+        epochs: Annotated[
+            int | None, typer.Option(min=1, max=EPOCHS_MAX, help="override config epochs")
+        ] = None,
+        seed: Annotated[
+            int | None, typer.Option(min=0, max=SEED_MAX, help="override config seed")
+        ] = None,
         json_out: Annotated[
             Path | None, typer.Option("--json", help="also write the full report JSON here")
         ] = None,
@@ -197,21 +202,29 @@ def register(app: typer.Typer) -> None:
         ] = None,
         load: Annotated[float, typer.Option(min=0.01, help="offered load ρ")] = 1.0,
         k: Annotated[int, typer.Option(min=1, help="candidate paths K of the action layout")] = 4,
-        episodes: Annotated[int, typer.Option(min=1, help="library episodes per family")] = 16,
-        requests: Annotated[int, typer.Option(min=1, help="decisions per library episode")] = 300,
+        episodes: Annotated[
+            int, typer.Option(min=1, max=EPISODES_MAX, help="library episodes per family")
+        ] = 16,
+        requests: Annotated[
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per library episode")
+        ] = 300,
         config: Annotated[Path | None, typer.Option(help="DistillConfig YAML")] = None,
-        epochs: Annotated[int, typer.Option(min=1, help="distillation epochs")] = 20,
+        epochs: Annotated[
+            int, typer.Option(min=1, max=EPOCHS_MAX, help="distillation epochs")
+        ] = 20,
         student: Annotated[str, typer.Option(help="edge or latent")] = "edge",
         arch: Annotated[str | None, typer.Option(help="student arch (see distill)")] = None,
         eval_seeds: Annotated[str, typer.Option(help="evaluation seeds (< 1000)")] = "300-307",
         eval_requests: Annotated[
-            int, typer.Option(min=1, help="decisions per evaluation episode")
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per evaluation episode")
         ] = 500,
         heuristics: Annotated[
             str, typer.Option(help="heuristics tuned for the teachers and the cell baselines")
         ] = "cspf-pe,llp,lcr,trunk,ksp-ff",
         tune_seeds: Annotated[str, typer.Option(help="tuning seeds (≥ 1000)")] = "5000,5001",
-        tune_requests: Annotated[int, typer.Option(min=1, help="decisions per tuning run")] = 300,
+        tune_requests: Annotated[
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per tuning run")
+        ] = 300,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Multi-policy distillation: a generalist student from scenario-specific teachers,

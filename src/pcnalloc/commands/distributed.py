@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
+from pcnalloc.core.limits import COUNT_MAX, EPISODES_MAX, REQUESTS_MAX, SEED_MAX
 from pcnalloc.errors import ConfigError
 
 SCENARIOS = ("malicious-sites", "false-feedback", "all")
@@ -82,7 +83,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="comma-separated staleness values (s)")
         ] = "0,1,10,60",
         seeds: Annotated[str, typer.Option(help="seeds: 0-2, 1,3,7 …")] = "0-2",
-        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
+        requests: Annotated[
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
+        ] = 2000,
         load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/distributed"),
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
@@ -124,7 +127,9 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="malicious-sites, false-feedback or all")
         ] = "all",
         case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
-        malicious: Annotated[int, typer.Option(min=0, help="malicious sites (seeded draw)")] = 2,
+        malicious: Annotated[
+            int, typer.Option(min=0, max=COUNT_MAX, help="malicious sites (seeded draw)")
+        ] = 2,
         drop_share: Annotated[
             float, typer.Option(min=0, max=1, help="share of relayed flows they drop")
         ] = 0.8,
@@ -132,12 +137,14 @@ def register(app: typer.Typer) -> None:
             float, typer.Option(min=0, max=1, help="share of untruthful feedback")
         ] = 0.1,
         rate: Annotated[str, typer.Option(help="low, high or decisions per slot")] = "high",
-        slots: Annotated[int, typer.Option(min=1, help="reputation slots")] = 30,
+        slots: Annotated[int, typer.Option(min=1, max=EPISODES_MAX, help="reputation slots")] = 30,
         shares: Annotated[
             str, typer.Option(help="false-feedback shares swept (false-feedback scenario)")
         ] = "0,0.1,0.2,0.3,0.4,0.45,0.5",
         seeds: Annotated[str, typer.Option(help="seeds of the false-feedback sweep")] = "0-1",
-        seed: Annotated[int, typer.Option(help="seed of the malicious-sites scenario")] = 0,
+        seed: Annotated[
+            int, typer.Option(min=0, max=SEED_MAX, help="seed of the malicious-sites scenario")
+        ] = 0,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/trust"),
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
     ) -> None:

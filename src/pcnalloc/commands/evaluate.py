@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
+from pcnalloc.core.limits import REQUESTS_MAX, WORKERS_MAX
 
 
 def _split(text: str) -> list[str]:
@@ -39,10 +40,12 @@ def register(app: typer.Typer) -> None:
         cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
         loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "0.5,1.0,1.5",
         seeds: Annotated[str, typer.Option(help="seeds: 0-4, 1,3,7 or 0-2,9")] = "0-4",
-        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 2000,
+        requests: Annotated[
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
+        ] = 2000,
         executor: Annotated[str, typer.Option(help="serial, process or ray")] = "process",
         workers: Annotated[
-            int | None, typer.Option(min=1, help="workers (default: all cores)")
+            int | None, typer.Option(min=1, max=WORKERS_MAX, help="workers (default: all cores)")
         ] = None,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/evaluate"),
         config: Annotated[
@@ -56,7 +59,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--offline-bound", help="also solve the hindsight MILP bound")
         ] = False,
         bound_requests: Annotated[
-            int, typer.Option(min=1, help="window length of the MILP bound (requests)")
+            int,
+            typer.Option(
+                min=1, max=REQUESTS_MAX, help="window length of the MILP bound (requests)"
+            ),
         ] = 200,
         bound_time_limit: Annotated[
             float, typer.Option(min=0.1, help="HiGHS time limit per window (s)")

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX, WORKERS_MAX
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -47,19 +48,31 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Path, typer.Option(help="library folder")],
         cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
         loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0",
-        episodes: Annotated[int, typer.Option(min=1, help="episodes per case and load")] = 8,
+        episodes: Annotated[
+            int, typer.Option(min=1, max=EPISODES_MAX, help="episodes per case and load")
+        ] = 8,
         requests: Annotated[
-            int | None, typer.Option(min=1, help="decisions per episode (default: teacher's)")
+            int | None,
+            typer.Option(
+                min=1, max=REQUESTS_MAX, help="decisions per episode (default: teacher's)"
+            ),
         ] = None,
         explore: Annotated[
             float, typer.Option(min=0.0, max=1.0, help="share of random valid actions")
         ] = 0.05,
-        workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
+        workers: Annotated[
+            int, typer.Option(min=1, max=WORKERS_MAX, help="local worker processes")
+        ] = 2,
         executor: Annotated[str, typer.Option(help="serial, process or ray")] = "process",
         lockstep: Annotated[
-            int, typer.Option(min=1, help="episodes per task, batched through the teacher")
+            int,
+            typer.Option(
+                min=1, max=WORKERS_MAX, help="episodes per task, batched through the teacher"
+            ),
         ] = 8,
-        seed: Annotated[int, typer.Option(min=0, help="env seed of the first episode")] = 200_000,
+        seed: Annotated[
+            int, typer.Option(min=0, max=SEED_MAX, help="env seed of the first episode")
+        ] = 200_000,
         scenario: Annotated[
             str | None,
             typer.Option(
@@ -89,6 +102,12 @@ def register(app: typer.Typer) -> None:
             from pcnalloc.config import EnvConfig, build, read_yaml
 
             base = build(EnvConfig, read_yaml(config), "environment config")
+        from pcnalloc.config import EnvConfig
+        from pcnalloc.network import cached_network
+
+        net_cfg = (base or EnvConfig()).network
+        for c in case_list:  # a bad case is one line here, not a dead worker process later
+            cached_network(c, net_cfg)
         from pcnalloc.library.build import resolve_teacher
 
         for t in teachers:  # bad kinds and scenarios fail before the progress bar opens

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pcnalloc.commands._common import console
+from pcnalloc.core.limits import SEED_MAX
 
 rules_app = typer.Typer(help="Safety rules of the edge rule engine.", no_args_is_help=True)
 
@@ -47,7 +48,7 @@ def check(
 @rules_app.command("explain")
 def explain(
     case: Annotated[str, typer.Option(help="grid case")] = "case30",
-    seed: Annotated[int, typer.Option(help="episode seed")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="episode seed")] = 0,
     step: Annotated[
         int, typer.Option(help="request index to explain (0 = first)", min=0, max=100_000)
     ] = 0,

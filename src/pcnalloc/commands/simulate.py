@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar, write_json
+from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX
 
 
 def summary_table(result: dict[str, Any]) -> Table:
@@ -73,9 +74,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
         ] = None,
         requests: Annotated[
-            int, typer.Option(min=1, max=10_000_000, help="requests to decide")
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="requests to decide")
         ] = 5000,
-        seed: Annotated[int, typer.Option(min=0, help="episode seed")] = 0,
+        seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="episode seed")] = 0,
         config: Annotated[
             Path | None,
             typer.Option(help="EnvConfig YAML; --case/--load/--scenario override it when given"),

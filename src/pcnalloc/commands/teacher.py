@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX, WORKERS_MAX
 
 
 def _loads(text: str) -> tuple[float, ...]:
@@ -29,8 +30,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option(help="offered load ρ, or comma-separated loads cycled per episode"),
         ] = None,
-        steps: Annotated[int | None, typer.Option(min=1, help="environment steps")] = None,
-        seed: Annotated[int | None, typer.Option(min=0, help="training seed")] = None,
+        steps: Annotated[
+            int | None, typer.Option(min=1, max=STEPS_MAX, help="environment steps")
+        ] = None,
+        seed: Annotated[int | None, typer.Option(min=0, max=SEED_MAX, help="training seed")] = None,
         resume: Annotated[
             bool, typer.Option("--resume", help="continue from the latest checkpoint in --out")
         ] = False,
@@ -125,8 +128,12 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         baselines: Annotated[
             str, typer.Option(help="comma-separated baseline specs")
         ] = "ksp-ff,ksp-ff:8,ksp-ff:16,cspf-pe",
-        requests: Annotated[int, typer.Option(min=1, help="decisions per episode")] = 1000,
-        workers: Annotated[int, typer.Option(min=1, help="local worker processes")] = 2,
+        requests: Annotated[
+            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
+        ] = 1000,
+        workers: Annotated[
+            int, typer.Option(min=1, max=WORKERS_MAX, help="local worker processes")
+        ] = 2,
         out: Annotated[Path | None, typer.Option(help="write the sweep JSON here")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Literal, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from pcnalloc.config import build, read_yaml
+from pcnalloc.core.limits import EPOCHS_MAX, SEED_MAX
 
 
 class DistillConfig(BaseModel):
@@ -54,7 +55,9 @@ class DistillConfig(BaseModel):
     lr: float = Field(3e-3, gt=0, description="Adam learning rate")
     weight_decay: float = Field(0.0, ge=0, description="Adam L2 weight decay")
     batch_size: int = Field(512, ge=1, description="rows per gradient step")
-    epochs: int = Field(60, ge=1, description="maximum passes over the training rows")
+    epochs: int = Field(
+        60, ge=1, le=EPOCHS_MAX, description="maximum passes over the training rows"
+    )
     patience: int = Field(
         8, ge=1, description="epochs without a validation-loss improvement before stopping"
     )
@@ -72,7 +75,9 @@ class DistillConfig(BaseModel):
         "trained on and never used for model selection; fidelity is reported on it (0 = no "
         "test split, fidelity falls back to the validation split and says so)",
     )
-    seed: int = Field(0, ge=0, description="seed of the split, weight init and shuffling")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="seed of the split, weight init and shuffling"
+    )
     read_batch_rows: int = Field(
         16_384, ge=1, description="rows read from Parquet per streamed chunk"
     )

@@ -21,6 +21,7 @@ import numpy as np
 from pcnalloc.baselines.registry import display_name, make_policy
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.core.executors import Executor, SerialExecutor
+from pcnalloc.core.limits import SEED_MAX, SEEDS_MAX
 from pcnalloc.errors import ConfigError
 from pcnalloc.evaluate.runner import run_policy
 
@@ -99,8 +100,10 @@ def parse_seeds(spec: str) -> list[int]:
                 f"bad seed spec {part!r} in {spec!r}; accepted: integers, ranges like 0-4, "
                 "comma-separated"
             ) from None
-        if b < a or a < 0:
-            raise ConfigError(f"bad seed range {part!r}; accepted: 0 ≤ start ≤ end")
+        if b < a or a < 0 or b > SEED_MAX:
+            raise ConfigError(f"bad seed range {part!r}; accepted: 0 ≤ start ≤ end ≤ {SEED_MAX}")
+        if len(seeds) + b - a + 1 > SEEDS_MAX:  # checked before the list is built
+            raise ConfigError(f"seed spec {spec!r} names more than {SEEDS_MAX:,} seeds")
         seeds.extend(range(a, b + 1))
     if not seeds or len(set(seeds)) != len(seeds):
         raise ConfigError(f"seed spec {spec!r} must name distinct seeds")

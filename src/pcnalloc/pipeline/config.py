@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
+from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX
 
 Load = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
 """An offered load ρ, as the environment accepts it (checked before stage one runs)."""
@@ -27,8 +28,8 @@ class LibraryStage(_Frozen):
 
     cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases rolled out")
     loads: tuple[Load, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
-    episodes: int = Field(8, ge=1, description="episodes per (case, load)")
-    requests: int = Field(1000, ge=1, description="decisions per episode")
+    episodes: int = Field(8, ge=1, le=EPISODES_MAX, description="episodes per (case, load)")
+    requests: int = Field(1000, ge=1, le=REQUESTS_MAX, description="decisions per episode")
     explore: float = Field(0.05, ge=0, le=1, description="share of random valid actions")
 
 
@@ -41,7 +42,9 @@ class DistillStage(_Frozen):
     )
     ablation: bool = Field(True, description="also train KL-only, +hard, +hard+soft")
     eval_seeds: tuple[Seed, ...] = Field((300, 301), description="closed-loop fidelity seeds")
-    eval_requests: int = Field(1000, ge=1, description="decisions per closed-loop episode")
+    eval_requests: int = Field(
+        1000, ge=1, le=REQUESTS_MAX, description="decisions per closed-loop episode"
+    )
 
 
 class CompileStage(_Frozen):
@@ -72,7 +75,7 @@ class EvaluateStage(_Frozen):
     cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases")
     loads: tuple[Load, ...] = Field((0.5, 1.0, 1.5), min_length=1, description="offered loads")
     seeds: tuple[Seed, ...] = Field((100, 101, 102), min_length=1, description="episode seeds")
-    requests: int = Field(1000, ge=1, description="decisions per episode")
+    requests: int = Field(1000, ge=1, le=REQUESTS_MAX, description="decisions per episode")
     bound_cases: tuple[str, ...] = Field(("case30",), description="cases of the MILP windows")
     bound_requests: int = Field(200, ge=0, description="requests per MILP window (0 = skip)")
     bound_seeds: tuple[Seed, ...] = Field((100,), description="seeds of the MILP windows")
@@ -123,7 +126,7 @@ class EvaluateStage(_Frozen):
 class RunConfig(_Frozen):
     """All stages of the main job."""
 
-    seed: int = Field(0, ge=0, description="seed of teacher training and distillation")
+    seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of teacher training and distillation")
     env: EnvConfig = Field(default_factory=EnvConfig, description="training environment")
     teacher: dict[str, Any] = Field(
         default_factory=dict, description="TeacherConfig overrides (steps, lr, loads …)"

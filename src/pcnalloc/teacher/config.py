@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pcnalloc.config import EnvConfig, build, read_yaml
+from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX
 
 TRAIN_SEED_BASE = 1_000_000
 """Training env seeds start here; held-out evaluation seeds lie below."""
@@ -30,8 +31,12 @@ class TeacherConfig(BaseModel):
     loads: tuple[float, ...] = Field(
         (1.0,), min_length=1, description="offered loads ρ cycled over training episodes"
     )
-    steps: int = Field(30_000, ge=1, description="environment steps (decisions) to train for")
-    seed: int = Field(0, ge=0, description="seed of network init, exploration and replay")
+    steps: int = Field(
+        30_000, ge=1, le=STEPS_MAX, description="environment steps (decisions) to train for"
+    )
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="seed of network init, exploration and replay"
+    )
     threads: int = Field(1, ge=1, description="torch intra-op threads")
     n_envs: int = Field(
         8,
@@ -125,7 +130,9 @@ class TeacherConfig(BaseModel):
     eval_seeds: tuple[int, ...] = Field(
         (90_001, 90_002), description="held-out env seeds of the periodic evaluation"
     )
-    eval_requests: int = Field(500, ge=1, description="requests per evaluation episode")
+    eval_requests: int = Field(
+        500, ge=1, le=REQUESTS_MAX, description="requests per evaluation episode"
+    )
     eval_baseline: str = Field("ksp-ff", description="baseline policy the evaluation compares to")
     eval_scenario: str | None = Field(
         None,

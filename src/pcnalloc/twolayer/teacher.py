@@ -33,6 +33,7 @@ from pcnalloc.access.config import AccessConfig
 from pcnalloc.access.errors import AccessConfigError
 from pcnalloc.access.features import FEATURES, N_FEATURES, device_features
 from pcnalloc.access.policy import cap_modes
+from pcnalloc.core.limits import EPISODES_MAX, SEED_MAX
 
 if TYPE_CHECKING:
     from pcnalloc.access.env import AccessEnv
@@ -49,7 +50,9 @@ class AccessTeacherConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    episodes: int = Field(120, ge=1, description="training episodes (V epochs each)")
+    episodes: int = Field(
+        120, ge=1, le=EPISODES_MAX, description="training episodes (V epochs each)"
+    )
     gamma: float = Field(0.9, ge=0, lt=1, description="discount per epoch")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(256, ge=1, description="device transitions per gradient step")
@@ -65,7 +68,9 @@ class AccessTeacherConfig(BaseModel):
     )
     huber_delta: float = Field(1.0, gt=0, description="Huber loss δ")
     max_grad_norm: float = Field(10.0, gt=0, description="gradient clipping")
-    seed: int = Field(0, ge=0, description="seed of weights, exploration and episode seeds")
+    seed: int = Field(
+        0, ge=0, le=SEED_MAX, description="seed of weights, exploration and episode seeds"
+    )
     threads: int = Field(1, ge=1, description="torch intra-op threads")
 
     def train_seed(self, episode: int) -> int:
