@@ -99,7 +99,7 @@ PROBES: list[Probe] = [
         "keys new --out is a file",
         lambda k: ["keys", "new", "--out", str(k.write("f", "x"))],
         2,
-        "cannot use",
+        "is a file; give a folder",
     ),
     (
         "teacher train --out is a file",
@@ -324,6 +324,283 @@ PROBES: list[Probe] = [
 ]
 
 
+def _earlier_run(k: Kit, run: str) -> Path:
+    """A TensorBoard log folder already holding ``run`` (an earlier run's events)."""
+    tb = k.path("tb")
+    (tb / run).mkdir(parents=True)
+    (tb / run / "events.out.tfevents.1").write_bytes(b"earlier")
+    return tb
+
+
+SMALL_ACCESS = "devices: 8\nplc_subchannels: 8\ng5_subchannels: 3\nquota: 2\nepochs: 2\n"
+PROBES += [
+    # outputs of the verbs added since the review: checked before any work
+    (
+        "access simulate --json is an existing file",
+        lambda k: ["access", "simulate", "--json", str(k.write("r.json", "{}"))],
+        2,
+        "pass --overwrite",
+    ),
+    (
+        "access evaluate --out is a file",
+        lambda k: ["access", "evaluate", "--out", str(k.write("f", "x"))],
+        2,
+        "is a file; give a folder",
+    ),
+    (
+        "access train --out is a file",
+        lambda k: ["access", "train", "--out", str(k.write("f", "x"))],
+        2,
+        "is a file; give a folder",
+    ),
+    (
+        "access compare --json is a folder",
+        lambda k: ["access", "compare", "--policies", "matching,raf", "--json", str(k.root)],
+        2,
+        "is a folder; give a file",
+    ),
+    (
+        "access couple --json under a file",
+        lambda k: ["access", "couple", "--json", str(k.write("f", "x") / "r.json")],
+        2,
+        "is a file, not a folder",
+    ),
+    (
+        "generalise --out is an existing folder",
+        lambda k: ["generalise", "--out", str(k.root / "lib")],
+        2,
+        "pass --overwrite",
+    ),
+    (
+        "audit head --out is an existing file",
+        lambda k: [
+            "audit",
+            "head",
+            "none.log",
+            "--public-key",
+            str(k.root / "keys" / "pcnalloc.pub"),
+            "--out",
+            str(k.write("head.json", "published\n")),
+        ],
+        2,
+        "pass --overwrite",
+    ),
+    (
+        "audit prove --out is a folder",
+        lambda k: ["audit", "prove", "none.log", "--index", "0", "--out", str(k.root)],
+        2,
+        "is a folder; give a file",
+    ),
+    (
+        "audit consistency --out is an existing file",
+        lambda k: [
+            "audit",
+            "consistency",
+            "none.log",
+            "--old-size",
+            "1",
+            "--out",
+            str(k.write("c.json", "{}")),
+        ],
+        2,
+        "pass --overwrite",
+    ),
+    (
+        "audit repair --backup is a folder",
+        lambda k: [
+            "audit",
+            "repair",
+            "none.log",
+            "--public-key",
+            str(k.root / "keys" / "pcnalloc.pub"),
+            "--backup",
+            str(k.root),
+        ],
+        2,
+        "is a folder; give a file",
+    ),
+    (
+        "serve --audit is a folder (before the artifact is read)",
+        lambda k: [
+            "serve",
+            "--artifact",
+            "none",
+            "--public-key",
+            "none.pub",
+            "--region",
+            "0",
+            "--port",
+            "8999",
+            "--audit",
+            str(k.root),
+        ],
+        2,
+        "is a folder; give a file",
+    ),
+    (
+        "teacher train --tensorboard: the run folder holds an earlier run",
+        lambda k: [
+            "teacher",
+            "train",
+            "--out",
+            str(k.path("t")),
+            "--tensorboard",
+            str(_earlier_run(k, "teacher")),
+        ],
+        2,
+        "pass --overwrite",
+    ),
+    (
+        "distill --tensorboard: the run folder holds an earlier run",
+        lambda k: [
+            "distill",
+            "--library",
+            str(k.root / "lib"),
+            "--out",
+            str(k.path("s")),
+            "--tensorboard",
+            str(_earlier_run(k, "student/s")),
+        ],
+        2,
+        "pass --overwrite",
+    ),
+    # numbers out of range, on every verb (tests/commands/test_cli_number_ranges.py sweeps all)
+    ("access simulate --seed -1", lambda k: ["access", "simulate", "--seed", "-1"], 2, "'--seed'"),
+    (
+        "teacher train --seed 10^23 (a C long overflow)",
+        lambda k: ["teacher", "train", "--out", str(k.path("t")), "--seed", str(10**23)],
+        2,
+        "'--seed'",
+    ),
+    (
+        "library build --requests 10^11",
+        lambda k: [
+            "library",
+            "build",
+            "--teacher",
+            "ksp-ff",
+            "--out",
+            str(k.path("l")),
+            "--requests",
+            str(10**11),
+        ],
+        2,
+        "'--requests'",
+    ),
+    (
+        "access compare --seeds 10^12 (MemoryError)",
+        lambda k: ["access", "compare", "--seeds", str(10**12)],
+        2,
+        "'--seeds'",
+    ),
+    (
+        "evaluate --seeds 0-100000000000 (MemoryError)",
+        lambda k: ["evaluate", "--seeds", "0-100000000000", "--out", str(k.path("ev"))],
+        2,
+        "bad seed range",
+    ),
+    (
+        "teacher config seed: 1e23",
+        lambda k: [
+            "teacher",
+            "train",
+            "--out",
+            str(k.path("t")),
+            "--config",
+            str(k.write("t.yaml", "seed: 100000000000000000000000\n")),
+        ],
+        2,
+        "seed",
+    ),
+    (
+        "access config epochs: 10^10 (ran for days)",
+        lambda k: [
+            "access",
+            "simulate",
+            "--config",
+            str(k.write("a.yaml", SMALL_ACCESS + "epochs: 10000000000\n")),
+        ],
+        2,
+        "epochs",
+    ),
+    # formats: the rest of the validation at the edge
+    (
+        "graph JSON: duplicate site ids",
+        lambda k: ["network", "show", str(_graph_doc(k, dup_site=True))],
+        2,
+        "duplicate site ids",
+    ),
+    (
+        "graph JSON: a link to no site",
+        lambda k: ["network", "show", str(k.graph_with(b="ZZZ"))],
+        2,
+        "names no site",
+    ),
+    (
+        "library part replaced by another valid Parquet",
+        lambda k: ["library", "info", str(k.library_copy(_fewer_rows))],
+        2,
+        "differs from the manifest",
+    ),
+    (
+        "distill: Parquet corrupted in the middle",
+        lambda k: [
+            "distill",
+            "--library",
+            str(k.library_copy(_zero_middle)),
+            "--out",
+            str(k.path("s")),
+        ],
+        2,
+        "is corrupted",
+    ),
+    (
+        "compile: Parquet corrupted in the middle",
+        lambda k: [
+            "compile",
+            "--student",
+            str(_wrong_student(k)),
+            "--library",
+            str(k.library_copy(_zero_middle)),
+            "--key",
+            str(k.root / "keys" / "pcnalloc.key"),
+            "--out",
+            str(k.path("art")),
+        ],
+        2,
+        "is corrupted",
+    ),
+    (
+        "failed library build into new folders leaves none",
+        lambda k: [
+            "library",
+            "build",
+            "--teacher",
+            "ksp-ff",
+            "--cases",
+            "case_nope",
+            "--out",
+            str(k.path("new") / "a" / "b"),
+        ],
+        2,
+        "case_nope",
+    ),
+]
+
+
+def _fewer_rows(p: Path) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(pq.read_table(p).slice(0, 5), p)
+
+
+def _graph_doc(k: Kit, *, dup_site: bool) -> Path:
+    doc = json.loads(k.graph.read_text())
+    if dup_site:
+        doc["sites"].append(dict(doc["sites"][0]))
+    return k.write("g.json", json.dumps(doc))
+
+
 def _wrong_student(k: Kit) -> Path:
     import torch
 
@@ -335,7 +612,8 @@ def _wrong_student(k: Kit) -> Path:
 @pytest.mark.parametrize(("probe", "argv", "code", "fragment"), PROBES, ids=[p[0] for p in PROBES])
 def test_probe(kit: Kit, capsys, probe: str, argv, code: int, fragment: str) -> None:
     args = argv(kit)
-    outs = [Path(args[i + 1]) for i, a in enumerate(args) if a in ("--out", "--json", "--audit")]
+    flags = ("--out", "--json", "--audit", "--png", "--backup", "--tensorboard")
+    outs = [Path(args[i + 1]) for i, a in enumerate(args) if a in flags]
     absent = [q for p in outs for q in (p, p.parent) if not q.exists()]
     capsys.readouterr()
     try:
