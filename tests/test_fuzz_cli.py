@@ -1,5 +1,5 @@
-"""Fuzz harness: generated configs, graph JSONs and rule files through the real CLI entry
-point, in-process (``pcnalloc.cli.main`` with an argv).
+"""Fuzz harness: generated configs (simulate, teacher, run, access, distill), graph JSONs and
+rule files through the real CLI entry point, in-process (``pcnalloc.cli.main`` with an argv).
 
 Each input is a valid document, or one mutated at a random place (a nasty value, a deleted or
 unknown key, a document of another type) and sometimes corrupted as bytes (truncated, a byte
@@ -7,7 +7,8 @@ that is not UTF-8). The oracle: an invalid input exits 2 with a single ``error:`
 stderr and no traceback; a valid input exits 0; nothing exits 1 (an internal error). Inputs
 that are invalid by construction must exit 2; mutations that may or may not be valid may
 exit 0 or 2. Long training and pipeline work is stubbed after validation (the verbs' own
-checks and the output handling run for real); ``simulate`` runs for real, 5 decisions.
+checks and the output handling run for real); ``simulate`` runs for real, 5 decisions, and
+``access simulate`` for real on 8 devices and at most 2 × 2 slots.
 
 The default run keeps to a few hundred examples; ``-m slow`` runs ten times as many.
 """
@@ -283,8 +284,19 @@ def graph_case(data: st.DataObject, capsys, base: dict[str, Any]) -> None:
         raw, how = corrupt(data, json.dumps(doc).encode())
         broken = how == "utf8"
         expect = "error" if broken else "either"
-        number = data.draw(st.sampled_from(["length_km", "capacity_mbps", "circuits", None]))
-        if number is not None and not broken and isinstance(doc, dict) and doc.get("links"):
+        number = data.draw(
+            st.sampled_from(["length_km", "capacity_mbps", "circuits", "site id", "link end", None])
+        )
+        sites = isinstance(doc, dict) and isinstance(doc.get("sites"), list) and doc["sites"]
+        if number in ("site id", "link end") and not broken and sites:
+            if number == "site id" and isinstance(sites[0], dict) and "id" in sites[0]:
+                doc["sites"].append(dict(sites[0]))  # a duplicate id
+                raw, expect = json.dumps(doc).encode(), "error"
+            elif number == "link end" and isinstance(doc.get("links"), list) and doc["links"]:
+                if isinstance(doc["links"][0], dict):
+                    doc["links"][0]["b"] = "no_such_site"
+                    raw, expect = json.dumps(doc).encode(), "error"
+        elif number is not None and not broken and isinstance(doc, dict) and doc.get("links"):
             bad = data.draw(st.sampled_from([math.nan, math.inf, -1.0, 0.0, 1e30, -1e30]))
             if number == "circuits":
                 bad = data.draw(st.sampled_from([-1, 0, 10**30]))
@@ -296,6 +308,69 @@ def graph_case(data: st.DataObject, capsys, base: dict[str, Any]) -> None:
         p.write_bytes(raw)
         check(["network", "show", str(p)], capsys, expect=expect, raw=raw)
     CORPUS["graph json"] += 1
+
+
+ACCESS_BASE = {"plc_subchannels": 8, "g5_subchannels": 3}
+
+
+def access_doc(data: st.DataObject) -> dict[str, Any]:
+    return {
+        **ACCESS_BASE,
+        "devices": data.draw(st.integers(1, 8)),
+        "quota": data.draw(st.integers(1, 2)),
+        "epochs": data.draw(st.integers(1, 2)),
+        "slots_per_epoch": data.draw(st.integers(1, 2)),
+        "alpha": data.draw(st.floats(0.0, 900.0)),
+        "sinr_min_db": data.draw(st.floats(8.0, 16.0)),
+        "cost_per_gbit": data.draw(st.floats(0.0, 1.0)),
+        "bidding": {"max_rounds": data.draw(st.integers(1, 50))},
+    }
+
+
+def access_case(data: st.DataObject, capsys) -> None:
+    raw, expect = _case(data, access_doc(data))
+    if expect != "ok" and data.draw(st.booleans()):  # a huge count: refused, not run for days
+        doc = access_doc(data)
+        key = data.draw(st.sampled_from(["epochs", "slots_per_epoch", "plc_subchannels"]))
+        doc[key] = data.draw(st.sampled_from([10**10, 2**63, -3]))
+        raw, expect = _yaml(doc), "error"
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "access.yaml"
+        p.write_bytes(raw)
+        argv = ["access", "simulate", "--policies", "matching", "--config", str(p)]
+        check([*argv, "--json", str(Path(d) / "r.json")], capsys, expect=expect, raw=raw)
+        assert sorted(x.name for x in Path(d).iterdir()) in (
+            ["access.yaml"],
+            ["access.yaml", "r.json"],
+        )
+    CORPUS["access config"] += 1
+
+
+def distill_doc(data: st.DataObject) -> dict[str, Any]:
+    return {
+        "epochs": data.draw(st.integers(1, 5)),
+        "lr": data.draw(st.floats(1e-4, 1e-2)),
+        "tau": data.draw(st.floats(0.01, 1.0)),
+        "lambda_hard": data.draw(st.floats(0.0, 5.0)),
+        "batch_size": data.draw(st.sampled_from([64, 128])),
+        "seed": data.draw(st.integers(0, 100)),
+    }
+
+
+def distill_case(data: st.DataObject, capsys, library: Path) -> None:
+    raw, expect = _case(data, distill_doc(data))
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "distill.yaml"
+        p.write_bytes(raw)
+        out = Path(d) / "s"
+        argv = ["distill", "--library", str(library), "--config", str(p), "--out", str(out)]
+        if check(argv, capsys, expect=expect, raw=raw) == 0:
+            assert (out / "stub.json").is_file()
+        assert sorted(x.name for x in Path(d).iterdir()) in (
+            ["distill.yaml"],
+            ["distill.yaml", "s"],
+        )
+    CORPUS["distill config"] += 1
 
 
 FIELDS = ["hops", "grant", "latency_over_bound", "util_after", "min_trust", "kbps"]
@@ -385,6 +460,29 @@ def stub_work(monkeypatch):
     )
 
 
+@pytest.fixture
+def stub_distill(monkeypatch):
+    """The distillation stubbed after its config is validated (and its --out checked)."""
+    import pcnalloc.distill.fidelity as fidelity
+    import pcnalloc.distill.run as drun
+
+    def fake(library, *, out_dir, **kw):  # type: ignore[no-untyped-def]
+        (Path(out_dir) / "stub.json").write_text("{}")
+        return {}
+
+    monkeypatch.setattr(drun, "run_distillation", fake)
+    monkeypatch.setattr(fidelity, "fidelity_table", lambda *a, **k: "")
+
+
+@pytest.fixture(scope="module")
+def fuzz_library(tmp_path_factory: pytest.TempPathFactory, tiny_graph_file: Path) -> Path:
+    out = tmp_path_factory.mktemp("fuzzlib") / "lib"
+    args = ["library", "build", "--teacher", "ksp-ff", "--out", str(out), "--cases"]
+    args += [str(tiny_graph_file), "--episodes", "1", "--requests", "20", "--executor", "serial"]
+    assert main(args) == 0
+    return out
+
+
 @pytest.fixture(scope="module")
 def graph_base(tiny_graph_file: Path) -> dict[str, Any]:
     return json.loads(tiny_graph_file.read_text())
@@ -398,7 +496,7 @@ def _slow(n: int):
     return settings(max_examples=n * SLOW_FACTOR, **SETTINGS)
 
 
-N_GRAPH, N_RULES, N_SIM, N_TEACHER, N_RUN = 50, 60, 12, 40, 30
+N_GRAPH, N_RULES, N_SIM, N_TEACHER, N_RUN, N_ACCESS, N_DISTILL = 50, 60, 12, 40, 30, 20, 30
 
 
 @_fast(N_GRAPH)
@@ -429,6 +527,18 @@ def test_fuzz_teacher_config(data, capsys, tiny_graph_file, stub_work) -> None:
 @given(data=st.data())
 def test_fuzz_run_config(data, capsys, tiny_graph_file, stub_work) -> None:
     run_case(data, capsys, tiny_graph_file)
+
+
+@_fast(N_ACCESS)
+@given(data=st.data())
+def test_fuzz_access_config(data, capsys) -> None:
+    access_case(data, capsys)
+
+
+@_fast(N_DISTILL)
+@given(data=st.data())
+def test_fuzz_distill_config(data, capsys, fuzz_library, stub_distill) -> None:
+    distill_case(data, capsys, fuzz_library)
 
 
 @pytest.mark.slow
@@ -464,3 +574,17 @@ def test_fuzz_teacher_config_large(data, capsys, tiny_graph_file, stub_work) -> 
 @given(data=st.data())
 def test_fuzz_run_config_large(data, capsys, tiny_graph_file, stub_work) -> None:
     run_case(data, capsys, tiny_graph_file)
+
+
+@pytest.mark.slow
+@_slow(N_ACCESS)
+@given(data=st.data())
+def test_fuzz_access_config_large(data, capsys) -> None:
+    access_case(data, capsys)
+
+
+@pytest.mark.slow
+@_slow(N_DISTILL)
+@given(data=st.data())
+def test_fuzz_distill_config_large(data, capsys, fuzz_library, stub_distill) -> None:
+    distill_case(data, capsys, fuzz_library)
