@@ -1,10 +1,13 @@
-"""Package conventions: cheap import that registers the envs, --version, license metadata."""
+"""Package conventions: cheap import that registers the envs, --version, license metadata,
+shell completion, ranges pinned by constraints.txt, one output root."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from importlib.metadata import metadata, version
+
+import pytest
 
 from pcnalloc.cli import main
 
@@ -44,3 +47,112 @@ def test_version_flag_prints_the_installed_version(capsys) -> None:
 def test_license_is_an_spdx_expression() -> None:
     md = metadata("pcnalloc")
     assert md.get("License-Expression") == "Apache-2.0"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, **extra}
+
+
+def test_shell_completion_completes_verbs() -> None:
+    """Typer's completion protocol: the shell sets _PCNALLOC_COMPLETE and the words so far."""
+    exe = [sys.executable, "-c", "import sys; from pcnalloc.cli import main; sys.exit(main())"]
+    out = subprocess.run(
+        exe,
+        env=_env(_PCNALLOC_COMPLETE="complete_bash", COMP_WORDS="pcnalloc netw", COMP_CWORD="1"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    assert out.stdout.split() == ["network"]
+    script = subprocess.run(
+        [*exe, "--show-completion", "bash"], capture_output=True, text=True, timeout=300
+    )
+    assert "_PCNALLOC_COMPLETE=complete_bash" in script.stdout
+
+
+def _requirement_names(reqs: list[str]) -> dict[str, str]:
+    import re
+
+    out = {}
+    for r in reqs:
+        m = re.match(r"\s*([A-Za-z0-9_.\-]+)(\[[^\]]*\])?\s*(.*)", r)
+        assert m is not None, r
+        out[m.group(1).lower().replace("_", "-")] = m.group(3)
+    return out
+
+
+def exact_pins(reqs: list[str]) -> list[str]:
+    """Requirements pinned to one version (``==`` / ``===``), which clash with users' stacks."""
+    return [f"{n}{spec}" for n, spec in _requirement_names(reqs).items() if "==" in spec]
+
+
+def test_project_declares_ranges_and_constraints_pin_them() -> None:
+    from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    reqs = list(project["dependencies"])
+    for extra in project["optional-dependencies"].values():
+        reqs += [r for r in extra if not r.startswith("pcnalloc")]
+    assert exact_pins(reqs) == []
+    assert exact_pins(["torch==2.4.0", "numpy>=2"]) == ["torch==2.4.0"]  # planted: caught
+    pins = {}
+    for line in (root / "constraints.txt").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if line:
+            name, _, ver = line.partition("==")
+            assert ver, f"constraints.txt line {line!r} is not an exact pin"
+            pins[name.strip().lower()] = ver
+    unpinned = sorted(set(_requirement_names(reqs)) - set(pins))
+    assert unpinned == [], f"declared but not pinned in constraints.txt: {unpinned}"
+
+
+def test_a_license_file_ships_with_the_distribution() -> None:
+    from importlib.metadata import distribution
+
+    md = metadata("pcnalloc")
+    assert "LICENSE" in (md.get_all("License-File") or [])
+    files = [str(f) for f in distribution("pcnalloc").files or []]
+    assert any(f.endswith("LICENSE") for f in files), files
+
+
+def _path_defaults() -> list[tuple[str, str, str]]:
+    """(verb, option, default) for every option whose default is a filesystem path."""
+    from pathlib import PurePath
+
+    import typer
+
+    from pcnalloc.cli import app
+
+    def walk(cmd, words):  # type: ignore[no-untyped-def]
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            for name, sub in subs.items():
+                yield from walk(sub, [*words, name])
+        else:
+            yield " ".join(words), cmd
+
+    return [
+        (verb, p.name or "", str(p.default))
+        for verb, cmd in walk(typer.main.get_command(app), [])
+        for p in cmd.params
+        if isinstance(p.default, PurePath)
+    ]
+
+
+def test_every_verb_writes_under_one_output_root() -> None:
+    defaults = _path_defaults()
+    assert len(defaults) >= 7  # evaluate, run, tune, access, distributed, trust have one
+    assert outside_out(defaults) == [], f"output defaults outside out/: {outside_out(defaults)}"
+    planted = ("teacher train", "out", "runs/teacher")  # the old second root is caught
+    assert outside_out([*defaults, planted]) == [planted]
+
+
+def outside_out(defaults: list[tuple[str, str, str]]) -> list[tuple[str, str, str]]:
+    """The (verb, option, default) whose default path is not under ``out/``."""
+    return [d for d in defaults if d[2].split("/")[0] != "out"]
