@@ -15,6 +15,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import pytest
+
 import pcnalloc
 
 LAYERS: dict[str, int] = {
@@ -94,13 +96,30 @@ def test_the_rule_catches_a_planted_upward_import(tmp_path, monkeypatch) -> None
     assert ("rules", "envs") in import_edges()
 
 
-def test_edge_runtime_imports_no_torch_or_pandapower() -> None:
+EDGE_IMPORTS = (
+    "import importlib, pkgutil, pcnalloc.edge\n"
+    "for m in pkgutil.iter_modules(pcnalloc.edge.__path__):\n"
+    "    importlib.import_module('pcnalloc.edge.' + m.name)\n"
+)
+"""Imports the edge package and every module in it (the service included)."""
+
+
+def heavy_modules_after(imports: str) -> list[str]:
+    """The training-stack modules loaded by a fresh interpreter after ``imports``."""
     code = (
-        "import sys\n"
-        "import pcnalloc.edge.agent, pcnalloc.edge.artifact, pcnalloc.edge.audit\n"
+        f"import sys\n{imports}"
         "print(sorted(m for m in ('torch', 'torch_geometric', 'pandapower') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
     )
-    assert out.stdout.strip() == "[]"
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
+
+
+def test_edge_runtime_imports_no_torch_or_pandapower() -> None:
+    assert heavy_modules_after(EDGE_IMPORTS) == []
+
+
+def test_the_edge_check_catches_a_planted_torch_import() -> None:
+    pytest.importorskip("torch")
+    assert heavy_modules_after(EDGE_IMPORTS + "import torch\n") == ["torch"]
