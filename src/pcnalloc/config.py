@@ -232,9 +232,9 @@ class EnvConfig(_Frozen):
         None,
         ge=1,
         le=64,
-        description="choose the K candidates by state from this many shortest routes: routes "
-        "with an action valid without pre-emption first, then those valid only by pre-empting, "
-        "then the rest, each group shortest first (None or ≤ K = the K shortest routes)",
+        description="offer the K shortest of this many shortest routes that can carry the "
+        "request now (a valid action, pre-empting or not), filled up with the rest (None or "
+        "≤ K = the K shortest routes; pcnalloc.envs.candidates)",
     )
     grant_levels: int = Field(3, ge=1, le=4, description="grant slots L per candidate path")
     history: int = Field(16, ge=1, le=256, description="requests W kept in the history")

@@ -24,15 +24,33 @@ def _cfg(pool: int | None, **kw):
 
 
 def test_slot_ranks_by_hand() -> None:
-    L = 2  # 4 slots: [free, pre-empting only, present invalid, absent]
+    L = 2  # 4 slots: [valid, valid by pre-empting, present invalid, absent]
     mask = np.array([1, 0, 0, 1, 0, 0, 0, 0, 1], dtype=np.int8)
-    pre = np.array([0, 0, 0, 1, 0, 0, 0, 0, 0], dtype=bool)
     present = np.array([True, True, True, False])
-    assert slot_ranks(mask, pre, present, L).tolist() == [0, 1, 2, 3]
-    # a slot with one free and one pre-empting action is free
-    mask2 = np.array([1, 1, 0, 0, 0, 0, 0, 0, 1], dtype=np.int8)
-    pre2 = np.array([0, 1, 0, 0, 0, 0, 0, 0, 0], dtype=bool)
-    assert slot_ranks(mask2, pre2, np.ones(4, bool), L).tolist() == [0, 2, 2, 2]
+    assert slot_ranks(mask, present, L).tolist() == [0, 0, 1, 2]
+    # the reject action (always valid) does not make a slot valid
+    assert slot_ranks(np.array([0] * 8 + [1], np.int8), np.ones(4, bool), L).tolist() == [1] * 4
+
+
+def test_pool_keeps_the_k_shortest_when_they_can_carry_the_request() -> None:
+    from pcnalloc.envs.features import evaluate
+
+    cfg = _cfg(16, scenario="normal", load=0.3)
+    env = PowerCommEnv(cfg, observation="compact")
+    pool_cfg = cfg.model_copy(update={"k_paths": 16, "candidate_pool": None})
+    env.reset(seed=3)
+    K, L, checked = cfg.k_paths, cfg.grant_levels, 0
+    for _ in range(100):
+        pool = env.current_route_pool
+        ev = evaluate(
+            env.state, pool, env.current_request, env.catalog, pool_cfg, env.current_priority
+        )
+        if ev.mask_A[: K * L].reshape(K, L).any(axis=1).all():  # the K shortest can carry it
+            assert np.array_equal(env.current_candidates.links_KH, pool.links_KH[:K])
+            checked += 1
+        valid = np.flatnonzero(env.action_masks()[:-1])
+        env.step(int(valid[0]) if valid.size else env.reject_action)
+    assert checked > 20
 
 
 def _walk(cfg, seed: int, steps: int, probe_k: int = 16):
@@ -76,7 +94,7 @@ def test_pool_offers_a_valid_route_whenever_any_pool_route_has_one() -> None:
 def test_planted_unranked_pool_misses_valid_routes(monkeypatch: pytest.MonkeyPatch) -> None:
     import pcnalloc.envs.candidates as mod
 
-    monkeypatch.setattr(mod, "slot_ranks", lambda mask, pre, present, L: np.zeros(len(present)))
+    monkeypatch.setattr(mod, "slot_ranks", lambda mask, present, L: np.zeros(len(present)))
     shown, reachable = _walk(_cfg(16), seed=205, steps=300)
     assert (reachable & ~shown).sum() > 0  # the first K of the pool are not always usable
 

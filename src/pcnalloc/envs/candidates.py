@@ -1,16 +1,18 @@
 """State-chosen candidates: the K routes a request is offered, drawn from a larger pool.
 
-With ``EnvConfig.candidate_pool = P > K`` a request is offered K of its P shortest routes,
-chosen on the current state: routes with an action that is valid without pre-emption come
-first, then routes valid only by pre-empting lower-priority flows, then the rest, each group
-shortest first (a stable sort of the pool by that rank). It is the candidate step of
-constrained shortest path first (prune what cannot carry the request, then take the
-shortest), so a small action space keeps the reach of a large one: after a fiber cut the K
-shortest routes of a pair are often all full, while a route a few hops longer is free.
+With ``EnvConfig.candidate_pool = P > K`` a request is offered the K shortest of its P
+shortest routes that can carry it now: routes with a valid action (free capacity, or
+capacity held by lower-priority flows it may pre-empt) first, shortest first, then routes
+without one (present, then absent slots) to fill K. That is the candidate step of
+constrained shortest path first in RSVP-TE (prune the routes that cannot carry the request
+at its setup priority, take the shortest), so a small action space keeps the reach of a
+large one: after a fiber cut the K shortest routes of a pair are often all full while a
+route a few hops longer is free; where the K shortest can carry the request they are the
+ones offered, exactly as without a pool.
 
 Validity is the kernel's own mask on the pool (capacity of every pool on the route and its
-1+1 backup, class latency bound, trust, protection), evaluated at the request's setup
-priority. The env, the edge agent, the edge service and the offline bound call
+1+1 backup at the request's setup priority, class latency bound, trust, protection). The
+env, the edge agent, the edge service and the offline bound call
 :meth:`CandidatePool.choose`, so each decision is offered the same routes everywhere.
 Written here rather than in :mod:`pcnalloc.network.paths` because the choice reads the
 kernel's evaluation, which sits above the path layer.
@@ -26,17 +28,14 @@ from pcnalloc.envs.state import NetworkState
 from pcnalloc.network.paths import CandidateSet
 from pcnalloc.traffic.catalog import Catalog
 
-RANK_FREE, RANK_PREEMPT, RANK_INVALID, RANK_ABSENT = 0, 1, 2, 3
+RANK_VALID, RANK_INVALID, RANK_ABSENT = 0, 1, 2
 
 
-def slot_ranks(mask_A: np.ndarray, needs_preempt_A: np.ndarray, present_P: np.ndarray, L: int):
-    """Rank per pool slot (P,): 0 valid without pre-emption, 1 valid only by pre-empting,
-    2 present but no valid action, 3 absent (``mask_A`` has P·L + 1 entries, reject last)."""
-    valid = mask_A[:-1].astype(bool).reshape(-1, L)
-    free = (valid & ~needs_preempt_A[:-1].astype(bool).reshape(-1, L)).any(axis=1)
-    rank = np.full(valid.shape[0], RANK_INVALID, dtype=np.int64)
-    rank[valid.any(axis=1)] = RANK_PREEMPT
-    rank[free] = RANK_FREE
+def slot_ranks(mask_A: np.ndarray, present_P: np.ndarray, L: int) -> np.ndarray:
+    """Rank per pool slot (P,): 0 some action valid (pre-empting or not), 1 present but no
+    valid action, 2 absent (``mask_A`` has P·L + 1 entries, reject last)."""
+    valid = mask_A[:-1].astype(bool).reshape(-1, L).any(axis=1)
+    rank = np.where(valid, RANK_VALID, RANK_INVALID).astype(np.int64)
     rank[~present_P.astype(bool)] = RANK_ABSENT
     return rank
 
@@ -68,6 +67,6 @@ class CandidatePool:
         if self._evaluator is None:
             return pool
         ev = self._evaluator.run(state, pool, cls, priority)
-        rank = slot_ranks(ev.mask_A, ev.needs_preempt_A, pool.present_K, self.L)
+        rank = slot_ranks(ev.mask_A, pool.present_K, self.L)
         idx = np.argsort(rank, kind="stable")[: self.K]
         return pool.take(idx)
