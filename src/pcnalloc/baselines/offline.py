@@ -428,7 +428,7 @@ def schedule_usage(w: Window, actions: np.ndarray) -> np.ndarray:
         links = links[links < E]
         kb = round(w.catalog.bandwidth_kbps_C[r.cls] * w.catalog.grant_CL[r.cls, lvl])
         alive = (np.arange(len(times)) >= j) & (times < r.time_s + r.holding_s)
-        usage[np.ix_(alive, links, [int(w.catalog.slice_C[r.cls])])] += kb
+        usage[np.ix_(alive, links, np.array([w.catalog.slice_C[r.cls]], np.int64))] += kb
     return usage
 
 

@@ -292,7 +292,8 @@ class EdgeAgent:
             shared_path_cache(network, self._n_cached) if network is not None else None
         )
         self.timings_ns = np.zeros((max_records, len(STAGES)), dtype=np.int64)
-        self._timings_flat = memoryview(self.timings_ns.reshape(-1))  # cheaper item writes
+        # cheaper item writes; numpy's stubs give ndarray __buffer__ only on Python >= 3.12
+        self._timings_flat = memoryview(self.timings_ns.reshape(-1))  # type: ignore[arg-type]
         self.n_decisions = 0
         self.last_evaluation: Evaluation | None = None
         self.last_logits: np.ndarray = self.model.logits_1A[0]
