@@ -91,7 +91,7 @@ def task_loss(logits_BA: Tensor, actions_B: Tensor, rewards_B: Tensor, eta: floa
 
 
 def teacher_log_probs(q_values_BA: Tensor, action_mask_BA: Tensor, tau: float) -> Tensor:
-    """log softmax(Q_T/τ) over valid actions; masked actions get −∞ (probability 0).
+    """Log-softmax of Q_T/τ over valid actions; masked actions get −∞ (probability 0).
 
     Args:
         q_values_BA: raw teacher Q-values (B, A); masked entries may hold anything (NaN too).

@@ -13,7 +13,7 @@ it the teacher is near-indifferent and top-1 disagreement costs almost nothing."
 
 
 def masked_argmax(scores_BA: Tensor, action_mask_BA: Tensor) -> Tensor:
-    """argmax over valid actions only (B,) int64; masked entries never win."""
+    """The argmax over valid actions only, (B,) int64; masked entries never win."""
     neg = torch.full_like(scores_BA, -torch.inf)
     return torch.where(action_mask_BA.bool(), scores_BA, neg).argmax(dim=1)
 

@@ -28,7 +28,7 @@ class NotAnMLP(PcnallocError):
 
 @njit(cache=True, nogil=True)
 def _forward(x, pre_3D, W, b, shapes, out):  # pragma: no cover - compiled
-    """h = (x − pre[0]) / pre[1] · pre[2]; per layer h = W·h + b, ReLU between layers.
+    """Forward pass: h = (x − pre[0]) / pre[1] · pre[2]; per layer h = W·h + b, ReLU between.
 
     ``W`` holds the layers' (out, in) weights back to back, ``b`` their biases, ``shapes``
     (n_layers, 2) the (out, in) sizes.

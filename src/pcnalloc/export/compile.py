@@ -156,7 +156,7 @@ def torch_logits(module: torch.nn.Module, rows_ND: np.ndarray) -> np.ndarray:
 def parity_max_abs(
     model: bytes, module: torch.nn.Module, input_name: str, rows_ND: np.ndarray
 ) -> float:
-    """max |ONNX logits − torch logits| over every row and action."""
+    """The largest |ONNX logits − torch logits| over every row and action."""
     return parity(model, module, input_name, rows_ND)[0]
 
 

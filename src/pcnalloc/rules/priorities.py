@@ -66,7 +66,7 @@ class DynamicPriorities:
         return self._table[bool(emergency_active)][c]
 
     def priorities_C(self, emergency_active: bool) -> np.ndarray:
-        """int (C,) priorities of every class (a copy)."""
+        """The priorities of every class, int (C,) (a copy)."""
         return (self.emergency_C if emergency_active else self.base_C).copy()
 
     def changes(self) -> list[tuple[str, int, int, str]]:
