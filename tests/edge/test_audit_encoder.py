@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -276,3 +278,11 @@ def test_head_without_pending_leaves_is_caught(
                 model_sha256=a["model_sha256"],
             )
     assert not verify(p, pub).ok
+
+
+def test_audit_module_loads_without_numba() -> None:
+    """The audit commands stay light: the writer recognises a guard Decision without
+    importing the rule engine (and with it numba)."""
+    code = "import sys, pcnalloc.edge.audit; print('numba' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -37,6 +37,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 import time
 from json.encoder import encode_basestring_ascii as _jstr
 from pathlib import Path
@@ -46,7 +47,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from pcnalloc.edge import keys, merkle
 from pcnalloc.errors import PcnallocError
-from pcnalloc.rules.guard import Decision
 
 FORMAT = "pcnalloc-audit/2"
 GENESIS = "0" * 64
@@ -487,7 +487,10 @@ class AuditLog:
         if self._key is not None and self._due_by_time(ts):
             self._write_head(ts)
         try:
-            if type(decision) is not Decision:
+            # A guard Decision (its module is loaded if one exists; importing it here would
+            # load numpy and numba into every audit command).
+            guard = sys.modules.get("pcnalloc.rules.guard")
+            if guard is None or type(decision) is not guard.Decision:
                 raise _NotFixedLayout
             content = encode_decision(
                 self._seq + 1,
