@@ -69,3 +69,12 @@ def test_mismatched_checkpoint_raises_typed_error(tiny_teacher_cfg, tmp_path):
         load_checkpoint(tmp_path / "junk.pt")
     # Registered under "teacher".
     assert make_policy("teacher", checkpoint=str(tmp_path / "r")).name == "teacher"
+    # The checkpoint rides in the spec, so sweep workers need nothing from the environment.
+    assert make_policy(f"teacher@{tmp_path / 'r'}").name == "teacher"
+
+
+def test_teacher_needs_an_explicit_checkpoint(monkeypatch, tmp_path):
+    """No side channel: an environment variable naming a checkpoint is not read."""
+    monkeypatch.setenv("PCNALLOC_TEACHER", str(tmp_path / "r"))
+    with pytest.raises(CheckpointError, match=r"teacher@"):
+        make_policy("teacher")

@@ -138,8 +138,6 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Greedy teacher vs tuned heuristics on held-out seeds, mean ± 95 % CI over seeds."""
-        import os
-
         from pcnalloc.fileio import check_output
 
         if out is not None:
@@ -148,16 +146,16 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         from pcnalloc.core.executors import make_executor
         from pcnalloc.evaluate.sweep import parse_seeds, sweep
         from pcnalloc.teacher import TRAIN_SEED_BASE, resolve_checkpoint
-        from pcnalloc.teacher.policy import TEACHER_ENV_VAR
 
         ck = resolve_checkpoint(teacher)
-        os.environ[TEACHER_ENV_VAR] = str(ck.resolve())
         seed_list = parse_seeds(seeds)
         if max(seed_list) >= TRAIN_SEED_BASE:
             from pcnalloc.errors import ConfigError
 
             raise ConfigError(f"evaluation seeds must be < {TRAIN_SEED_BASE} (held out)")
-        policies = ["teacher", *[b for b in baselines.split(",") if b.strip()]]
+        # The checkpoint travels in the spec (one picklable string), so spawned workers need
+        # no environment variable; reports name the policy "teacher" (display_name).
+        policies = [f"teacher@{ck.resolve()}", *[b for b in baselines.split(",") if b.strip()]]
         case_list = [c.strip() for c in cases.split(",") if c.strip()]
         load_list = list(_loads(loads))
         n = len(policies) * len(case_list) * len(load_list) * len(seed_list)

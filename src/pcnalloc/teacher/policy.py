@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,19 +92,13 @@ class TeacherPolicy:
         return int(mask_q(self.model(b)[1], b.mask_BA).argmax(dim=1)[0])
 
 
-TEACHER_ENV_VAR = "PCNALLOC_TEACHER"
-"""Checkpoint used by ``make_policy("teacher")`` when no ``checkpoint=`` is given; spawned
-sweep workers inherit it, so ``teacher`` works as a plain policy spec in sweeps."""
-
-
 def make_teacher(checkpoint: str | Path | None = None, **kwargs: Any) -> TeacherPolicy:
-    """Registry factory: ``make_policy("teacher", checkpoint="out/teacher_case30")``, or
-    ``make_policy("teacher")`` with ``$PCNALLOC_TEACHER`` naming the checkpoint."""
-    checkpoint = checkpoint or os.environ.get(TEACHER_ENV_VAR)
+    """Registry factory: ``make_policy("teacher@out/teacher_case30")`` or
+    ``make_policy("teacher", checkpoint=PATH)``; the checkpoint is always given explicitly
+    (in a sweep it travels inside the spec string to every worker)."""
     if not checkpoint:
         raise CheckpointError(
-            "policy 'teacher' needs checkpoint=<.pt file or training folder> "
-            f"or the {TEACHER_ENV_VAR} environment variable"
+            "policy 'teacher' needs a checkpoint: teacher@<.pt file or training folder>"
         )
     if kwargs.get("k") is not None:
         raise CheckpointError("policy 'teacher' takes K from its checkpoint; drop the ':K' suffix")
