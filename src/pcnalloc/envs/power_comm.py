@@ -633,6 +633,7 @@ class PowerCommEnv(gym.Env):
     # ------------------------------------------------------------------ gym API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        self.paths.maybe_flush()  # store the routes found so far (throttled; see PathCache)
         self.state.reset()
         self.obs_builder.history.reset()
         self.emergency_R[:] = 0

@@ -14,21 +14,31 @@ length E + 1 — no Python loop over links or actions at decision time.
 
 from __future__ import annotations
 
+import atexit
+import logging
+import time
 import weakref
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import yen
 
+from pcnalloc.network import pathstore
 from pcnalloc.network.model import CommNetwork
+
+log = logging.getLogger(__name__)
 
 _MAX_SETS = 200_000
 """Bound on cached candidate sets (site pairs × failure states) before the cache is reset."""
 _MAX_GRAPHS = 512
 """Bound on cached adjacency matrices (sets of removed links) before that cache is reset."""
+FLUSH_INTERVAL_S = 60.0
+"""Least time between two writes of a cache's stored sets by :meth:`PathCache.maybe_flush`
+(each write reads and rewrites the whole file; the last write happens at process exit)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -226,12 +236,17 @@ class PathCache:
         net: the network.
         n_cached: paths kept per pair on the intact topology; failed links are filtered out of
             this list, and only when too few survive are paths recomputed on the cut topology.
+        store: folder of stored path sets (:mod:`pcnalloc.network.pathstore`): the sets of
+            the intact topology found there are loaded now, and those computed later are
+            added to it by :meth:`flush`. None keeps everything in memory.
     """
 
-    def __init__(self, net: CommNetwork, n_cached: int) -> None:
+    def __init__(self, net: CommNetwork, n_cached: int, *, store: Path | None = None) -> None:
         self.net = net
         self.n_cached = n_cached
         self._plain: dict[tuple[int, int], PathSet] = {}
+        self._prot0: dict[tuple[int, int], CandidateSet] = {}
+        """(K, pair) → protected set with no failed link: state-independent, so stored."""
         self._cut: dict[tuple[int, int, tuple[int, ...]], PathSet] = {}
         self._by_state: dict[tuple[bool, int, tuple[int, ...]], dict[int, CandidateSet]] = {}
         """(protected, K, failed links) → site pair ``src · N + dst`` (src ≤ dst) → set: the
@@ -240,6 +255,73 @@ class PathCache:
         self._w = net.link_prop_ms + net.config.switching_delay_ms
         self._graphs: dict[tuple[int, ...], csr_matrix] = {}
         self._full = self._graph_without(())
+        self._store_path: Path | None = None
+        self._key = ""
+        self._dirty = False
+        self._unreadable = False
+        self._last_flush = time.monotonic()
+        if store is not None:
+            self._key = pathstore.path_key(net, n_cached)
+            self._store_path = store / f"{self._key}.npz"
+            self._load()
+
+    # ------------------------------------------------------------------ persistence
+    def _read_store(self) -> tuple[pathstore.Plain, pathstore.Protected]:
+        """The stored sets, or none if the file is absent or unreadable (warned once)."""
+        path = self._store_path
+        if path is None or not path.is_file():
+            return {}, {}
+        try:
+            return pathstore.read(path, self._key, self.net)
+        except pathstore.UNREADABLE as err:
+            if not self._unreadable:
+                log.warning("ignoring unreadable path cache %s (%s); recomputing", path, err)
+            self._unreadable = True
+            return {}, {}
+
+    def _load(self) -> None:
+        plain, protected = self._read_store()
+        for pair, arrays in plain.items():
+            self._plain.setdefault(pair, PathSet(*arrays))
+        E = self.net.n_links
+        for (k, pair), arrays in protected.items():
+            cs = self._prot0.setdefault((k, pair), CandidateSet(*arrays, sentinel=E))
+            self._by_state.setdefault((True, k, ()), {}).setdefault(pair, cs)
+        self._n_sets += len(protected)
+
+    @property
+    def dirty(self) -> bool:
+        """Whether sets were computed that the store has not received yet."""
+        return self._dirty
+
+    def flush(self) -> bool:
+        """Add the sets computed since the last flush to the store (merged with what other
+        processes wrote; one atomic replace). Returns whether a file was written."""
+        if not self._dirty or self._store_path is None:
+            return False
+        plain, protected = self._read_store()
+        for pair, ps in self._plain.items():
+            plain[pair] = (ps.links_PH, ps.nodes_PN, ps.hops_P, ps.prop_ms_P)
+        for kp, cs in self._prot0.items():
+            protected[kp] = tuple(getattr(cs, f) for f in pathstore.SET_FIELDS)
+        from pcnalloc.fileio import write_atomic
+
+        try:
+            write_atomic(self._store_path, pathstore.encode(self._key, plain, protected))
+        except OSError as err:  # a read-only cache folder must not stop the run
+            log.warning("cannot write path cache %s: %s", self._store_path, err)
+            self._store_path = None
+            return False
+        self._dirty = self._unreadable = False
+        self._last_flush = time.monotonic()
+        return True
+
+    def maybe_flush(self) -> bool:
+        """:meth:`flush` if sets are pending and :data:`FLUSH_INTERVAL_S` has passed since
+        the last write (cheap to call at every episode reset)."""
+        if self._dirty and time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S:
+            return self.flush()
+        return False
 
     def _graph_without(self, removed: tuple[int, ...] | np.ndarray) -> csr_matrix:
         """Symmetric latency-weighted adjacency without the ``removed`` links.
@@ -270,6 +352,7 @@ class PathCache:
         if ps is None:
             ps = _pack(_k_shortest(self._full, src, dst, self.n_cached), self.net)
             self._plain[key] = ps
+            self._dirty = True
         return ps
 
     def candidates(
@@ -308,7 +391,14 @@ class PathCache:
             self._n_sets = 0
         self._n_sets += 1
         if protected:
-            cs = table[pair] = self._protected(src, dst, k, failed_key)
+            if failed_key:
+                cs = table[pair] = self._protected(src, dst, k, failed_key)
+                return cs
+            cs = self._prot0.get((k, pair))
+            if cs is None:
+                cs = self._prot0[(k, pair)] = self._protected(src, dst, k, ())
+                self._dirty = True
+            table[pair] = cs
             return cs
         ps = self.paths(src, dst)
         ok = ~failed_E1[ps.links_PH].any(axis=1)
@@ -413,11 +503,33 @@ def shared_path_cache(net: CommNetwork, n_cached: int) -> PathCache:
     """One :class:`PathCache` per (network, size) in this process, shared by all its envs.
 
     Safe because networks are immutable and cached routes depend only on the topology and
-    the failed-link set that is part of every key.
+    the failed-link set that is part of every key. The intact-topology sets persist on disk
+    (:mod:`pcnalloc.network.pathstore`, unless ``PCNALLOC_CACHE_DIR=off``): loaded here when
+    the cache is first made in this process, written back by :meth:`PathCache.maybe_flush`
+    (environments call it at reset) and at process exit.
     """
     key = (id(net), n_cached)
     cache = _SHARED.get(key)
     if cache is None or cache.net is not net:
-        cache = PathCache(net, n_cached)
+        cache = PathCache(net, n_cached, store=pathstore.store_dir())
         _SHARED[key] = cache
     return cache
+
+
+def flush_shared() -> int:
+    """Write every shared cache's pending sets to disk; returns the number of files written.
+
+    Runs at interpreter exit (the main process and ``spawn`` workers, which exit through
+    ``sys.exit``); a process killed or ended by ``os._exit`` keeps only what
+    :meth:`PathCache.maybe_flush` wrote before.
+    """
+    n = 0
+    for cache in list(_SHARED.values()):
+        try:
+            n += cache.flush()
+        except Exception as err:  # exit must not fail over a cache
+            log.warning("path cache not written at exit: %s", err)
+    return n
+
+
+atexit.register(flush_shared)
