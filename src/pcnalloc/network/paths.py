@@ -282,11 +282,13 @@ class PathCache:
     def _load(self) -> None:
         plain, protected = self._read_store()
         for pair, arrays in plain.items():
-            self._plain.setdefault(pair, PathSet(*arrays))
+            fields = dict(zip(pathstore.PLAIN_FIELDS, arrays, strict=True))
+            self._plain.setdefault(pair, PathSet(**fields))
         E = self.net.n_links
-        for (k, pair), arrays in protected.items():
-            cs = self._prot0.setdefault((k, pair), CandidateSet(*arrays, sentinel=E))
-            self._by_state.setdefault((True, k, ()), {}).setdefault(pair, cs)
+        for (k, sp), arrays in protected.items():
+            fields = dict(zip(pathstore.SET_FIELDS, arrays, strict=True))
+            cs = self._prot0.setdefault((k, sp), CandidateSet(**fields, sentinel=E))
+            self._by_state.setdefault((True, k, ()), {}).setdefault(sp, cs)
         self._n_sets += len(protected)
 
     @property
@@ -394,12 +396,12 @@ class PathCache:
             if failed_key:
                 cs = table[pair] = self._protected(src, dst, k, failed_key)
                 return cs
-            cs = self._prot0.get((k, pair))
-            if cs is None:
-                cs = self._prot0[(k, pair)] = self._protected(src, dst, k, ())
+            got = self._prot0.get((k, pair))
+            if got is None:
+                got = self._prot0[(k, pair)] = self._protected(src, dst, k, ())
                 self._dirty = True
-            table[pair] = cs
-            return cs
+            table[pair] = got
+            return got
         ps = self.paths(src, dst)
         ok = ~failed_E1[ps.links_PH].any(axis=1)
         idx = np.flatnonzero(ok)[:k]

@@ -209,4 +209,4 @@ def read(path: Path, key: str, net: CommNetwork) -> tuple[Plain, Protected]:
         scols = _unpack(z, SET_FIELDS, "protected", len(s_keys), bound)
     plain = {k: tuple(c[i] for c in pcols) for i, k in enumerate(p_keys)}
     protected = {k: tuple(c[i] for c in scols) for i, k in enumerate(s_keys)}
-    return plain, protected  # type: ignore[return-value]  # keys are 2-tuples by layout
+    return plain, protected
