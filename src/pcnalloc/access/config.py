@@ -7,6 +7,7 @@ coefficients) carry their own documented defaults. Every object rejects unknown 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -180,10 +181,16 @@ def access_config(overrides: dict[str, Any] | None = None, **kw: Any) -> AccessC
         raise AccessConfigError(_format(err)) from None
 
 
-def load_access_config(path: str | Path | None, **kw: Any) -> AccessConfig:
-    """Read a YAML file of overrides (or none) over the packaged default."""
-    if path is None:
-        return access_config(None, **kw)
-    from pcnalloc.config import read_yaml
+def load_access_config(
+    path: str | Path | None, *, sets: Sequence[str] = (), **kw: Any
+) -> AccessConfig:
+    """Read a YAML file of overrides (or none) over the packaged default.
 
-    return access_config(read_yaml(path), **kw)
+    The dotted ``sets`` (``--set KEY.PATH=VALUE``, see :mod:`pcnalloc.core.overrides`) merge
+    over the file and the keywords.
+    """
+    from pcnalloc.config import read_yaml
+    from pcnalloc.core.overrides import parse_sets
+
+    data = read_yaml(path) if path is not None else {}
+    return access_config(_merge(_merge(data, kw), parse_sets(sets, AccessConfig)))

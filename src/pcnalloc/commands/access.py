@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, SEED_MAX, SEEDS_MAX
 
 OverwriteOpt = Annotated[
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
         devices: Annotated[int | None, typer.Option(min=1, help="override I (≤ J1 + J2)")] = None,
         grid: Annotated[str | None, typer.Option(help="override the grid case")] = None,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        sets: SetOption = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         png: Annotated[Path | None, typer.Option(help="queue backlog CDF PNG path")] = None,
         overwrite: OverwriteOpt = False,
@@ -97,7 +99,7 @@ def register(app: typer.Typer) -> None:
             kw["devices"] = devices
         if grid is not None:
             kw["grid"] = grid
-        cfg = load_access_config(config, **kw)
+        cfg = load_access_config(config, sets=sets or (), **kw)
         names = [p.strip() for p in policies.split(",") if p.strip()]
         pols = [make_access_policy(n) for n in names]  # fail fast on a bad name
         from pcnalloc.access.model import AccessModel
@@ -134,6 +136,7 @@ def register(app: typer.Typer) -> None:
         sinr_min: Annotated[str, typer.Option(help="SINR_min values (dB)")] = "8,10,12.3,14,16",
         alphas: Annotated[str, typer.Option(help="α values")] = "100,300,500,700,900",
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        sets: SetOption = None,
         overwrite: Annotated[
             bool, typer.Option(help="replace an existing --out (once the new one is whole)")
         ] = False,
@@ -147,7 +150,7 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.fileio import check_output, staged_dir
 
         check_output(out, kind="dir", overwrite=overwrite)
-        base = load_access_config(config)
+        base = load_access_config(config, sets=sets or ())
         names = [p.strip() for p in policies.split(",") if p.strip()]
         for n in names:
             make_access_policy(n)
@@ -256,6 +259,7 @@ def register_learned(access_app: typer.Typer) -> None:
         ] = 40,
         seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="training seed")] = 0,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        sets: SetOption = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Learn the epoch-level mode decision: per-device DQN teacher on
@@ -267,7 +271,7 @@ def register_learned(access_app: typer.Typer) -> None:
         from pcnalloc.twolayer.train import train_pipeline
 
         check_output(out, kind="dir", overwrite=overwrite)
-        cfg = load_access_config(config)
+        cfg = load_access_config(config, sets=sets or ())
         AccessModel(cfg, 0)  # fail fast on a bad grid or SINR_min, before the bar
         tcfg = AccessTeacherConfig(episodes=episodes, seed=seed)
         with progress_bar() as bar:
@@ -298,6 +302,7 @@ def register_learned(access_app: typer.Typer) -> None:
             int, typer.Option(min=2, max=SEEDS_MAX, help="evaluation seeds 0..N-1")
         ] = 8,
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
+        sets: SetOption = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         overwrite: OverwriteOpt = False,
     ) -> None:
@@ -308,7 +313,7 @@ def register_learned(access_app: typer.Typer) -> None:
         from pcnalloc.twolayer.compare import compare
 
         _check_files(overwrite, json=json_out)
-        cfg = load_access_config(config)
+        cfg = load_access_config(config, sets=sets or ())
         specs = [p.strip() for p in policies.split(",") if p.strip()]
         for sp in specs:
             make_access_policy(sp)  # fail fast on a bad name or checkpoint
@@ -357,6 +362,7 @@ def register_coupling(access_app: typer.Typer) -> None:
         load: Annotated[float, typer.Option(min=0.01, help="backbone's own offered load ρ")] = 1.0,
         seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="seed of both layers")] = 0,
         config: Annotated[Path | None, typer.Option(help="access YAML overrides")] = None,
+        sets: SetOption = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         overwrite: OverwriteOpt = False,
     ) -> None:
@@ -370,7 +376,7 @@ def register_coupling(access_app: typer.Typer) -> None:
         from pcnalloc.twolayer.coupling import run_coupled
 
         _check_files(overwrite, json=json_out)
-        cfg = load_access_config(config)
+        cfg = load_access_config(config, sets=sets or ())
         pol = make_access_policy(policy)
         bpol = make_policy(backbone_policy)
         AccessModel(cfg, seed)  # fail fast on a bad grid or SINR_min

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, EPOCHS_MAX, REQUESTS_MAX, SEED_MAX
 
 
@@ -98,6 +99,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="DistillConfig YAML (τ, λ_hard, λ_soft, lr, …)")
         ] = None,
+        sets: SetOption = None,
         ablation: Annotated[
             bool, typer.Option("--ablation", help="also train KL-only and KL+hard variants")
         ] = False,
@@ -147,7 +149,7 @@ def register(app: typer.Typer) -> None:
             overrides["seed"] = seed
         if tensorboard is not None:
             overrides["tensorboard"] = tensorboard
-        cfg = distill_config(config, **overrides)
+        cfg = distill_config(config, sets=sets or (), **overrides)
         tb_run = f"student/{out.name}"  # named after --out, not its staged temp
         # the flag's or the config file's log folder; this run's output is DIR/student/NAME
         tb = tensorboard_output(cfg.tensorboard, tb_run, overwrite=overwrite)
@@ -209,6 +211,7 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per library episode")
         ] = 300,
         config: Annotated[Path | None, typer.Option(help="DistillConfig YAML")] = None,
+        sets: SetOption = None,
         epochs: Annotated[
             int, typer.Option(min=1, max=EPOCHS_MAX, help="distillation epochs")
         ] = 20,
@@ -239,7 +242,7 @@ def register(app: typer.Typer) -> None:
             return [x.strip() for x in text.split(",") if x.strip()]
 
         check_output(out, kind="dir", overwrite=overwrite)  # staged by run_generalise
-        cfg = distill_config(config, epochs=epochs)
+        cfg = distill_config(config, sets=sets or (), epochs=epochs)
         # the config file's log folder; this run's output is DIR/student/NAME
         tb = tensorboard_output(cfg.tensorboard, tb_run(out), overwrite=overwrite)
         with tb, progress_bar() as bar:

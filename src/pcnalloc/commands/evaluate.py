@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, WORKERS_MAX
 
 
@@ -51,6 +52,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="EnvConfig YAML applied to every run")
         ] = None,
+        sets: SetOption = None,
         scenario: Annotated[
             str | None,
             typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
@@ -91,6 +93,10 @@ def register(app: typer.Typer) -> None:
         overrides: dict[str, Any] = read_yaml(config) if config else {}
         if scenario is not None:  # the bound's windows stay calm (it models no grid events)
             overrides.setdefault("traffic", {})["scenario"] = scenario
+        from pcnalloc.config import EnvConfig
+        from pcnalloc.core.overrides import apply_sets
+
+        overrides = apply_sets(overrides, sets, EnvConfig)
         if len(set(pols)) != len(pols):
             raise ConfigError(f"--policies {policies!r} names a policy twice")
         check_output(out, kind="dir", overwrite=overwrite)

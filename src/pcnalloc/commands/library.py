@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX, WORKERS_MAX
 
 
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="EnvConfig YAML of classical teachers (default: packaged)"),
         ] = None,
+        sets: SetOption = None,
         overwrite: Annotated[
             bool, typer.Option(help="replace an existing library folder (once the new is whole)")
         ] = False,
@@ -98,10 +100,12 @@ def register(app: typer.Typer) -> None:
         case_list = [c.strip() for c in cases.split(",") if c.strip()]
         teachers = _teachers(teacher)
         base = None
-        if config is not None:
+        if config is not None or sets:
             from pcnalloc.config import EnvConfig, build, read_yaml
+            from pcnalloc.core.overrides import apply_sets
 
-            base = build(EnvConfig, read_yaml(config), "environment config")
+            raw = apply_sets(read_yaml(config) if config else {}, sets, EnvConfig)
+            base = build(EnvConfig, raw, "environment config")
         from pcnalloc.config import EnvConfig
         from pcnalloc.network import cached_network
 

@@ -10,6 +10,7 @@ from rich.progress import Progress, TaskID
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.commands._sets import SetOption
 
 
 def check_run_folder(out: Path, *, overwrite: bool) -> None:
@@ -85,6 +86,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="run config YAML merged over the embedded default")
         ] = None,
+        sets: SetOption = None,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/run"),
         scenario: Annotated[
             str | None,
@@ -106,7 +108,7 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.pipeline import load_run_config, run_pipeline
 
         check_run_folder(out, overwrite=overwrite)
-        cfg = load_run_config(config, scenario=scenario)
+        cfg = load_run_config(config, scenario=scenario, sets=sets or ())
         before = _unfinished(out) if out.is_dir() else None
         try:
             with progress_bar() as bar:

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar, write_json
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX
 
 
@@ -81,6 +82,7 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option(help="EnvConfig YAML; --case/--load/--scenario override it when given"),
         ] = None,
+        sets: SetOption = None,
         json_out: Annotated[Path | None, typer.Option("--json", help="result JSON path")] = None,
         rules: Annotated[
             Path | None, typer.Option(help="rule file merged over the default rules")
@@ -121,6 +123,9 @@ def register(app: typer.Typer) -> None:
 
             RuleSet.load(rules)  # validate before any long work
             raw["rules"] = str(rules)
+        from pcnalloc.core.overrides import apply_sets
+
+        raw = apply_sets(raw, sets, EnvConfig)
         cfg = build(EnvConfig, raw, "environment config")
         pol = make_policy(policy)
         from pcnalloc.network import cached_network

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX, WORKERS_MAX
 
 
@@ -40,6 +41,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[
             Path | None, typer.Option(help="TeacherConfig YAML (fields of TeacherConfig)")
         ] = None,
+        sets: SetOption = None,
         scenario: Annotated[
             str | None,
             typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
@@ -85,7 +87,7 @@ def register(app: typer.Typer) -> None:
             overrides["steps"] = steps
         if seed is not None:
             overrides["seed"] = seed
-        cfg = teacher_config(config, **overrides)
+        cfg = teacher_config(config, sets=sets or (), **overrides)
         # the flag's or the config file's log folder; this run's output is DIR/teacher
         tb = tensorboard_output(cfg.tensorboard, "teacher", overwrite=overwrite, append=resume)
         where = contextlib.nullcontext(out) if resume else staged_dir(out, overwrite=overwrite)

@@ -8,6 +8,7 @@ soft-violation penalty).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from pcnalloc.config import build, read_yaml
 from pcnalloc.core.limits import EPOCHS_MAX, SEED_MAX
+from pcnalloc.core.overrides import apply_sets
 
 
 class DistillConfig(BaseModel):
@@ -96,13 +98,18 @@ class DistillConfig(BaseModel):
     )
 
 
-def distill_config(file: str | Path | None = None, **overrides: Any) -> DistillConfig:
+def distill_config(
+    file: str | Path | None = None, *, sets: Sequence[str] = (), **overrides: Any
+) -> DistillConfig:
     """Build a :class:`DistillConfig` from an optional YAML file plus keyword overrides.
+
+    The dotted ``sets`` (``epochs=3``, see :mod:`pcnalloc.core.overrides`) apply last.
 
     Raises:
         ConfigError: naming every bad field.
     """
     data: dict[str, Any] = read_yaml(file) if file is not None else {}
     data.update(overrides)
+    data = apply_sets(data, sets, DistillConfig)
     cfg: DistillConfig = build(cast(Any, DistillConfig), data, "distill config")
     return cfg

@@ -7,6 +7,7 @@ about a minute; a larger file scales cases, loads, training and evaluation up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +16,7 @@ from pydantic import Field, field_validator
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX
+from pcnalloc.core.overrides import apply_sets
 
 Load = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
 """An offered load ρ, as the environment accepts it (checked before stage one runs)."""
@@ -146,7 +148,9 @@ class RunConfig(_Frozen):
     )
 
 
-def load_run_config(path: str | Path | None = None, *, scenario: str | None = None) -> RunConfig:
+def load_run_config(
+    path: str | Path | None = None, *, scenario: str | None = None, sets: Sequence[str] = ()
+) -> RunConfig:
     """The embedded default (``path=None``) or a YAML file merged over it.
 
     Args:
@@ -156,6 +160,8 @@ def load_run_config(path: str | Path | None = None, *, scenario: str | None = No
             headline evaluation inherit) and the family evaluation plays only it
             (``evaluate.scenarios``). None keeps the file's choice (by default the teacher
             trains on the calm base traffic and every family is evaluated).
+        sets: dotted overrides (``teacher.steps=2000``, see :mod:`pcnalloc.core.overrides`)
+            applied last, before validation.
 
     Raises:
         ConfigError: naming every bad field.
@@ -167,6 +173,10 @@ def load_run_config(path: str | Path | None = None, *, scenario: str | None = No
     if scenario is not None:
         one = {"env": {"traffic": {"scenario": scenario}}, "evaluate": {"scenarios": [scenario]}}
         base = _merge(base, one)
+    if sets:
+        from pcnalloc.teacher.config import TeacherConfig  # loads torch: only when asked
+
+        base = apply_sets(base, sets, RunConfig, {"teacher": TeacherConfig})
     return build(RunConfig, base, f"run config {str(path) if path else '(embedded default)'}")
 
 

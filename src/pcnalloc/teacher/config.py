@@ -7,6 +7,7 @@ Seeds: training episode ``i`` of run seed ``s`` resets the env with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from pcnalloc.config import EnvConfig, build, read_yaml
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX
+from pcnalloc.core.overrides import apply_sets
 
 TRAIN_SEED_BASE = 1_000_000
 """Training env seeds start here; held-out evaluation seeds lie below."""
@@ -203,11 +205,14 @@ class TeacherConfig(BaseModel):
         return {k: getattr(self, k) for k in keys}
 
 
-def teacher_config(file: str | Path | None = None, **overrides: Any) -> TeacherConfig:
+def teacher_config(
+    file: str | Path | None = None, *, sets: Sequence[str] = (), **overrides: Any
+) -> TeacherConfig:
     """Build a :class:`TeacherConfig` from an optional YAML file plus keyword overrides.
 
     Nested ``env`` overrides merge into the file's ``env`` mapping (e.g.
-    ``env={"network": {"case": "case30"}}``).
+    ``env={"network": {"case": "case30"}}``); then the dotted ``sets``
+    (``env.traffic.load=1.5``, see :mod:`pcnalloc.core.overrides`) merge over both.
 
     Raises:
         ConfigError: naming every bad field.
@@ -218,6 +223,7 @@ def teacher_config(file: str | Path | None = None, **overrides: Any) -> TeacherC
             data["env"] = _merge(data.get("env", {}) or {}, v)
         else:
             data[k] = v
+    data = apply_sets(data, sets, TeacherConfig)
     return build(TeacherConfig, data, "teacher config")
 
 
