@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from typing import Any, ClassVar
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any, ClassVar, TypeAlias
 
 import gymnasium as gym
 import networkx as nx
@@ -33,6 +35,7 @@ from pcnalloc.envs.render import (
     render_env,
     render_human,
 )
+from pcnalloc.envs.reward import accept_reward, refused_reward, reject_reward
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
@@ -42,7 +45,37 @@ from pcnalloc.traffic.catalog import Catalog, load_catalog
 from pcnalloc.traffic.generator import KIND_BURST, KIND_NEW, KIND_RESTORATION, Request, TrafficModel
 from pcnalloc.traffic.scenarios import Scenario, load_scenario
 
-ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = range(7)
+
+class Event(IntEnum):
+    """Kinds of events in the simulator's queue; each has one handler (``PowerCommEnv._ON``).
+
+    The values are the order the kinds were first numbered in; the queue orders events by
+    time and a sequence number, never by kind.
+    """
+
+    ARRIVAL = 0
+    """A base request arrives (payload: its class); the next arrival is drawn."""
+    DEPART = 1
+    """A flow's holding time ends (payload: the flow id)."""
+    FAULT = 2
+    """A grid fault opens an emergency in the regions at a random link (payload: None for
+    the background process, which draws the next fault, or ``"scheduled"``)."""
+    EMERG_END = 3
+    """An emergency window closes (payload: the regions it opened)."""
+    BURST = 4
+    """A request of the fault's burst near its link (payload: (link, window end))."""
+    CUT = 5
+    """A fiber cut (payload: None for the background process, ``"busy"``/``"busiest"`` for a
+    scenario's cut at a loaded link, or ``"random"``)."""
+    REPAIR = 6
+    """A cut link returns to service (payload: the link)."""
+
+
+ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = Event
+Obs: TypeAlias = Any
+"""An observation: a ``dict[str, np.ndarray]`` in ``full``/``compact`` mode, the float32
+vector in ``flat`` mode. Any, because the mode is chosen when the env is built, not in its
+type; the policies' ``act`` reads the mapping."""
 OUTCOMES = ("accepted", "rejected", "blocked", "refused")
 """accepted; rejected although a valid action existed; blocked (no valid action existed);
 refused (the policy sent a masked action — nothing is changed)."""
@@ -318,6 +351,7 @@ class PowerCommEnv(gym.Env):
 
     # ------------------------------------------------------------------ events
     def _push(self, t: float, kind: int, payload: Any = None) -> None:
+        """Queue an event; ``kind`` is an :class:`Event` (or a subclass's own kind, an int)."""
         self._seq += 1
         heapq.heappush(self._events, (t, self._seq, kind, payload))
 
@@ -356,53 +390,74 @@ class PowerCommEnv(gym.Env):
         self._pending.append(Request(n, t, cls, src, dst, h, kind, full_holding))
         self._n_requests = n + 1
 
-    def _handle(self, t: float, kind: int, payload: Any) -> None:  # noqa: C901 - by event kind
+    def _handle(self, t: float, kind: int, payload: Any) -> None:
+        """Run one event at time ``t`` through its kind's handler (:attr:`_ON`)."""
+        self._ON[kind](self, t, payload)
+
+    def _on_arrival(self, t: float, cls: int) -> None:
+        self._new_request(t, cls, KIND_NEW)
+        nt, nc = self.traffic.next_arrival(self.np_random, t)
+        self._push(nt, ARRIVAL, nc)
+
+    def _on_depart(self, t: float, flow_id: int) -> None:
+        self.state.release(flow_id)
+
+    def _on_fault(self, t: float, payload: str | None) -> None:
         ev_cfg = self.cfg.traffic.events
-        if kind == ARRIVAL:
-            self._new_request(t, payload, KIND_NEW)
-            nt, nc = self.traffic.next_arrival(self.np_random, t)
-            self._push(nt, ARRIVAL, nc)
-        elif kind == DEPART:
-            self.state.release(payload)
-        elif kind == FAULT:
-            link = int(self.np_random.integers(self.net.n_links))
-            regions = np.unique(self.net.site_region[self.net.link_ends[link]])
-            self.emergency_R[regions] += 1
-            self.counters["faults"] += 1
-            end = t + ev_cfg.emergency_minutes * 60.0
-            self._push(end, EMERG_END, regions)
-            if ev_cfg.burst_rate_per_s > 0 and self.traffic.burst_p is not None:
-                self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, (link, end))
-            if payload is None:  # the background process schedules its next fault
-                self._schedule_process(FAULT, ev_cfg.faults_per_hour)
-        elif kind == EMERG_END:
-            self.emergency_R[payload] -= 1
-        elif kind == BURST:
-            link, end = payload
-            if t < end:
-                cls = self.traffic.burst_class(self.np_random)
-                if cls is not None:
-                    self._new_request(t, cls, KIND_BURST, near=self._near(link))
-                self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, payload)
-        elif kind == CUT:
-            alive = np.flatnonzero(~self.state.failed_E1[:-1])
-            if alive.size:
-                if payload in ("busy", "busiest"):  # a scheduled cut at a busy link
-                    n_flows = np.array([len(self.state.on_link[int(e)]) for e in alive])
-                    order = alive[np.argsort(-n_flows, kind="stable")]
-                    if payload == "busiest" or order.size < 3:
-                        top = order[:1]
-                    else:
-                        share = self.scenario.busy_share if self.scenario is not None else 0.3
-                        top = order[1 : max(2, round(share * order.size))]
-                    link = int(top[self.np_random.integers(top.size)])
+        link = int(self.np_random.integers(self.net.n_links))
+        regions = np.unique(self.net.site_region[self.net.link_ends[link]])
+        self.emergency_R[regions] += 1
+        self.counters["faults"] += 1
+        end = t + ev_cfg.emergency_minutes * 60.0
+        self._push(end, EMERG_END, regions)
+        if ev_cfg.burst_rate_per_s > 0 and self.traffic.burst_p is not None:
+            self._push(t + self._exp(1.0 / ev_cfg.burst_rate_per_s), BURST, (link, end))
+        if payload is None:  # the background process schedules its next fault
+            self._schedule_process(FAULT, ev_cfg.faults_per_hour)
+
+    def _on_emergency_end(self, t: float, regions: np.ndarray) -> None:
+        self.emergency_R[regions] -= 1
+
+    def _on_burst(self, t: float, payload: tuple[int, float]) -> None:
+        link, end = payload
+        if t < end:
+            cls = self.traffic.burst_class(self.np_random)
+            if cls is not None:
+                self._new_request(t, cls, KIND_BURST, near=self._near(link))
+            rate = self.cfg.traffic.events.burst_rate_per_s
+            self._push(t + self._exp(1.0 / rate), BURST, payload)
+
+    def _on_cut(self, t: float, payload: str | None) -> None:
+        alive = np.flatnonzero(~self.state.failed_E1[:-1])
+        if alive.size:
+            if payload in ("busy", "busiest"):  # a scheduled cut at a busy link
+                n_flows = np.array([len(self.state.on_link[int(e)]) for e in alive])
+                order = alive[np.argsort(-n_flows, kind="stable")]
+                if payload == "busiest" or order.size < 3:
+                    top = order[:1]
                 else:
-                    link = int(alive[self.np_random.integers(alive.size)])
-                self._cut(link, t)
-            if payload is None:  # the background process schedules its next cut
-                self._schedule_process(CUT, ev_cfg.fiber_cuts_per_hour)
-        elif kind == REPAIR:
-            self.state.set_failed(payload, False)
+                    share = self.scenario.busy_share if self.scenario is not None else 0.3
+                    top = order[1 : max(2, round(share * order.size))]
+                link = int(top[self.np_random.integers(top.size)])
+            else:
+                link = int(alive[self.np_random.integers(alive.size)])
+            self._cut(link, t)
+        if payload is None:  # the background process schedules its next cut
+            self._schedule_process(CUT, self.cfg.traffic.events.fiber_cuts_per_hour)
+
+    def _on_repair(self, t: float, link: int) -> None:
+        self.state.set_failed(link, False)
+
+    _ON: ClassVar[dict[int, Callable[[PowerCommEnv, float, Any], None]]] = {
+        Event.ARRIVAL: _on_arrival,
+        Event.DEPART: _on_depart,
+        Event.FAULT: _on_fault,
+        Event.EMERG_END: _on_emergency_end,
+        Event.BURST: _on_burst,
+        Event.CUT: _on_cut,
+        Event.REPAIR: _on_repair,
+    }
+    """Event kind → handler: one method per kind, so a new kind is one entry and one method."""
 
     def _cut(self, link: int, t: float) -> None:
         st = self.state
@@ -631,7 +686,20 @@ class PowerCommEnv(gym.Env):
         self._req = None
 
     # ------------------------------------------------------------------ gym API
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Obs, dict[str, Any]]:
+        """Start an episode: empty (or warm-started) network, the first request on show.
+
+        Args:
+            seed: seeds :attr:`np_random` (``super().reset(seed=seed)``); None keeps the
+                generator running.
+            options: unused (Gymnasium's signature).
+
+        Returns:
+            The first observation and ``info`` (``request``, ``time_s``; the mask in
+            ``flat`` mode).
+        """
         super().reset(seed=seed)
         self.paths.maybe_flush()  # store the routes found so far (throttled; see PathCache)
         self.state.reset()
@@ -738,7 +806,19 @@ class PowerCommEnv(gym.Env):
         self._push(flow.end_s, DEPART, flow.id)
         return preempted, float(ev.latency_ms_K[k])
 
-    def step(self, action):
+    def step(self, action: int | np.integer) -> tuple[Obs, float, bool, bool, dict[str, Any]]:
+        """Decide the request on show, then run events until the next one arrives.
+
+        Args:
+            action: ``k·L + l`` (candidate k, grant slot l) or ``K·L`` to reject; anything
+                else raises :class:`~pcnalloc.errors.ActionError`, a masked action is refused.
+
+        Returns:
+            ``(observation, reward, terminated, truncated, info)``: the reward from
+            :mod:`pcnalloc.envs.reward`; never terminated; truncated after
+            ``episode_requests`` decisions; ``info`` describes the decision (``outcome``,
+            ``grant``, ``kbps``, ``latency_ms``, pre-emptions …).
+        """
         n_actions = self.reject_action + 1
         try:
             a = int(action)
@@ -779,12 +859,12 @@ class PowerCommEnv(gym.Env):
             outcome = "rejected" if any_valid else "blocked"
             # the penalty only where an admission without pre-emption was possible: rejecting
             # rather than displacing another flow is never penalised
-            reward = -rw.block_penalty * offered if plain_valid else 0.0
+            reward = reject_reward(rw, offered_value=offered, plain_valid=plain_valid)
         elif not ev.mask_A[a]:
             outcome = "refused"
             self.counters["refused"] += 1
             info["violated"] = [HARD_RULES[i] for i in np.flatnonzero(ev.hard_AR[a])]
-            reward = -rw.invalid_penalty * value
+            reward = refused_reward(rw, value=value)
         else:
             outcome = "accepted"
             k = a // self.cfg.grant_levels
@@ -804,12 +884,16 @@ class PowerCommEnv(gym.Env):
                 flow_id=self._flow_id,
                 preempted_ids=[int(f.id) for f in preempted],
             )
-            reward = (
-                offered * g
-                - rw.w_res * (kbps / 1000.0) * hops
-                - rw.w_bal * max(0.0, float(ev.util_after_A[a]) - rw.balance_knee)
-                - rw.w_lat * latency / bound
-                - rw.preempt_penalty * pre_val
+            reward = accept_reward(
+                rw,
+                offered_value=offered,
+                grant=g,
+                kbps=kbps,
+                hops=hops,
+                util_after=float(ev.util_after_A[a]),
+                latency_ms=latency,
+                bound_ms=bound,
+                preempted_value=pre_val,
             )
         info["outcome"] = outcome
         self.obs_builder.history.push(req, info["grant"], outcome == "accepted")
