@@ -16,6 +16,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pcnalloc.config import EnvConfig, build, read_yaml
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX
 from pcnalloc.core.overrides import apply_sets
+from pcnalloc.nn.encoder import EncoderShape
+
+ENCODER_SIZES = ("hidden", "gnn_hidden", "gnn_layers", "heads", "lstm_hidden", "q_hidden")
+"""The teacher's layer sizes: fields of both :class:`TeacherConfig` and
+:class:`~pcnalloc.nn.EncoderShape`, whose defaults the config's fields take."""
 
 TRAIN_SEED_BASE = 1_000_000
 """Training env seeds start here; held-out evaluation seeds lie below."""
@@ -47,13 +52,23 @@ class TeacherConfig(BaseModel):
         description="envs stepped together (one batched forward per vector step); each "
         "env runs its own episodes, with its own exploration generator per episode",
     )
-    # network sizes
-    hidden: int = Field(64, ge=8, description="width of each embedding before fusion")
-    gnn_hidden: int = Field(32, ge=8, description="node embedding width inside the GNN")
-    gnn_layers: int = Field(2, ge=1, le=6, description="GATv2 layers")
-    heads: int = Field(1, ge=1, le=8, description="attention heads per GATv2 layer")
-    lstm_hidden: int = Field(32, ge=4, description="hidden width per LSTM direction")
-    q_hidden: int = Field(128, ge=8, description="hidden width of the shared Q head")
+    # network sizes: the defaults are the encoder's own (pcnalloc.nn.EncoderShape), written once
+    hidden: int = Field(
+        EncoderShape.hidden, ge=8, description="width of each embedding before fusion"
+    )
+    gnn_hidden: int = Field(
+        EncoderShape.gnn_hidden, ge=8, description="node embedding width inside the GNN"
+    )
+    gnn_layers: int = Field(EncoderShape.gnn_layers, ge=1, le=6, description="GATv2 layers")
+    heads: int = Field(
+        EncoderShape.heads, ge=1, le=8, description="attention heads per GATv2 layer"
+    )
+    lstm_hidden: int = Field(
+        EncoderShape.lstm_hidden, ge=4, description="hidden width per LSTM direction"
+    )
+    q_hidden: int = Field(
+        EncoderShape.q_hidden, ge=8, description="hidden width of the shared Q head"
+    )
     # learning
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(64, ge=1, description="transitions per gradient step")
@@ -201,8 +216,7 @@ class TeacherConfig(BaseModel):
 
     def encoder_sizes(self) -> dict[str, int]:
         """Layer sizes passed to :meth:`pcnalloc.nn.EncoderShape.for_env`."""
-        keys = ("hidden", "gnn_hidden", "gnn_layers", "heads", "lstm_hidden", "q_hidden")
-        return {k: getattr(self, k) for k in keys}
+        return {k: getattr(self, k) for k in ENCODER_SIZES}
 
 
 def teacher_config(
