@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,6 +143,39 @@ def test_writers_merge_their_pairs(folder, net14) -> None:
     assert a.flush() and b.flush()
     both = PathCache(net14, 6, store=folder)
     assert set(both._plain) == {(0, 1), (2, 3)}
+
+
+def test_concurrent_writers_take_turns(folder, net14, monkeypatch) -> None:
+    """Two writers whose read-merge-write overlap (reads slowed down) keep both pairs; with
+    the lock planted away, the later rename drops the earlier writer's pair."""
+    read = pathstore.read
+
+    def slow_read(*a, **k):
+        time.sleep(0.3)
+        return read(*a, **k)
+
+    def race() -> set:
+        for p in folder.glob("*.npz"):
+            p.unlink()
+        a = PathCache(net14, 6, store=folder)
+        b = PathCache(net14, 6, store=folder)
+        a.paths(0, 1)
+        b.paths(2, 3)
+        first = PathCache(net14, 6, store=folder)
+        first.paths(4, 5)
+        first.flush()  # a file exists, so both racers read (slowly) before writing
+        monkeypatch.setattr(pathstore, "read", slow_read)
+        threads = [threading.Thread(target=c.flush) for c in (a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        monkeypatch.setattr(pathstore, "read", read)
+        return set(PathCache(net14, 6, store=folder)._plain)
+
+    assert race() == {(0, 1), (2, 3), (4, 5)}
+    monkeypatch.setattr(pathstore, "locked", lambda _p: contextlib.nullcontext())
+    assert race() != {(0, 1), (2, 3), (4, 5)}, "planted: without the lock a writer loses"
 
 
 def test_flush_at_reset_is_throttled(folder, net14, monkeypatch) -> None:

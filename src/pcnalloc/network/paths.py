@@ -299,19 +299,22 @@ class PathCache:
     def flush(self) -> bool:
         """Add the sets computed since the last flush to the store (merged with what other
         processes wrote; one atomic replace). Returns whether a file was written."""
-        if not self._dirty or self._store_path is None:
+        path = self._store_path
+        if not self._dirty or path is None:
             return False
-        plain, protected = self._read_store()
-        for pair, ps in self._plain.items():
-            plain[pair] = (ps.links_PH, ps.nodes_PN, ps.hops_P, ps.prop_ms_P)
-        for kp, cs in self._prot0.items():
-            protected[kp] = tuple(getattr(cs, f) for f in pathstore.SET_FIELDS)
-        from pcnalloc.fileio import write_atomic
+        from pcnalloc.fileio import clean_stale, write_atomic
 
         try:
-            write_atomic(self._store_path, pathstore.encode(self._key, plain, protected))
+            with pathstore.locked(path):  # writers take turns: none loses another's sets
+                clean_stale(path)  # temps of writers that were killed mid-write
+                plain, protected = self._read_store()
+                for pair, ps in self._plain.items():
+                    plain[pair] = (ps.links_PH, ps.nodes_PN, ps.hops_P, ps.prop_ms_P)
+                for kp, cs in self._prot0.items():
+                    protected[kp] = tuple(getattr(cs, f) for f in pathstore.SET_FIELDS)
+                write_atomic(path, pathstore.encode(self._key, plain, protected))
         except OSError as err:  # a read-only cache folder must not stop the run
-            log.warning("cannot write path cache %s: %s", self._store_path, err)
+            log.warning("cannot write path cache %s: %s", path, err)
             self._store_path = None
             return False
         self._dirty = self._unreadable = False

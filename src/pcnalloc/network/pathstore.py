@@ -21,13 +21,13 @@ field's arrays are concatenated flat with a per-set shape table; integer arrays 
 as int32 and read back as the int64 the cache computes, so loaded sets are equal, array for
 array, to computed ones.
 
-**Writers.** A process writes only when it computed sets the file lacked: it reads the
-current file, adds its own sets (two processes compute the same set for the same pair, so a
-merge never conflicts) and replaces the file through a temp name and a rename
-(:func:`pcnalloc.fileio.write_atomic`), so readers see the old file or the new one, never a
-torn one. Two writers racing may drop each other's additions; those pairs are searched
-again by a later run and added then. A file that cannot be read (truncated, corrupt, another
-format) is ignored with one warning and replaced at the next write.
+**Writers.** A process writes only when it computed sets the file lacked: under an
+exclusive lock on ``KEY.lock`` (:func:`locked`) it reads the current file, adds its own sets
+(two processes compute the same set for the same pair, so a merge never conflicts) and
+replaces the file through a temp name and a rename (:func:`pcnalloc.fileio.write_atomic`).
+Readers take no lock: they see the old file or the new one, never a torn one; writers take
+turns, so no worker's additions are lost. A file that cannot be read (truncated, corrupt,
+another format) is ignored with one warning and replaced at the next write.
 
 Location and switch: ``$PCNALLOC_CACHE_DIR/paths`` (else the user cache folder from
 platformdirs), ``PCNALLOC_CACHE_DIR=off`` disables it, like the network cache. Hand-written
@@ -37,11 +37,13 @@ joblib's would run code on load).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import logging
 import zipfile
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -88,6 +90,29 @@ def store_dir() -> Path | None:
 
     folder = cache_dir()
     return None if folder is None else folder / "paths"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on ``path`` with suffix ``.lock`` while writing it.
+
+    ``fcntl.flock`` (the kernel releases it when the holder dies, so a killed writer never
+    leaves the store locked); where ``fcntl`` is missing (Windows) writers do not take turns,
+    and a race only drops the additions of one of them. Hand-written because the one
+    well-kept library for it (filelock) is not a dependency of the light edge install.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _code_hash() -> str:
