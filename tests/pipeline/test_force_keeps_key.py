@@ -30,7 +30,7 @@ def test_force_rerun_keeps_the_signing_key(tmp_path: Path, monkeypatch) -> None:
     env = SimpleNamespace(network=SimpleNamespace(case="tiny"))
     monkeypatch.setattr(compile_mod, "compile_student", fake_compile)
     monkeypatch.setattr(compile_mod, "load_student_module", lambda p: SimpleNamespace())
-    monkeypatch.setattr(compile_mod, "library_rows", lambda folder, key: ([], env))
+    monkeypatch.setattr(compile_mod, "library_rows", lambda folder, key, **kw: ([], env))
     monkeypatch.setattr(builder, "cached_network", lambda case, cfg: None)
     cfg = load_run_config().model_copy(update={"key_dir": str(tmp_path / "keys")})
     out = tmp_path / "out"

@@ -10,8 +10,14 @@ from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar
 from pcnalloc.core.limits import ROWS_MAX
+from pcnalloc.export.config import COMPILE_DEFAULTS, CompileConfig
 
 artifact_app = typer.Typer(help="Signed edge artifacts (ONNX student + manifest).")
+
+
+def _help(field: str) -> str:
+    """The option's help text: the compile config field's description (written once)."""
+    return str(CompileConfig.model_fields[field].description)
 
 
 def compile_cmd(
@@ -21,20 +27,20 @@ def compile_cmd(
     ],
     key: Annotated[Path, typer.Option("--key", help="Ed25519 private key (pcnalloc keys new)")],
     out: Annotated[Path, typer.Option("--out", help="artifact folder to publish")],
-    int8: Annotated[
-        bool, typer.Option("--int8", help="also ship an int8 model (gated on argmax agreement)")
-    ] = False,
-    rows: Annotated[
-        int, typer.Option(help="library rows for the parity/int8 gates", min=1, max=ROWS_MAX)
-    ] = 4096,
+    int8: Annotated[bool, typer.Option("--int8/--no-int8", help=_help("int8"))] = (
+        COMPILE_DEFAULTS.int8
+    ),
+    rows: Annotated[int, typer.Option(help=_help("rows"), min=1, max=ROWS_MAX)] = (
+        COMPILE_DEFAULTS.rows
+    ),
     min_agreement: Annotated[
-        float, typer.Option(help="minimum int8/fp32 argmax agreement", min=0.0, max=1.0)
-    ] = 0.995,
+        float, typer.Option(help=_help("min_agreement"), min=0.0, max=1.0)
+    ] = COMPILE_DEFAULTS.min_agreement,
     overwrite: Annotated[bool, typer.Option(help="replace an existing artifact folder")] = False,
 ) -> None:
     """Export STUDENT to ONNX, check parity on library rows, sign and publish OUT."""
     from pcnalloc.edge.artifact import sha256_bytes
-    from pcnalloc.export.compile import compile_student, library_rows, load_student_module
+    from pcnalloc.export.compile import compile_with_fallback, library_rows, load_student_module
     from pcnalloc.fileio import check_output
 
     check_output(out, kind="dir", overwrite=overwrite)  # before any work (publish is atomic)
@@ -44,7 +50,7 @@ def compile_cmd(
         name = str(getattr(module, "input_key", "compact"))
         x, env = library_rows(library, name, max_rows=rows)
         bar.advance(task)
-        res = compile_student(
+        res, int8_refused = compile_with_fallback(
             module,
             x,
             env_config=env,
@@ -70,6 +76,8 @@ def compile_cmd(
     table.add_row("parity max |Δ|", f"{res.parity_max_abs:.2e} on {len(x)} rows")
     if res.int8_agreement is not None:
         table.add_row("int8 agreement", f"{res.int8_agreement:.4%}")
+    if int8_refused is not None:
+        table.add_row("int8", f"not shipped (fp32 only): {int8_refused}")
     for p, n in res.model_bytes.items():
         table.add_row(f"{p} model", f"{n} bytes, sha256 {m['models'][p]['sha256'][:16]}…")
     table.add_row("signed by", m["signature"]["key_id"])

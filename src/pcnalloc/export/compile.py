@@ -53,6 +53,7 @@ from pcnalloc.edge.artifact import (
 )
 from pcnalloc.envs.observation import layout_for
 from pcnalloc.errors import PcnallocError
+from pcnalloc.export.config import COMPILE_DEFAULTS
 from pcnalloc.fileio import write_atomic
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 
 MIN_OPSET = 17
 DEFAULT_PARITY_TOL = 1e-5
-DEFAULT_MIN_AGREEMENT = 0.995
+DEFAULT_MIN_AGREEMENT = COMPILE_DEFAULTS.min_agreement
 
 
 class CompileError(PcnallocError):
@@ -384,6 +385,28 @@ def compile_student(
 STUDENT_FORMAT = "pcnalloc-mlp/0"
 
 
+def compile_with_fallback(
+    module: torch.nn.Module, rows_ND: np.ndarray, *, int8: bool, **kwargs: Any
+) -> tuple[CompileResult, str | None]:
+    """:func:`compile_student`, shipping the fp32 model alone when the int8 gate refuses.
+
+    The gate doing its job is not a failure of the compile: ``pcnalloc compile`` and the main
+    job both ship fp32 then and report why.
+
+    Args:
+        module, rows_ND: as :func:`compile_student`.
+        int8: try the int8 model first.
+        **kwargs: the other keywords of :func:`compile_student`.
+
+    Returns:
+        The result and, when the int8 model was refused, the reason (else None).
+    """
+    try:
+        return compile_student(module, rows_ND, int8=int8, **kwargs), None
+    except QuantizationRejected as err:  # nothing was written: compile again without int8
+        return compile_student(module, rows_ND, int8=False, **kwargs), str(err)
+
+
 def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
     """Write a plain Linear/ReLU ``nn.Sequential`` student (tests, benchmarks).
 
@@ -462,7 +485,11 @@ def _mlp_from_state_dict(sd: dict[str, Any], where: str) -> torch.nn.Sequential:
 
 
 def library_rows(
-    library: str | Path, input_name: str = "compact", *, max_rows: int = 4096, seed: int = 0
+    library: str | Path,
+    input_name: str = "compact",
+    *,
+    max_rows: int = COMPILE_DEFAULTS.rows,
+    seed: int = 0,
 ) -> tuple[np.ndarray, EnvConfig]:
     """Sample rows (≤ ``max_rows``, (N, D) float32) and the env config of a library.
 

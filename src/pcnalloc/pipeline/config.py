@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX
 from pcnalloc.core.overrides import apply_sets
+from pcnalloc.export.config import CompileConfig
 
 Load = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
 """An offered load ρ, as the environment accepts it (checked before stage one runs)."""
@@ -49,10 +50,9 @@ class DistillStage(_Frozen):
     )
 
 
-class CompileStage(_Frozen):
-    """ONNX export, parity and int8 gates, signed manifest."""
-
-    int8: bool = Field(True, description="also ship an int8 model if it keeps ≥ 99.5 % argmax")
+CompileStage = CompileConfig
+"""ONNX export, parity and int8 gates, signed manifest (:mod:`pcnalloc.export.config`, whose
+defaults ``pcnalloc compile`` reads too)."""
 
 
 class EvaluateStage(_Frozen):

@@ -129,12 +129,7 @@ def key_dir(cfg: RunConfig) -> Path:
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
     """Export the student to a signed int8/float ONNX artifact in ``d``; return its files."""
     from pcnalloc.edge.keys import ensure_keypair
-    from pcnalloc.export.compile import (
-        QuantizationRejected,
-        compile_student,
-        library_rows,
-        load_student_module,
-    )
+    from pcnalloc.export.compile import compile_with_fallback, library_rows, load_student_module
 
     bar.start("compile + sign", None)
     # The signing key lives outside the output tree and is created once: a rerun (even
@@ -145,30 +140,25 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
     pub = d / "keys" / "pcnalloc.pub"
     write_atomic(pub, key_pub.read_bytes())
     module = load_student_module(distill["student"])
-    rows, env = library_rows(library["folder"], getattr(module, "input_key", "compact"))
+    rows, env = library_rows(
+        library["folder"], getattr(module, "input_key", "compact"), max_rows=cfg.compile.rows
+    )
     from pcnalloc.network.builder import cached_network
 
     net = cached_network(env.network.case, env.network)  # shipped: the edge needs no pandapower
 
-    def build(int8: bool):
-        return compile_student(
-            module,
-            rows,
-            env_config=env,
-            private_key=priv,
-            out_dir=d / "artifact",
-            int8=int8,
-            source={"student": distill["student"], "library": library["folder"]},
-            network=net,
-        )
-
-    int8_note = None
-    try:
-        res = build(cfg.compile.int8)
-    except QuantizationRejected as err:
-        # The int8 gate did its job: ship the fp32 model and say why in the report.
-        int8_note = str(err)
-        res = build(False)
+    # The int8 gate may refuse: then the fp32 model is shipped and the report says why.
+    res, int8_note = compile_with_fallback(
+        module,
+        rows,
+        int8=cfg.compile.int8,
+        min_agreement=cfg.compile.min_agreement,
+        env_config=env,
+        private_key=priv,
+        out_dir=d / "artifact",
+        source={"student": distill["student"], "library": library["folder"]},
+        network=net,
+    )
     return {
         "artifact": str(res.path),
         "public_key": str(pub),
