@@ -178,6 +178,29 @@ def test_concurrent_writers_take_turns(folder, net14, monkeypatch) -> None:
     assert race() != {(0, 1), (2, 3), (4, 5)}, "planted: without the lock a writer loses"
 
 
+def test_the_file_is_bounded_and_not_rewritten_for_nothing(folder, net14, monkeypatch) -> None:
+    monkeypatch.setattr(pathstore, "MAX_STORED_SETS", 5)
+    first = PathCache(net14, 6, store=folder)
+    for t in range(1, 4):
+        first.paths(0, t)
+    assert first.flush()
+    again = PathCache(net14, 6, store=folder)
+    again.paths(0, 1)  # loaded: nothing new
+    assert not again.dirty and not again.flush()
+    other = PathCache(net14, 6, store=folder)
+    other._plain.clear()
+    other.paths(0, 1)  # searched again, but the file has it: no write
+    assert other.dirty and not other.flush() and not other.dirty
+    big = PathCache(net14, 6, store=folder)
+    for t in range(4, 9):
+        big.paths(0, t)
+    assert big.flush()
+    assert len(PathCache(net14, 6, store=folder)._plain) == 5, "capped at MAX_STORED_SETS"
+    full = PathCache(net14, 6, store=folder)
+    full.paths(1, 2)
+    assert not full.flush(), "a full file is not rewritten"
+
+
 def test_flush_at_reset_is_throttled(folder, net14, monkeypatch) -> None:
     cache = PathCache(net14, 6, store=folder)
     cache.paths(0, 1)

@@ -298,7 +298,8 @@ class PathCache:
 
     def flush(self) -> bool:
         """Add the sets computed since the last flush to the store (merged with what other
-        processes wrote; one atomic replace). Returns whether a file was written."""
+        processes wrote; one atomic replace), up to :data:`pathstore.MAX_STORED_SETS` in the
+        file. Returns whether a file was written (not when it held every set already)."""
         path = self._store_path
         if not self._dirty or path is None:
             return False
@@ -308,10 +309,20 @@ class PathCache:
             with pathstore.locked(path):  # writers take turns: none loses another's sets
                 clean_stale(path)  # temps of writers that were killed mid-write
                 plain, protected = self._read_store()
-                for pair, ps in self._plain.items():
-                    plain[pair] = (ps.links_PH, ps.nodes_PN, ps.hops_P, ps.prop_ms_P)
-                for kp, cs in self._prot0.items():
+                room = pathstore.MAX_STORED_SETS - len(plain) - len(protected)
+                # the costlier 1+1 sets first; what the file already holds is equal
+                new_prot = [kp for kp in self._prot0 if kp not in protected][: max(room, 0)]
+                room -= len(new_prot)
+                new_plain = [pair for pair in self._plain if pair not in plain][: max(room, 0)]
+                if not new_prot and not new_plain:  # others stored them, or the file is full
+                    self._dirty = False
+                    return False
+                for kp in new_prot:
+                    cs = self._prot0[kp]
                     protected[kp] = tuple(getattr(cs, f) for f in pathstore.SET_FIELDS)
+                for pair in new_plain:
+                    ps = self._plain[pair]
+                    plain[pair] = (ps.links_PH, ps.nodes_PN, ps.hops_P, ps.prop_ms_P)
                 write_atomic(path, pathstore.encode(self._key, plain, protected))
         except OSError as err:  # a read-only cache folder must not stop the run
             log.warning("cannot write path cache %s: %s", path, err)
