@@ -32,6 +32,7 @@ _PLUGINS: dict[str, str] = {
     "teacher": "pcnalloc.twolayer.learned",
     "student": "pcnalloc.twolayer.learned",
     "learned": "pcnalloc.twolayer.learned",
+    "edge": "pcnalloc.twolayer.artifact",  # edge@ARTIFACT::PUBLIC_KEY, ONNX Runtime only
 }
 """Kinds whose module registers them on import."""
 
@@ -43,7 +44,8 @@ def register_access_kind(kind: str, factory: Callable[[str], AccessPolicy]) -> N
 
 def make_access_policy(name: str) -> AccessPolicy:
     """A fresh policy by registry name, or by ``KIND@ARG`` (``teacher@PATH``,
-    ``student@PATH``, ``learned@FOLDER``; those need torch).
+    ``student@PATH``, ``learned@FOLDER``; those need torch; ``edge@ARTIFACT::PUBLIC_KEY``,
+    the signed ONNX student, needs onnxruntime only).
 
     Raises:
         UnknownPolicyError: naming the accepted names.

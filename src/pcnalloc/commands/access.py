@@ -10,7 +10,7 @@ from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
 from pcnalloc.commands._sets import SetOption
-from pcnalloc.core.limits import EPISODES_MAX, SEED_MAX, SEEDS_MAX
+from pcnalloc.core.limits import EPISODES_MAX, ROWS_MAX, SEED_MAX, SEEDS_MAX
 
 OverwriteOpt = Annotated[
     bool, typer.Option(help="replace existing outputs (once the new ones are whole)")
@@ -243,7 +243,8 @@ def _fmt_paired(p: dict[str, Any]) -> str:
 
 
 def register_learned(access_app: typer.Typer) -> None:
-    """``access train`` (teacher → library → student) and ``access compare`` (paired CIs)."""
+    """``access train`` (teacher → library → student), ``access compile`` (signed ONNX) and
+    ``access compare`` (paired CIs)."""
 
     @access_app.command("train")
     def train(
@@ -291,6 +292,45 @@ def register_learned(access_app: typer.Typer) -> None:
             f"{report['library']['rows']} rows; student top-1 agreement "
             f"{s.get('val_top1_agreement', float('nan')):.3f} "
             f"({report['student']['param_bytes']} B); wrote {out}"
+        )
+
+    @access_app.command("compile")
+    def compile_cmd(
+        key: Annotated[Path, typer.Option(help="Ed25519 private key (pcnalloc keys new)")],
+        out: Annotated[Path, typer.Option(help="artifact folder to publish")],
+        learned: Annotated[
+            Path, typer.Option(help="access train folder (its student/ and library/)")
+        ] = Path("out/access_learned"),
+        student: Annotated[Path | None, typer.Option(help="student.pt (default: LEARNED)")] = None,
+        library: Annotated[
+            Path | None, typer.Option(help="library for the parity rows (default: LEARNED)")
+        ] = None,
+        rows: Annotated[
+            int, typer.Option(min=1, max=ROWS_MAX, help="library rows for the parity gates")
+        ] = 100_000,
+        overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
+    ) -> None:
+        """Export the access student to ONNX, check parity with torch on the library's rows,
+        sign the manifest and publish a folder that edge@OUT::PUBLIC_KEY plays."""
+        from pcnalloc.fileio import check_output
+        from pcnalloc.twolayer.export import compile_access_student
+
+        check_output(out, kind="dir", overwrite=overwrite)
+        m = compile_access_student(
+            student or learned,
+            library or learned / "library",
+            private_key=key,
+            out_dir=out,
+            rows=rows,
+            overwrite=overwrite,
+        )
+        v = m["validation"]
+        console.print(
+            f"wrote {out}: model {m['models']['fp32']['bytes']} B "
+            f"(sha256 {m['models']['fp32']['sha256'][:16]}…), parity max |Δlogit| "
+            f"{v['parity_max_abs']:.2e} on {v['rows']} rows, argmax agreement "
+            f"{v['argmax_agreement']:.4%}; signed by {m['signature']['key_id']}",
+            soft_wrap=True,
         )
 
     @access_app.command("compare")

@@ -30,7 +30,7 @@ COMPARED: dict[str, Callable[[dict[str, Any]], float]] = {
 
 def is_learned_spec(spec: str) -> bool:
     """True for an access policy spec that names a learned policy."""
-    return spec.partition("@")[0] in ("teacher", "student", "learned")
+    return spec.partition("@")[0] in ("teacher", "student", "learned", "edge")
 
 
 def compare(
