@@ -9,8 +9,14 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_atomic, write_json
+from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, WORKERS_MAX
+from pcnalloc.pipeline.config import EvaluateStage, RunConfig
+
+_EV = EvaluateStage()
+"""The defaults of the options below: the evaluate stage's fields (written once there)."""
+_EXECUTOR = RunConfig.model_fields["executor"]
 
 
 def _split(text: str) -> list[str]:
@@ -36,15 +42,24 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(
         policies: Annotated[
-            str, typer.Option(help="comma-separated policy specs")
-        ] = "ksp-ff,cspf-pe,llp,sp-ff,random",
-        cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
-        loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "0.5,1.0,1.5",
-        seeds: Annotated[str, typer.Option(help="seeds: 0-4, 1,3,7 or 0-2,9")] = "0-4",
+            str, typer.Option(help=field_help(EvaluateStage, "policies", "comma-separated"))
+        ] = list_text(_EV.policies),
+        cases: Annotated[
+            str, typer.Option(help=field_help(EvaluateStage, "cases", "comma-separated"))
+        ] = list_text(_EV.cases),
+        loads: Annotated[
+            str, typer.Option(help=field_help(EvaluateStage, "loads", "comma-separated"))
+        ] = list_text(_EV.loads),
+        seeds: Annotated[
+            str, typer.Option(help=field_help(EvaluateStage, "seeds", "0-4, 1,3,7 or 0-2,9"))
+        ] = seeds_text(_EV.seeds),
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
-        ] = 2000,
-        executor: Annotated[str, typer.Option(help="serial, process or ray")] = "process",
+            int,
+            typer.Option(min=1, max=REQUESTS_MAX, help=field_help(EvaluateStage, "requests")),
+        ] = _EV.requests,
+        executor: Annotated[
+            str, typer.Option(help=field_help(RunConfig, "executor", "serial, process or ray"))
+        ] = _EXECUTOR.default,
         workers: Annotated[
             int | None, typer.Option(min=1, max=WORKERS_MAX, help="workers (default: all cores)")
         ] = None,
@@ -62,13 +77,17 @@ def register(app: typer.Typer) -> None:
         ] = False,
         bound_requests: Annotated[
             int,
+            typer.Option(min=1, max=REQUESTS_MAX, help=field_help(EvaluateStage, "bound_requests")),
+        ] = _EV.bound_requests,
+        bound_time_limit_s: Annotated[
+            float,
             typer.Option(
-                min=1, max=REQUESTS_MAX, help="window length of the MILP bound (requests)"
+                "--bound-time-limit",
+                min=0.1,
+                max=3600,
+                help=field_help(EvaluateStage, "bound_time_limit_s"),
             ),
-        ] = 200,
-        bound_time_limit: Annotated[
-            float, typer.Option(min=0.1, help="HiGHS time limit per window (s)")
-        ] = 20.0,
+        ] = _EV.bound_time_limit_s,
         overwrite: Annotated[
             bool, typer.Option(help="replace an existing --out folder (once the new is whole)")
         ] = False,
@@ -115,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 btask = bar.add_task("offline MILP bound", total=n_win)
                 bound = bound_sweep(
                     pols, case_list, load_list, seed_list, bound_requests, ex,
-                    env_overrides=overrides, time_limit_s=bound_time_limit,
+                    env_overrides=overrides, time_limit_s=bound_time_limit_s,
                     progress=lambda n: bar.advance(btask, n),
                 )  # fmt: skip
 

@@ -9,8 +9,13 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX, WORKERS_MAX
+from pcnalloc.pipeline.config import EvaluateStage, RunConfig
+
+_EV = EvaluateStage()
+"""Defaults of ``teacher evaluate``'s grid options: the evaluate stage's fields."""
 
 
 def _loads(text: str) -> tuple[float, ...]:
@@ -124,18 +129,24 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
     @teacher_app.command("evaluate")
     def evaluate(
         teacher: Annotated[Path, typer.Option(help="checkpoint .pt or training folder")],
-        cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
+        cases: Annotated[
+            str, typer.Option(help=field_help(EvaluateStage, "cases", "comma-separated"))
+        ] = list_text(_EV.cases),
         loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0,1.5",
-        seeds: Annotated[str, typer.Option(help="held-out seeds: 0-4, 1,3,7 …")] = "0-4",
+        seeds: Annotated[
+            str, typer.Option(help=field_help(EvaluateStage, "seeds", "0-4, 1,3,7 …"))
+        ] = seeds_text(_EV.seeds),
         baselines: Annotated[
             str, typer.Option(help="comma-separated baseline specs")
         ] = "ksp-ff,ksp-ff:8,ksp-ff:16,cspf-pe",
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
-        ] = 1000,
+            int,
+            typer.Option(min=1, max=REQUESTS_MAX, help=field_help(EvaluateStage, "requests")),
+        ] = _EV.requests,
         workers: Annotated[
-            int, typer.Option(min=1, max=WORKERS_MAX, help="local worker processes")
-        ] = 2,
+            int,
+            typer.Option(min=1, max=WORKERS_MAX, help=field_help(RunConfig, "workers")),
+        ] = RunConfig.model_fields["workers"].default,
         out: Annotated[Path | None, typer.Option(help="write the sweep JSON here")] = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
