@@ -276,17 +276,20 @@ def test_access_couple(kit: Kit, access_cfg: Path) -> None:
     assert json.loads(out.read_text())["conservation"]
 
 
-@smokes("access train", "access compare")
-def test_access_train_and_compare(kit: Kit, access_cfg: Path) -> None:
+@smokes("access train", "access compile", "access compare")
+def test_access_train_compile_and_compare(kit: Kit, access_cfg: Path) -> None:
     out = kit.out("learned")
     _ok(
         ["access", "train", "--out", str(out), "--episodes", "2", "--library-episodes", "3"],
         ["--config", str(access_cfg)],
     )
+    art = kit.out("access_artifact")
+    _ok(["access", "compile", "--learned", str(out), "--key", str(kit.key), "--out", str(art)])
+    assert (art / "manifest.sig").is_file()
     res = kit.out("cmp.json")
     _ok(
-        ["access", "compare", "--policies", f"learned@{out},matching", "--seeds", "2"],
-        ["--config", str(access_cfg), "--json", str(res)],
+        ["access", "compare", "--policies", f"learned@{out},edge@{art}::{kit.pub},matching"],
+        ["--seeds", "2", "--config", str(access_cfg), "--json", str(res)],
     )
     assert json.loads(res.read_text())["paired"]
 

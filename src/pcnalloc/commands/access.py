@@ -11,10 +11,16 @@ from rich.table import Table
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, ROWS_MAX, SEED_MAX, SEEDS_MAX
+from pcnalloc.twolayer.compile_config import ACCESS_COMPILE_DEFAULTS, AccessCompileConfig
 
 OverwriteOpt = Annotated[
     bool, typer.Option(help="replace existing outputs (once the new ones are whole)")
 ]
+
+
+def _compile_help(field: str) -> str:
+    """An ``access compile`` option's help: the compile config field's description."""
+    return str(AccessCompileConfig.model_fields[field].description)
 
 
 def _check_files(overwrite: bool, **outputs: Path | None) -> None:
@@ -306,8 +312,11 @@ def register_learned(access_app: typer.Typer) -> None:
             Path | None, typer.Option(help="library for the parity rows (default: LEARNED)")
         ] = None,
         rows: Annotated[
-            int, typer.Option(min=1, max=ROWS_MAX, help="library rows for the parity gates")
-        ] = 100_000,
+            int, typer.Option(min=1, max=ROWS_MAX, help=_compile_help("rows"))
+        ] = ACCESS_COMPILE_DEFAULTS.rows,
+        parity_tol: Annotated[
+            float, typer.Option(min=0.0, help=_compile_help("parity_tol"))
+        ] = ACCESS_COMPILE_DEFAULTS.parity_tol,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Export the access student to ONNX, check parity with torch on the library's rows,
@@ -322,6 +331,7 @@ def register_learned(access_app: typer.Typer) -> None:
             private_key=key,
             out_dir=out,
             rows=rows,
+            parity_tol=parity_tol,
             overwrite=overwrite,
         )
         v = m["validation"]

@@ -26,9 +26,10 @@ import numpy as np
 from pcnalloc.access.errors import AccessConfigError
 from pcnalloc.access.features import FEATURES, N_FEATURES
 from pcnalloc.twolayer.artifact import ACCESS_FORMAT, ACTIONS, INPUT_NAME, MODEL_FILE
+from pcnalloc.twolayer.compile_config import ACCESS_COMPILE_DEFAULTS
 
-DEFAULT_PARITY_TOL = 1e-5
-DEFAULT_ROWS = 100_000
+DEFAULT_PARITY_TOL = ACCESS_COMPILE_DEFAULTS.parity_tol
+DEFAULT_ROWS = ACCESS_COMPILE_DEFAULTS.rows
 
 
 def library_rows(
