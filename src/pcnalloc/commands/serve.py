@@ -11,6 +11,11 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console
+from pcnalloc.commands._fields import field_help
+from pcnalloc.edge.config import ServiceConfig
+
+_SC = ServiceConfig.model_fields
+"""The defaults of the options below: the service config's fields (written once there)."""
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +37,9 @@ def serve_cmd(
     region: Annotated[int, typer.Option("--region", help="region index to decide", min=0)],
     port: Annotated[int, typer.Option("--port", help="TCP port", min=1, max=65535)],
     host: Annotated[
-        str, typer.Option("--host", help="bind address (loopback unless TLS is in front)")
-    ] = "127.0.0.1",
+        str,
+        typer.Option("--host", help=field_help(ServiceConfig, "host")),
+    ] = _SC["host"].default,
     token_file: Annotated[
         Path | None,
         typer.Option(
@@ -41,28 +47,29 @@ def serve_cmd(
         ),
     ] = None,
     case: Annotated[
-        str | None, typer.Option("--case", help="grid case (default: the artifact's)")
-    ] = None,
+        str | None, typer.Option("--case", help=field_help(ServiceConfig, "case"))
+    ] = _SC["case"].default,
     rules: Annotated[
-        Path | None, typer.Option("--rules", help="rule file merged over the packaged rules")
-    ] = None,
+        Path | None, typer.Option("--rules", help=field_help(ServiceConfig, "rules"))
+    ] = _SC["rules"].default,
     audit: Annotated[
-        Path | None, typer.Option("--audit", help="hash-chained audit log of every decision")
-    ] = None,
+        Path | None, typer.Option("--audit", help=field_help(ServiceConfig, "audit"))
+    ] = _SC["audit"].default,
     audit_key: Annotated[
-        Path | None, typer.Option("--audit-key", help="Ed25519 key signing audit checkpoints")
-    ] = None,
+        Path | None, typer.Option("--audit-key", help=field_help(ServiceConfig, "audit_key"))
+    ] = _SC["audit_key"].default,
     integrity_only: Annotated[
         bool,
-        typer.Option(
-            "--integrity-only",
-            help="allow --audit without --audit-key (hash chain only: proves no origin)",
-        ),
-    ] = False,
-    precision: Annotated[str, typer.Option(help="model precision: fp32 or int8")] = "fp32",
+        typer.Option("--integrity-only", help=field_help(ServiceConfig, "integrity_only")),
+    ] = _SC["integrity_only"].default,
+    precision: Annotated[
+        str, typer.Option(help=field_help(ServiceConfig, "precision", "fp32 or int8"))
+    ] = _SC["precision"].default,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM)")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM)")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help=field_help(ServiceConfig, "log_level", "critical … trace"))
+    ] = _SC["log_level"].default,
 ) -> None:
     """Serve POST /v1/allocate, DELETE /v1/flows/{id}, GET /v1/health and /v1/metrics.
 
@@ -72,7 +79,7 @@ def serve_cmd(
     import uvicorn
 
     from pcnalloc.config import build
-    from pcnalloc.edge.service import ServiceConfig, create_app, read_token
+    from pcnalloc.edge.service import create_app, read_token
     from pcnalloc.fileio import check_output
 
     if audit is not None:  # an existing log is resumed; a folder or a bad parent is refused
@@ -90,6 +97,8 @@ def serve_cmd(
             "audit_key": audit_key,
             "integrity_only": integrity_only,
             "precision": precision,
+            "host": host,
+            "log_level": log_level,
         },
         "serve options",
     )
@@ -118,9 +127,9 @@ def serve_cmd(
     console.print(table)
     uvicorn.run(
         app,
-        host=host,
+        host=sc.host,
         port=port,
-        log_level=log_level,
+        log_level=sc.log_level,
         ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
     )

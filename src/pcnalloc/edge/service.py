@@ -55,20 +55,20 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 import pcnalloc
 from pcnalloc.config import EnvConfig, build
 from pcnalloc.edge.agent import EdgeAgent
 from pcnalloc.edge.artifact import load_artifact
+from pcnalloc.edge.config import ServiceConfig as ServiceConfig
 from pcnalloc.edge.live import OUTCOMES as OUTCOMES
 from pcnalloc.edge.live import LiveRegion, ServiceClock, ServiceError
 from pcnalloc.edge.service_docs import DOCS_OPEN_PATHS, add_offline_docs
@@ -102,31 +102,6 @@ OPEN_PATHS = (
 
 
 # ---------------------------------------------------------------------------- configuration
-class ServiceConfig(BaseModel):
-    """What ``pcnalloc serve`` needs to build the agent of one region."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    artifact: Path = Field(description="signed artifact folder (pcnalloc compile)")
-    public_key: Path | None = Field(
-        description="signer's Ed25519 public key (PEM); None trusts the artifact's own "
-        "signer.pub (integrity only, not origin)"
-    )
-    region: int | None = Field(0, ge=0, description="region index decided; None = every region")
-    case: str | None = Field(None, description="grid case; None = the artifact's env config")
-    rules: Path | None = Field(None, description="rule file merged over the packaged rules")
-    audit: Path | None = Field(None, description="hash-chained audit log of every decision")
-    audit_key: Path | None = Field(None, description="Ed25519 key signing audit checkpoints")
-    integrity_only: bool = Field(
-        False,
-        description="accept an audit log without a signing key (hash chain and tree only: "
-        "nothing proves who wrote it)",
-    )
-    precision: Literal["fp32", "int8"] = Field("fp32", description="model precision to run")
-    max_holding_s: float = Field(366 * 86400.0, gt=0, description="longest holding_s accepted")
-    latency_window: int = Field(8192, ge=16, description="decisions kept for latency percentiles")
-
-
 def build_agent(cfg: ServiceConfig) -> EdgeAgent:
     """Verify the artifact, then build its agent with the packaged (or given) rules and audit.
 
