@@ -246,3 +246,10 @@ def test_compile_cli_and_bad_input(
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and "\n" not in err, err
         assert not (tmp_path / "x").exists()
+
+
+def test_backbone_verifier_names_the_other_format(kit: dict[str, Path]) -> None:
+    from pcnalloc.edge.artifact import load_artifact
+
+    with pytest.raises(ArtifactError, match=r"pcnalloc-access-artifact/1.*not accepted"):
+        load_artifact(kit["art"], kit["pub"])

@@ -441,11 +441,11 @@ def _parse(raw: bytes) -> dict[str, Any]:
         raise ArtifactError(f"{MANIFEST}: not valid JSON ({err})") from None
     if not isinstance(m, dict):
         raise ArtifactError(f"{MANIFEST}: must hold a JSON object")
+    if "format" in m and m["format"] != FORMAT:  # another format first: its fields differ
+        raise ArtifactError(f"{MANIFEST}: format {m['format']!r} is not accepted; want {FORMAT}")
     missing = [f for f in REQUIRED_FIELDS if f not in m]
     if missing:
         raise ArtifactError(f"{MANIFEST}: fields {missing} are missing")
-    if m["format"] != FORMAT:
-        raise ArtifactError(f"{MANIFEST}: format {m['format']!r} is not accepted; want {FORMAT}")
     name = _field(m["input"], "name", "input")
     if name not in INPUT_KEYS:
         raise ArtifactError(
