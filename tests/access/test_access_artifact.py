@@ -253,3 +253,25 @@ def test_backbone_verifier_names_the_other_format(kit: dict[str, Path]) -> None:
 
     with pytest.raises(ArtifactError, match=r"pcnalloc-access-artifact/1.*not accepted"):
         load_artifact(kit["art"], kit["pub"])
+
+
+def test_a_library_of_another_layer_is_refused(kit: dict[str, Path], tmp_path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from pcnalloc.access.errors import AccessConfigError
+    from pcnalloc.library.schema import METADATA_KEY
+    from pcnalloc.twolayer.export import compile_access_student
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for part in sorted((kit["run"] / "library").glob("*.parquet")):
+        t = pq.read_table(part)
+        meta = dict(t.schema.metadata)
+        m = json.loads(meta[METADATA_KEY])
+        m["extra"].pop("layer")  # planted: a backbone library's metadata has no access layer
+        meta[METADATA_KEY] = json.dumps(m).encode()
+        pq.write_table(t.replace_schema_metadata(meta), lib / part.name)
+    out = tmp_path / "art"
+    with pytest.raises(AccessConfigError, match="not an access library"):
+        compile_access_student(kit["run"], lib, private_key=kit["key"], out_dir=out)
+    assert not out.exists()

@@ -39,14 +39,12 @@ def library_rows(
     ``max_rows``), its access config and its metadata.
 
     Raises:
-        AccessConfigError: no library, an empty one, or one that is not an access library.
+        LibraryError: no library there.
+        AccessConfigError: an empty library, or one that is not an access library.
     """
     from pcnalloc.library.reader import LibraryReader
 
-    try:
-        reader = LibraryReader(library)
-    except Exception as err:  # the reader raises typed errors and OSErrors alike
-        raise AccessConfigError(f"library {str(library)!r}: {err}") from None
+    reader = LibraryReader(library)  # LibraryError (one line, exit 2) when there is none
     meta = reader.metadata
     if meta.get("extra", {}).get("layer") != "access" or reader.spec.compact_dim != N_FEATURES:
         raise AccessConfigError(
