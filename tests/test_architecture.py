@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
     "teacher": 7,
     "library": 8,
     "distill": 9,
-    "twolayer": 10,
+    "twolayer": 12,  # the access student's compile (export) and signed artifact (edge)
     "edge": 10,
     "distributed": 10,
     "export": 11,
