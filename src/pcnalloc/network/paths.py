@@ -247,7 +247,9 @@ class PathCache:
         self._plain: dict[tuple[int, int], PathSet] = {}
         self._prot0: dict[tuple[int, int], CandidateSet] = {}
         """(K, pair) → protected set with no failed link: state-independent, so stored."""
-        self._cut: dict[tuple[int, int, tuple[int, ...]], PathSet] = {}
+        self._cut: dict[tuple[int, int, tuple[int, ...], int], PathSet] = {}
+        """(src, dst, failed links, K) → the K shortest routes on the cut topology (K is part
+        of the key: envs of different K share one cache)."""
         self._by_state: dict[tuple[bool, int, tuple[int, ...]], dict[int, CandidateSet]] = {}
         """(protected, K, failed links) → site pair ``src · N + dst`` (src ≤ dst) → set: the
         per-decision lookup hashes one short key and one int."""
@@ -420,7 +422,7 @@ class PathCache:
         ok = ~failed_E1[ps.links_PH].any(axis=1)
         idx = np.flatnonzero(ok)[:k]
         if failed_key and idx.size < min(k, ps.n_paths):
-            ck = (src, dst, failed_key)
+            ck = (src, dst, failed_key, k)
             cut = self._cut.get(ck)
             if cut is None:
                 cut = _pack(_k_shortest(self._graph_without(failed_key), src, dst, k), self.net)
