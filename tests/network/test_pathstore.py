@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -149,12 +148,20 @@ def test_concurrent_writers_take_turns(folder, net14, monkeypatch) -> None:
     """Two writers whose read-merge-write overlap (reads slowed down) keep both pairs; with
     the lock planted away, the later rename drops the earlier writer's pair."""
     read = pathstore.read
+    gate: list[threading.Barrier] = []
 
     def slow_read(*a, **k):
-        time.sleep(0.3)
+        # hold each reader until the other one also reads (at most 1 s): without the lock
+        # both read before either writes, deterministically; with it the second reader
+        # only comes after the first wrote, so the first one's wait times out
+        try:
+            gate[0].wait(timeout=1.0)
+        except threading.BrokenBarrierError:
+            pass
         return read(*a, **k)
 
     def race() -> set:
+        gate[:] = [threading.Barrier(2)]
         for p in folder.glob("*.npz"):
             p.unlink()
         a = PathCache(net14, 6, store=folder)
