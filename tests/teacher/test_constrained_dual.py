@@ -13,11 +13,13 @@ from pcnalloc.nn import mask_q
 from pcnalloc.teacher import double_dqn_target
 from pcnalloc.teacher.constrained import (
     LagrangianReplay,
+    PIDState,
     constrained_config,
     dual_step,
     episodes_to_converge,
     episodes_to_reach,
     episodes_to_settle,
+    pid_step,
 )
 
 
@@ -35,6 +37,36 @@ def test_dual_step_moves_the_multiplier_the_right_way():
         lam = dual_step(lam, m, 0.05, 20.0, 50.0)
         seq.append(round(lam, 6))
     assert seq == [3.0, 5.0, 5.0, 4.0, 3.0, 4.0]
+
+
+def test_pid_multiplier_rises_when_violated_and_falls_when_slack():
+    # hand-built sequence around ε = 0.05: K_P = 10, K_I = 20, K_D = 5, λ_max = 50
+    st, seq = PIDState(), []
+    for m in (0.20, 0.15, 0.05, 0.00, 0.00, 0.10):
+        lam, st = pid_step(st, m, 0.05, kp=10.0, ki=20.0, kd=5.0, lam_max=50.0)
+        seq.append(round(lam, 6))
+    # K_I·I: 3, 5, 5, 4, 3, 4; K_P·Δ: 1.5, 1, 0, −0.5, −0.5, 0.5; K_D·(rise 0 → 0.10) = 0.5
+    assert seq == [4.5, 6.0, 5.0, 3.5, 2.5, 5.0]
+    rises = [b > a for a, b in zip([0.0, *seq[:-1]], seq, strict=True)]
+    assert rises == [True, True, False, False, False, True]
+    # the proportional term answers a violation at once, where the integral alone lags
+    warm = PIDState(integral=6.0 / 20.0)  # a warm start at λ = 6 (integral resumes there)
+    lam_pi, _ = pid_step(warm, 0.13, 0.08, kp=100.0, ki=20.0, kd=0.0, lam_max=50.0)
+    lam_i, _ = pid_step(warm, 0.13, 0.08, kp=0.0, ki=20.0, kd=0.0, lam_max=50.0)
+    assert lam_i == pytest.approx(7.0) and lam_pi == pytest.approx(12.0)
+    # projection: λ and the integral stay in [0, λ_max] (no wind-up)
+    lam, st = pid_step(PIDState(), 0.0, 0.5, kp=10.0, ki=20.0, kd=0.0, lam_max=50.0)
+    assert lam == 0.0 and st.integral == 0.0
+    lam, st = pid_step(PIDState(integral=2.4), 1.0, 0.0, kp=0.0, ki=20.0, kd=0.0, lam_max=50.0)
+    assert lam == 50.0 and st.integral == pytest.approx(2.5)
+
+
+def test_pid_without_p_and_d_is_plain_dual_ascent():
+    lam, st = 0.0, PIDState()
+    for m in (0.20, 0.15, 0.05, 0.00, 0.00, 0.10, 0.9, 0.9, 0.9):
+        lam_a = dual_step(lam, m, 0.05, 20.0, 10.0)
+        lam, st = pid_step(st, m, 0.05, kp=0.0, ki=20.0, kd=0.0, lam_max=10.0)
+        assert lam == pytest.approx(lam_a)
 
 
 def _obs(n: int = 2) -> dict:

@@ -11,9 +11,11 @@ from pcnalloc.teacher import CheckpointError, TeacherPolicy
 from pcnalloc.teacher.constrained import (
     CHECKPOINT_FILE,
     LOG_FILE,
+    PIDState,
     constrained_config,
     dual_step,
     evaluate_constrained,
+    pid_step,
     train_constrained,
 )
 
@@ -78,6 +80,33 @@ def test_trainer_logs_episodes_and_follows_dual_ascent(cfg, tmp_path):
     # fixed dual: λ never moves
     fixed = train_constrained(cfg(dual="fixed", lambda_init=2.0, episodes=2), tmp_path / "c")
     assert {d["lambda"] for d in fixed.duals} == {2.0}
+
+
+def test_pid_dual_follows_pid_steps_and_warm_start_resumes_the_integral(cfg, tmp_path):
+    c = cfg(dual="pid", lambda_kp=30.0, lambda_kd=2.0)
+    res = train_constrained(c, tmp_path / "a")
+    st, lam = PIDState(), 0.0
+    for d in res.duals:
+        lam, st = pid_step(
+            st, d["measured"], c.epsilon, kp=30.0, ki=c.lambda_lr, kd=2.0, lam_max=c.lambda_max
+        )
+        assert d["lambda"] == pytest.approx(lam)
+    warm = train_constrained(
+        cfg(dual="pid", lambda_kp=30.0, epsilon=0.5, episodes=1),
+        tmp_path / "b",
+        warm_start=tmp_path / "a",
+    )
+    m = warm.duals[0]["measured"]
+    first, _ = pid_step(
+        PIDState(integral=res.lambda_final / c.lambda_lr),
+        m,
+        0.5,
+        kp=30.0,
+        ki=c.lambda_lr,
+        kd=0.0,
+        lam_max=c.lambda_max,
+    )
+    assert warm.duals[0]["lambda"] == pytest.approx(first)
 
 
 def test_warm_start_from_another_env_is_refused(cfg, tmp_path):

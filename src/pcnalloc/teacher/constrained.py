@@ -18,11 +18,20 @@ Primal-dual learning on the Lagrangian ``L(π, λ) = E[Σ r] − λ·(B(π) − 
   under the current multiplier (off-policy Q-learning of the current Lagrangian).
 - **dual**: after every ``dual_batch`` finished episodes, projected dual ascent on the
   measured rate of that batch: ``λ ← clip(λ + η·(B̂ − ε), 0, λ_max)`` (:func:`dual_step`):
-  λ rises while the constraint is violated and falls while it is slack.
+  λ rises while the constraint is violated and falls while it is slack. ``dual: pid`` is the
+  PID Lagrangian of Stooke, Achiam & Abbeel (2020), "Responsive Safety in Reinforcement
+  Learning by PID Lagrangian Methods" (:func:`pid_step`): the same integral (η is its gain
+  K_I) plus a proportional term K_P·(B̂ − ε) and a derivative term K_D·(B̂ − B̂_prev)⁺, so λ
+  answers the violation measured now rather than only after it has been integrated.
 
 **Transfer**: when the limit changes (ε₁ → ε₂), training starts from the ε₁ solution —
 Q-networks and λ — instead of from scratch (:class:`ConstrainedTrainer` ``warm_start``), with
-the exploration of a fine-tune (``warm_eps_start``). :func:`episodes_to_converge` counts
+the exploration of a fine-tune (``warm_eps_start``). Under ``dual: pid`` the warm run's
+integral resumes at λ_old / K_I; why that is the warm-start choice: with plain ascent a warm
+run inherits λ fitted to ε₁ and sees only the small violation B(π₁) − ε₂, so λ climbs at
+η·(B − ε₂) per update, more slowly than from scratch where the initial violation is large;
+the proportional term adds K_P·(B − ε₂) at once, on top of the inherited integral, without
+rescaling λ by a guess of how the shadow price moves with ε. :func:`episodes_to_converge` counts
 the episodes until the trailing mean of the measured rate stays within the limit.
 
 The unconstrained extremes are the same trainer with ``dual: fixed``: ``lambda_init: 0``
@@ -93,14 +102,25 @@ class ConstrainedConfig(BaseModel):
         0.02, gt=0, lt=1, description="limit ε on the per-episode priority ≤ 1 blocking rate"
     )
     episodes: int = Field(40, ge=1, description="training episodes (the budget)")
-    dual: Literal["ascent", "fixed"] = Field(
-        "ascent", description="ascent: dual ascent on λ; fixed: λ stays at lambda_init"
+    dual: Literal["ascent", "fixed", "pid"] = Field(
+        "ascent",
+        description="ascent: projected dual ascent on λ; fixed: λ stays at lambda_init; "
+        "pid: PID Lagrangian (Stooke et al. 2020), integral gain lambda_lr, "
+        "plus lambda_kp and lambda_kd",
     )
     lambda_init: float = Field(0.0, ge=0, description="initial multiplier λ (reward units)")
     lambda_lr: float = Field(
         20.0, gt=0, description="dual step η: λ moves by η·(measured rate − ε) per update"
     )
     lambda_max: float = Field(50.0, gt=0, description="upper projection bound of λ")
+    lambda_kp: float = Field(
+        0.0, ge=0, description="dual: pid — proportional gain K_P on (measured rate − ε)"
+    )
+    lambda_kd: float = Field(
+        0.0,
+        ge=0,
+        description="dual: pid — derivative gain K_D on the rise of the measured rate",
+    )
     dual_batch: int = Field(
         0,
         ge=0,
@@ -133,6 +153,39 @@ def constrained_config(file: str | Path | None = None, **overrides: Any) -> Cons
 def dual_step(lam: float, measured: float, epsilon: float, lr: float, lam_max: float) -> float:
     """Projected dual ascent: ``clip(λ + η·(measured − ε), 0, λ_max)``."""
     return float(min(max(lam + lr * (measured - epsilon), 0.0), lam_max))
+
+
+@dataclass
+class PIDState:
+    """State of the PID Lagrangian: the integral of (rate − ε) and the previous rate."""
+
+    integral: float = 0.0
+    prev: float | None = None
+
+
+def pid_step(
+    state: PIDState,
+    measured: float,
+    epsilon: float,
+    *,
+    kp: float,
+    ki: float,
+    kd: float,
+    lam_max: float,
+) -> tuple[float, PIDState]:
+    """One update of the PID Lagrangian multiplier (Stooke, Achiam & Abbeel 2020, Alg. 2).
+
+    ``Δ = measured − ε``; ``I ← clip(I + Δ, 0, λ_max/K_I)`` (projected, so the integral does
+    not wind up beyond what λ_max allows); ``∂ = (measured − prev)⁺``;
+    ``λ = clip(K_P·Δ + K_I·I + K_D·∂, 0, λ_max)``. With K_P = K_D = 0 this is exactly
+    :func:`dual_step` (λ = K_I·I). Returns (λ, new state).
+    """
+    delta = measured - epsilon
+    cap = lam_max / ki if ki > 0 else float("inf")
+    integral = min(max(state.integral + delta, 0.0), cap)
+    deriv = max(measured - state.prev, 0.0) if state.prev is not None else 0.0
+    lam = min(max(kp * delta + ki * integral + kd * deriv, 0.0), lam_max)
+    return float(lam), PIDState(integral=integral, prev=float(measured))
 
 
 def episodes_to_converge(
@@ -287,6 +340,7 @@ class ConstrainedTrainer:
         self.shape = EncoderShape.for_env(self.tc.env, **self.tc.encoder_sizes())
         self.learner = DoubleDQN(self.shape, self.tc)
         self.lam = float(cfg.lambda_init)
+        self.pid = PIDState(integral=self.lam / cfg.lambda_lr)
         self.warm_from: str | None = None
         if warm_start is not None:
             self._warm(warm_start)
@@ -302,8 +356,10 @@ class ConstrainedTrainer:
             )
         load_state(self.learner.online, ck["online"], ck["path"])
         load_state(self.learner.target, ck["target"], ck["path"])
-        if self.cfg.dual == "ascent":
+        if self.cfg.dual in ("ascent", "pid"):
             self.lam = float(ck.get("constrained", {}).get("lambda", self.lam))
+            # the integral resumes where the earlier run's multiplier stood
+            self.pid = PIDState(integral=self.lam / self.cfg.lambda_lr)
         self.warm_from = str(ck["path"])
 
     def _payload(self) -> dict[str, Any]:
@@ -431,6 +487,17 @@ class ConstrainedTrainer:
                                 self.lam, measured, cfg.epsilon, cfg.lambda_lr, cfg.lambda_max
                             )
                             buffer.set_multiplier(self.lam)
+                        elif cfg.dual == "pid":
+                            self.lam, self.pid = pid_step(
+                                self.pid,
+                                measured,
+                                cfg.epsilon,
+                                kp=cfg.lambda_kp,
+                                ki=cfg.lambda_lr,
+                                kd=cfg.lambda_kd,
+                                lam_max=cfg.lambda_max,
+                            )
+                            buffer.set_multiplier(self.lam)
                         duals.append(
                             {"episode": finished, "measured": measured, "lambda": self.lam}
                         )
@@ -502,11 +569,13 @@ __all__ = [
     "ConstrainedResult",
     "ConstrainedTrainer",
     "LagrangianReplay",
+    "PIDState",
     "constrained_config",
     "dual_step",
     "episodes_to_converge",
     "episodes_to_reach",
     "episodes_to_settle",
     "evaluate_constrained",
+    "pid_step",
     "train_constrained",
 ]
