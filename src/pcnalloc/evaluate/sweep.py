@@ -266,9 +266,10 @@ class GapItem:
     load: float
     seed: int
     requests: int
+    time_limit_s: float
+    """HiGHS limit of the window's MILP (s)."""
     env_overrides: dict[str, Any] = field(default_factory=dict)
     imports: tuple[str, ...] = ()
-    time_limit_s: float = 20.0
 
 
 def run_gap_item(item: GapItem) -> dict[str, Any]:
@@ -292,12 +293,16 @@ def bound_sweep(
     requests: int,
     executor: Executor | None = None,
     *,
+    time_limit_s: float,
     env_overrides: dict[str, Any] | None = None,
-    time_limit_s: float = 20.0,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """The offline hindsight bound on the first ``requests`` new requests of every
     (case, load, seed) episode (grid events off) and each policy's gap to it.
+
+    ``time_limit_s`` (HiGHS seconds per window) has no default here: callers pass the evaluate
+    stage's ``bound_time_limit_s`` (:class:`pcnalloc.pipeline.config.EvaluateStage`), where
+    the one default is written.
 
     Returns:
         ``{"requests", "windows": [window_gap results], "aggregate": [...]}`` where the
@@ -307,8 +312,8 @@ def bound_sweep(
     """
     imp = policy_imports(policies)
     items = [
-        GapItem(tuple(policies), c, float(x), int(s), requests, dict(env_overrides or {}), imp,
-                time_limit_s)
+        GapItem(tuple(policies), c, float(x), int(s), requests, time_limit_s,
+                dict(env_overrides or {}), imp)
         for c in cases
         for x in loads
         for s in seeds
