@@ -18,6 +18,6 @@ def test_every_event_kind_has_a_handler() -> None:
 
 def test_kinds_keep_their_numbers() -> None:
     """The module aliases are the enum members; the numbering is the one first used."""
-    assert [int(e) for e in Event] == list(range(7))
+    assert [int(e) for e in Event] == list(range(8))
     assert ARRIVAL is Event.ARRIVAL and REPAIR == 6
     assert PowerCommEnv._ON[int(Event.DEPART)] is PowerCommEnv._ON[Event.DEPART]  # int keys too

@@ -9,8 +9,9 @@ the others come back as restoration requests), and repairs return links to servi
 from __future__ import annotations
 
 import heapq
+import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import Any, ClassVar, TypeAlias
 
@@ -69,9 +70,12 @@ class Event(IntEnum):
     scenario's cut at a loaded link, or ``"random"``)."""
     REPAIR = 6
     """A cut link returns to service (payload: the link)."""
+    EXTERNAL = 7
+    """A request generated outside the env arrives (payload: its :class:`Request`; queued by
+    :meth:`PowerCommEnv.schedule_external`)."""
 
 
-ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR = Event
+ARRIVAL, DEPART, FAULT, EMERG_END, BURST, CUT, REPAIR, EXTERNAL = Event
 Obs: TypeAlias = Any
 """An observation: a ``dict[str, np.ndarray]`` in ``full``/``compact`` mode, the float32
 vector in ``flat`` mode. Any, because the mode is chosen when the env is built, not in its
@@ -448,6 +452,10 @@ class PowerCommEnv(gym.Env):
     def _on_repair(self, t: float, link: int) -> None:
         self.state.set_failed(link, False)
 
+    def _on_external(self, t: float, req: Request) -> None:
+        self._external_ids.add(self._n_requests)
+        self._new_request(t, req.cls, KIND_NEW, holding=req.holding_s, ends=(req.src, req.dst))
+
     _ON: ClassVar[dict[int, Callable[[PowerCommEnv, float, Any], None]]] = {
         Event.ARRIVAL: _on_arrival,
         Event.DEPART: _on_depart,
@@ -456,6 +464,7 @@ class PowerCommEnv(gym.Env):
         Event.BURST: _on_burst,
         Event.CUT: _on_cut,
         Event.REPAIR: _on_repair,
+        Event.EXTERNAL: _on_external,
     }
     """Event kind → handler: one method per kind, so a new kind is one entry and one method."""
 
@@ -709,6 +718,7 @@ class PowerCommEnv(gym.Env):
         self._seq = 0
         self._pending: deque[Request] = deque()
         self._n_requests = 0
+        self._external_ids: set[int] = set()
         self._steps = 0
         self.counters = {
             k: 0
@@ -906,6 +916,61 @@ class PowerCommEnv(gym.Env):
     def render(self) -> Any:
         """``ansi``: a text summary; ``rgb_array``: the utilisation map, (H, W, 3) uint8."""
         return render_env(self)
+
+    # ------------------------------------------------------------------ external requests
+    def schedule_external(
+        self, requests: Iterable[Request], *, origin_s: float | None = None
+    ) -> int:
+        """Queue requests generated outside the env as arrivals of the current episode.
+
+        The injection point for another layer's traffic (e.g. what an access substation
+        delivers, :mod:`pcnalloc.twolayer.coupling`). Each request arrives at
+        ``origin_s + time_s`` with its own class, ends and holding time, next to the env's
+        own traffic, draws nothing from :attr:`np_random`, and is decided like a new request
+        (``KIND_NEW``); the env numbers it when it is shown (its ``id`` is ignored).
+        :attr:`current_is_external` tells such a request on show. ``reset`` drops what was
+        scheduled, so call this after each ``reset``.
+
+        Args:
+            requests: the requests; ``time_s`` in seconds after ``origin_s``.
+            origin_s: simulated time the ``time_s`` count from (default: :attr:`now`, the
+                time of the request on show).
+
+        Returns:
+            How many requests were queued.
+
+        Raises:
+            ConfigError: a request with an unknown class or site, ``src == dst``, a
+                holding time that is not positive and finite, or an arrival before
+                :attr:`now` (nothing is queued then).
+        """
+        t0 = self.now if origin_s is None else float(origin_s)
+        reqs = list(requests)
+        n_c, n_s = self.catalog.n_classes, self.net.n_sites
+        for r in reqs:
+            t = t0 + float(r.time_s)
+            ok = (
+                0 <= r.cls < n_c
+                and 0 <= r.src < n_s
+                and 0 <= r.dst < n_s
+                and r.src != r.dst
+                and 0.0 < r.holding_s < math.inf
+                and self.now <= t < math.inf
+            )
+            if not ok:
+                raise ConfigError(
+                    f"external request {r!r} at t = {t:.6g} s is not admissible here; "
+                    f"accepted: class in 0..{n_c - 1}, src != dst in 0..{n_s - 1}, "
+                    f"holding_s > 0, arrival at or after now = {self.now:.6g} s"
+                )
+        for r in reqs:
+            self._push(t0 + float(r.time_s), EXTERNAL, r)
+        return len(reqs)
+
+    @property
+    def current_is_external(self) -> bool:
+        """True when the request on show was queued by :meth:`schedule_external`."""
+        return self._req is not None and self._req.id in self._external_ids
 
     # ------------------------------------------------------------------ helpers for policies
     @property
