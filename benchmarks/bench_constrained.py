@@ -1,26 +1,33 @@
-"""Constrained (Lagrangian) teacher: where each policy lands against the limit ε, and
-transfer to a new limit (warm start vs from scratch), with short budgets.
+"""Constrained (Lagrangian) teacher: where each policy lands against a limit ε placed between
+the unconstrained extremes, and transfer to a new limit (warm start vs from scratch).
 
-Runs, side by side on the same training seeds (case, scenario family and load of the CLI):
+Per scenario family (``--families``, case ``--case``, load ``--load``, K = 4 actions chosen
+among ``--candidate-pool`` routes), on the same training seed:
 
-- ``value-only``: λ fixed at 0 (the plain reward);
-- ``blocking-only``: reward weight 0, λ fixed at 1 (only blocked priority ≤ 1 requests count);
-- ``constrained ε₁``: dual ascent from λ = 0, from scratch;
-- ``transfer ε₂ (warm)``: the ε₁ run's networks and λ, fine-tuned to ε₂;
-- ``scratch ε₂``: dual ascent at ε₂ from scratch.
+1. the extremes, ``dual: fixed``: ``value-only`` (λ = 0), ``blocking-only`` (reward weight 0,
+   λ = 1) and ``blocking-heavy`` (weight 1, λ = ``--heavy-lambda``); each is played greedily
+   on the **tuning seeds** (≥ 1000) and its mean priority ≤ 1 blocking measured;
+2. ε is placed halfway between the value-only teacher's blocking and the lower of the two
+   blocking-focused ones (training seeds only; skipped, with the reason, when they differ by
+   less than ``--min-gap``), ε₂ a quarter of the gap above the focused one;
+3. ``constrained ascent`` (projected dual ascent) and ``constrained pid`` (PID Lagrangian,
+   K_P = ``--kp``) at ε, from scratch;
+4. transfer to ε₂: each constrained run fine-tuned (``warm``) vs the same dual from scratch,
+   episodes until the trailing mean (``--window``) of the measured training rate first
+   reaches ε₂ + ``--tol`` (:func:`episodes_to_reach`) and until it stays there;
+5. every run greedy on the **evaluation seeds** (< 1000, never used for tuning), episodes as
+   long as the training ones (ε is a per-episode limit): value ratio and priority ≤ 1
+   blocking, per-seed paired differences to the value-only teacher with 95 % CIs
+   (:func:`pcnalloc.evaluate.stats.paired`), and whether the mean meets the row's limit.
 
-Each run reports the episodes until the trailing mean (``--window``) of the measured training
-rate first reaches its limit + ``--tol`` (:func:`episodes_to_reach`) and until it stays there
-(:func:`episodes_to_converge`), the episodes until the trailing value
-settles within 2 %, λ at the end, and a greedy evaluation on held-out seeds (value ratio,
-priority ≤ 1 blocking, meets ε) with episodes as long as the training ones (ε is a
-per-episode limit). A second section runs the same primal-dual pieces on a reservation toy
-where critical blocking is controllable (value-only, ε₁, then ε₂ warm vs scratch, per seed).
-Writes one JSON (``--out``) with the load average.
+A reservation toy, where critical blocking is controllable by admission, runs the same
+primal-dual pieces: value-only, ε₁ from scratch, ε₂ warm vs scratch, for dual ascent and the
+PID Lagrangian (K_P = ``--toy-kp``), per seed. One JSON (``--out``) with the load averages.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/bench_constrained.py [--case case30]
-       [--scenario storm] [--load 1.5] [--eps1 0.30] [--eps2 0.22] [--episodes 32]
-       [--transfer-episodes 32] [--requests 200] [--eval-seeds 300,301,302,303]
+Usage: OMP_NUM_THREADS=1 python benchmarks/bench_constrained.py [--families storm,fiber-cut]
+       [--load 1.5] [--candidate-pool 16] [--requests 500] [--episodes 24]
+       [--transfer-episodes 20] [--tune-seeds 5000,5001,5002]
+       [--eval-seeds 300,301,302,303,304,305] [--skip-toy | --skip-env]
        [--out out/bench/constrained.json]
 """
 
@@ -35,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from pcnalloc.evaluate.stats import mean_ci, paired
 from pcnalloc.teacher.constrained import (
     constrained_config,
     episodes_to_converge,
@@ -112,14 +120,17 @@ def toy_run(
     explore: float = 0.05,
     lr_dual: float = 10.0,
     seed: int = 0,
+    dual: str = "ascent",
+    kp: float = 0.0,
 ) -> dict[str, Any]:
     """Primal-dual on the toy: per episode collect ``steps`` ε-greedy decisions, one dual
-    step on the measured critical blocking, 100 Double-DQN updates of the linear Q."""
+    step on the measured critical blocking (``dual``: ascent, or pid with gain ``kp``),
+    100 Double-DQN updates of the linear Q."""
     import torch
 
     from pcnalloc.nn import mask_q
     from pcnalloc.teacher import double_dqn_target
-    from pcnalloc.teacher.constrained import LagrangianReplay, dual_step
+    from pcnalloc.teacher.constrained import LagrangianReplay, PIDState, dual_step, pid_step
 
     torch.manual_seed(seed)
     q = torch.nn.Linear(2 * (TOY_C + 1), 2, bias=False)
@@ -128,6 +139,7 @@ def toy_run(
     if warm is not None:
         q.load_state_dict(warm["q"])
         lam = warm["lambda"]
+    pid = PIDState(integral=lam / lr_dual)
     tgt = torch.nn.Linear(2 * (TOY_C + 1), 2, bias=False)
     tgt.load_state_dict(q.state_dict())
     opt = torch.optim.Adam(q.parameters(), lr=0.05)
@@ -156,7 +168,10 @@ def toy_run(
             buf.record(slot, a, r, c, 0.0)
             slot = buf.add_obs(env.obs(), continues=True)
         rate = blk / max(off, 1)
-        lam = dual_step(lam, rate, epsilon, lr_dual, 20.0)
+        if dual == "pid":
+            lam, pid = pid_step(pid, rate, epsilon, kp=kp, ki=lr_dual, kd=0.0, lam_max=20.0)
+        else:
+            lam = dual_step(lam, rate, epsilon, lr_dual, 20.0)
         buf.set_multiplier(lam)
         rates.append(rate)
         values.append(val / steps)
@@ -203,22 +218,37 @@ def toy_transfer(
     tol: float,
     explore: float,
     lr_dual: float,
+    kp: float = 0.0,
 ):
-    """Value-only, ε₁ from scratch, then ε₂ warm vs scratch, per seed."""
+    """Value-only, ε₁ from scratch, then ε₂ warm vs scratch, per seed, for plain dual
+    ascent and (``kp`` > 0) the PID Lagrangian with proportional gain ``kp``."""
     out = []
     for seed in seeds:
-        kw = dict(explore=explore, lr_dual=lr_dual)
+        kw: dict[str, Any] = dict(explore=explore, lr_dual=lr_dual)
         free = toy_run(eps1, episodes, seed=seed, explore=explore, lr_dual=1e-9)  # λ ≈ 0
         first = toy_run(eps1, episodes, seed=seed, **kw)
         warm = toy_run(eps2, episodes, warm=first["state"], seed=seed + 100, **kw)
         scratch = toy_run(eps2, episodes, seed=seed + 100, **kw)
-        row: dict[str, Any] = {"seed": seed}
-        for name, r, e in (
+        runs = [
             ("value_only", free, eps1),
             ("eps1", first, eps1),
             ("eps2_warm", warm, eps2),
             ("eps2_scratch", scratch, eps2),
-        ):
+        ]
+        if kp > 0:
+            pk: dict[str, Any] = dict(kw, dual="pid", kp=kp)
+            first_p = toy_run(eps1, episodes, seed=seed, **pk)
+            runs += [
+                ("pid_eps1", first_p, eps1),
+                (
+                    "pid_eps2_warm",
+                    toy_run(eps2, episodes, warm=first_p["state"], seed=seed + 100, **pk),
+                    eps2,
+                ),
+                ("pid_eps2_scratch", toy_run(eps2, episodes, seed=seed + 100, **pk), eps2),
+            ]
+        row: dict[str, Any] = {"seed": seed}
+        for name, r, e in runs:
             row[name] = {
                 "epsilon": e,
                 "episodes_to_reach_limit": episodes_to_reach(r["rates"], e, window, tol),
@@ -241,45 +271,22 @@ def toy_transfer(
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--case", default="case30")
-    ap.add_argument("--scenario", default="storm")
-    ap.add_argument("--load", type=float, default=1.5)
-    ap.add_argument("--eps1", type=float, default=0.30)
-    ap.add_argument("--eps2", type=float, default=0.22)
-    ap.add_argument("--episodes", type=int, default=32)
-    ap.add_argument("--transfer-episodes", type=int, default=32)
-    ap.add_argument("--requests", type=int, default=200)
-    ap.add_argument("--n-envs", type=int, default=4)
-    ap.add_argument("--train-every", type=int, default=16)
-    ap.add_argument("--lambda-lr", type=float, default=20.0)
-    ap.add_argument("--dual-batch", type=int, default=2)
-    ap.add_argument("--window", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=0.02, help="band above ε that counts as met")
-    ap.add_argument("--eval-seeds", default="300,301,302,303")
-    ap.add_argument(
-        "--eval-requests", type=int, default=None, help="default: --requests (the ε horizon)"
-    )
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--toy-eps1", type=float, default=0.2)
-    ap.add_argument("--toy-eps2", type=float, default=0.08)
-    ap.add_argument("--toy-episodes", type=int, default=30)
-    ap.add_argument("--toy-seeds", default="0,1,2,3,4")
-    ap.add_argument("--toy-window", type=int, default=3)
-    ap.add_argument("--toy-tol", type=float, default=0.02)
-    ap.add_argument("--toy-explore", type=float, default=0.02)
-    ap.add_argument("--toy-dual-lr", type=float, default=20.0)
-    ap.add_argument("--skip-env", action="store_true", help="toy only")
-    ap.add_argument("--out", type=Path, default=Path("out/bench/constrained.json"))
-    a = ap.parse_args()
-    seeds = [int(s) for s in a.eval_seeds.split(",")]
-    a.eval_requests = a.eval_requests or a.requests
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch == "-" else "_" for ch in name)
+
+
+def _mean(x: list[float]) -> float:
+    return float(np.mean(x)) if x else float("nan")
+
+
+def env_family(a: argparse.Namespace, family: str, tmp: Path) -> dict[str, Any]:
+    """The constrained study on one scenario family (see the module docstring)."""
     teacher = dict(
         env={
             "network": {"case": a.case},
-            "traffic": {"scenario": a.scenario, "load": a.load},
+            "traffic": {"scenario": family, "load": a.load},
             "episode_requests": a.requests,
+            "candidate_pool": a.candidate_pool or None,
         },
         loads=[a.load],
         n_envs=a.n_envs,
@@ -296,87 +303,198 @@ def main() -> None:
             lambda_lr=a.lambda_lr,
             dual_batch=a.dual_batch,
             converge_window=a.window,
+            episodes=a.episodes,
         )
         base.update(kw)
         return constrained_config(**base)
 
-    runs = [
-        ("value-only", cfg(epsilon=a.eps1, episodes=a.episodes, dual="fixed"), None),
-        (
-            "blocking-only",
-            cfg(
-                epsilon=a.eps1,
-                episodes=a.episodes,
-                dual="fixed",
-                reward_weight=0.0,
-                lambda_init=1.0,
+    tune, seeds = a.tune_seeds, a.eval_seeds
+    rows: dict[str, dict[str, Any]] = {}
+
+    def train(name: str, c: Any, warm: str | None = None) -> dict[str, Any]:
+        where = tmp / family / _slug(name)
+        t = time.perf_counter()
+        res = train_constrained(c, where, warm_start=tmp / family / _slug(warm) if warm else None)
+        rates, values = res.rates(), res.values()
+        ev = evaluate_constrained(where, seeds, a.requests, c.epsilon)
+        row = {
+            "run": name,
+            "epsilon": c.epsilon,
+            "dual": c.dual,
+            "reward_weight": c.reward_weight,
+            "lambda_init": c.lambda_init,
+            "lambda_kp": c.lambda_kp,
+            "warm_from": warm,
+            "episodes": c.episodes,
+            "steps": res.steps,
+            "episodes_to_reach_limit": episodes_to_reach(rates, c.epsilon, a.window, a.tol),
+            "episodes_to_meet_limit": episodes_to_converge(rates, c.epsilon, a.window, a.tol),
+            "episodes_to_settle_value": episodes_to_settle(values, a.window),
+            "lambda_final": res.lambda_final,
+            "train_rate_last_window": _mean(rates[-a.window :]),
+            "eval": ev,
+            "lambda_trace": [d["lambda"] for d in res.duals],
+            "rate_trace": rates,
+            "train_s": round(res.wall_s, 1),
+            "wall_s": round(time.perf_counter() - t, 1),
+            "loadavg_after": _loadavg(),
+        }
+        rows[name] = row
+        print(
+            json.dumps(
+                {"family": family, **{k: v for k, v in row.items() if not k.endswith("trace")}}
             ),
-            None,
-        ),
-        ("constrained eps1", cfg(epsilon=a.eps1, episodes=a.episodes), None),
-        ("transfer eps2 (warm)", cfg(epsilon=a.eps2, episodes=a.transfer_episodes), "eps1"),
-        ("scratch eps2", cfg(epsilon=a.eps2, episodes=a.transfer_episodes), None),
-    ]
+            flush=True,
+        )
+        return row
+
+    # 1. the extremes, and where they land on the training (tuning) seeds
+    extremes = {
+        "value-only": cfg(epsilon=0.5, dual="fixed"),
+        "blocking-only": cfg(epsilon=0.5, dual="fixed", reward_weight=0.0, lambda_init=1.0),
+        "blocking-heavy": cfg(epsilon=0.5, dual="fixed", lambda_init=a.heavy_lambda),
+    }
+    tuned: dict[str, dict[str, Any]] = {}
+    for name, c in extremes.items():
+        train(name, c)
+        tuned[name] = evaluate_constrained(tmp / family / name, tune, a.requests, 0.5)
+    b_value = tuned["value-only"]["critical_blocking"]
+    b_focus_name = min(
+        ("blocking-only", "blocking-heavy"), key=lambda n: tuned[n]["critical_blocking"]
+    )
+    b_focus = tuned[b_focus_name]["critical_blocking"]
+    gap = b_value - b_focus
+    out: dict[str, Any] = {
+        "family": family,
+        "tuning": {
+            "seeds": tune,
+            "critical_blocking": {n: t["critical_blocking"] for n, t in tuned.items()},
+            "value_ratio": {n: t["value_ratio"] for n, t in tuned.items()},
+            "blocking_focused": b_focus_name,
+        },
+    }
+    if gap < a.min_gap:
+        out["epsilon"] = None
+        out["skipped"] = (
+            f"value-only and {b_focus_name} priority ≤ 1 blocking differ by {gap:.4f} "
+            f"< {a.min_gap} on the tuning seeds: no limit lies between them"
+        )
+    else:
+        # 2. ε halfway between the extremes (training seeds only), ε₂ halfway to the focused one
+        eps = max(round(b_focus + gap / 2, 4), 1e-3)
+        eps2 = max(round(b_focus + gap / 4, 4), 1e-3)
+        out["epsilon"], out["epsilon2"] = eps, eps2
+        train("constrained ascent", cfg(epsilon=eps))
+        train("constrained pid", cfg(epsilon=eps, dual="pid", lambda_kp=a.kp))
+        if a.transfer:
+            tr = a.transfer_episodes
+            for dual, base in (("ascent", "constrained ascent"), ("pid", "constrained pid")):
+                kw: dict[str, Any] = dict(epsilon=eps2, episodes=tr, dual=dual)
+                if dual == "pid":
+                    kw["lambda_kp"] = a.kp
+                train(f"transfer {dual} (warm)", cfg(**kw), warm=base)
+                train(f"scratch {dual}", cfg(**kw))
+    # 3. paired differences to the value-only teacher on the evaluation seeds
+    v0 = rows["value-only"]["eval"]
+    by = dict(zip(seeds, v0["value_per_seed"], strict=True))
+    bb = dict(zip(seeds, v0["critical_blocking_per_seed"], strict=True))
+    for row in rows.values():
+        ev = row["eval"]
+        vs = dict(zip(seeds, ev["value_per_seed"], strict=True))
+        bs = dict(zip(seeds, ev["critical_blocking_per_seed"], strict=True))
+        row["vs_value_only"] = {
+            "value": paired(vs, by, higher_is_better=True),
+            "critical_blocking": paired(bs, bb, higher_is_better=False),
+        }
+        row["critical_blocking_ci"] = mean_ci(ev["critical_blocking_per_seed"])
+        lim = out.get("epsilon2") if row["run"].startswith(("transfer", "scratch")) else None
+        lim = lim if lim is not None else out.get("epsilon")
+        row["limit"] = lim
+        row["meets_limit"] = bool(ev["critical_blocking"] <= lim) if lim is not None else None
+    out["rows"] = list(rows.values())
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--case", default="case30")
+    ap.add_argument("--families", default="storm,fiber-cut")
+    ap.add_argument("--load", type=float, default=1.0)
+    ap.add_argument("--candidate-pool", type=int, default=16, help="0 = off (K routes only)")
+    ap.add_argument("--episodes", type=int, default=40)
+    ap.add_argument("--transfer-episodes", type=int, default=24)
+    ap.add_argument("--no-transfer", dest="transfer", action="store_false")
+    ap.add_argument("--requests", type=int, default=300)
+    ap.add_argument("--n-envs", type=int, default=4)
+    ap.add_argument("--train-every", type=int, default=16)
+    ap.add_argument("--lambda-lr", type=float, default=20.0)
+    ap.add_argument("--kp", type=float, default=50.0, help="K_P of the pid rows")
+    ap.add_argument("--heavy-lambda", type=float, default=10.0, help="λ of blocking-heavy")
+    ap.add_argument("--min-gap", type=float, default=0.01)
+    ap.add_argument("--dual-batch", type=int, default=2)
+    ap.add_argument("--window", type=int, default=5)
+    ap.add_argument("--tol", type=float, default=0.02, help="band above ε that counts as met")
+    ap.add_argument("--tune-seeds", default="5000,5001,5002")
+    ap.add_argument("--eval-seeds", default="300,301,302,303,304,305")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--toy-eps1", type=float, default=0.2)
+    ap.add_argument("--toy-eps2", type=float, default=0.08)
+    ap.add_argument("--toy-episodes", type=int, default=30)
+    ap.add_argument("--toy-seeds", default="0,1,2,3,4")
+    ap.add_argument("--toy-window", type=int, default=3)
+    ap.add_argument("--toy-tol", type=float, default=0.02)
+    ap.add_argument("--toy-explore", type=float, default=0.02)
+    ap.add_argument("--toy-dual-lr", type=float, default=20.0)
+    ap.add_argument("--toy-kp", type=float, default=50.0, help="K_P of the toy's pid rows")
+    ap.add_argument("--skip-env", action="store_true", help="toy only")
+    ap.add_argument("--skip-toy", action="store_true", help="env families only")
+    ap.add_argument("--out", type=Path, default=Path("out/bench/constrained.json"))
+    a = ap.parse_args()
+    a.eval_seeds = [int(s) for s in a.eval_seeds.split(",")]
+    a.tune_seeds = [int(s) for s in a.tune_seeds.split(",")]
+    if max(a.eval_seeds) >= 1000 or min(a.tune_seeds) < 1000:
+        raise SystemExit("evaluation seeds must be < 1000 and tuning seeds ≥ 1000")
     load0 = _loadavg()
     t0 = time.perf_counter()
-    toy = toy_transfer(
-        a.toy_eps1,
-        a.toy_eps2,
-        a.toy_episodes,
-        a.toy_window,
-        [int(x) for x in a.toy_seeds.split(",")],
-        a.toy_tol,
-        a.toy_explore,
-        a.toy_dual_lr,
-    )
+    toy: list[dict[str, Any]] = []
+    if not a.skip_toy:
+        toy = toy_transfer(
+            a.toy_eps1,
+            a.toy_eps2,
+            a.toy_episodes,
+            a.toy_window,
+            [int(x) for x in a.toy_seeds.split(",")],
+            a.toy_tol,
+            a.toy_explore,
+            a.toy_dual_lr,
+            a.toy_kp,
+        )
     toy_wall = round(time.perf_counter() - t0, 1)
-    rows = []
+    families = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, c, warm in [] if a.skip_env else runs:
-            where = Path(tmp) / name.replace(" ", "_")
-            t = time.perf_counter()
-            warm_dir = Path(tmp) / "constrained_eps1" if warm else None
-            res = train_constrained(c, where, warm_start=warm_dir)
-            ev = evaluate_constrained(where, seeds, a.eval_requests, c.epsilon)
-            rates, values = res.rates(), res.values()
-            row = {
-                "run": name,
-                "epsilon": c.epsilon,
-                "dual": c.dual,
-                "reward_weight": c.reward_weight,
-                "episodes": c.episodes,
-                "steps": res.steps,
-                "episodes_to_reach_limit": episodes_to_reach(rates, c.epsilon, a.window, a.tol),
-                "episodes_to_meet_limit": episodes_to_converge(rates, c.epsilon, a.window, a.tol),
-                "episodes_to_settle_value": episodes_to_settle(values, a.window),
-                "lambda_final": res.lambda_final,
-                "train_rate_last_window": sum(rates[-a.window :]) / min(a.window, len(rates)),
-                "train_value_last_window": sum(values[-a.window :]) / min(a.window, len(values)),
-                "eval": ev,
-                "lambda_trace": [d["lambda"] for d in res.duals],
-                "rate_trace": rates,
-                "wall_s": round(time.perf_counter() - t, 1),
-                "loadavg_after": _loadavg(),
-            }
-            rows.append(row)
-            print(
-                json.dumps({k: v for k, v in row.items() if not k.endswith("trace")}),
-                flush=True,
-            )
+        for fam in [] if a.skip_env else a.families.split(","):
+            families.append(env_family(a, fam, Path(tmp)))
     out = {
         "case": a.case,
-        "scenario": a.scenario,
         "load": a.load,
+        "candidate_pool": a.candidate_pool,
         "requests_per_episode": a.requests,
+        "episodes": a.episodes,
+        "transfer_episodes": a.transfer_episodes,
         "n_envs": a.n_envs,
         "train_every": a.train_every,
         "lambda_lr": a.lambda_lr,
+        "kp": a.kp,
+        "heavy_lambda": a.heavy_lambda,
         "dual_batch": a.dual_batch,
         "window": a.window,
         "tol": a.tol,
-        "eval_seeds": seeds,
-        "eval_requests": a.eval_requests,
-        "rows": rows,
+        "tune_seeds": a.tune_seeds,
+        "eval_seeds": a.eval_seeds,
+        "epsilon_rule": "halfway between the value-only teacher's and the blocking-focused "
+        "extreme's mean priority ≤ 1 blocking on the tuning seeds; ε₂ a quarter of the gap "
+        "above the focused extreme",
+        "families": families,
         "toy": {
             "epsilon1": a.toy_eps1,
             "epsilon2": a.toy_eps2,
@@ -385,6 +503,7 @@ def main() -> None:
             "tol": a.toy_tol,
             "explore": a.toy_explore,
             "dual_lr": a.toy_dual_lr,
+            "kp": a.toy_kp,
             "rows": toy,
             "wall_s": toy_wall,
         },
