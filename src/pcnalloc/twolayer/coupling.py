@@ -295,9 +295,15 @@ def _coupled_env_class() -> type:
     class CoupledBackboneEnv(PowerCommEnv):
         """``PowerCommEnv`` with access-derived requests as extra scheduled arrivals.
 
+        Only the env's public interface is used: the requests are queued after each
+        ``reset`` with :meth:`PowerCommEnv.schedule_external` and told apart on show by
+        :attr:`PowerCommEnv.current_is_external` (``tests/access/test_coupling_public_api.py``
+        keeps it so).
+
         Args:
             config: backbone env config (as for ``PowerCommEnv``).
-            requests: from :func:`to_requests`; their ``time_s`` counts from ``reset``.
+            requests: from :func:`to_requests`; their ``time_s`` counts from ``reset`` (the
+                time of the episode's first request).
             **kw: ``PowerCommEnv`` keywords (observation, network, catalog).
 
         Attributes:
@@ -306,19 +312,13 @@ def _coupled_env_class() -> type:
                 holding of accepted ones) and per class ``offered``/``accepted`` counts.
         """
 
-        INJECT = 1000
-        """Event kind of an access-derived arrival (beyond the env's own kinds)."""
-
         def __init__(self, config: Any = None, *, requests: Sequence[Any] = (), **kw: Any):
             super().__init__(config, **kw)
             self.access_requests = list(requests)
-            self._access_ids: set[int] = set()
             self.ledger: dict[str, Any] = {}
 
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
             obs, info = super().reset(seed=seed, options=options)
-            t0 = self.now
-            self._access_ids = set()
             n_c = self.catalog.n_classes
             self.ledger = {
                 "scheduled": len(self.access_requests),
@@ -328,34 +328,18 @@ def _coupled_env_class() -> type:
                 "offered_per_class": [0] * n_c,
                 "accepted_per_class": [0] * n_c,
             }
-            for r in self.access_requests:
-                self._push(t0 + float(r.time_s), self.INJECT, r)
+            self.schedule_external(self.access_requests)
             return obs, info
-
-        def _handle(self, t: float, kind: int, payload: Any) -> None:
-            if kind != self.INJECT:
-                super()._handle(t, kind, payload)
-                return
-            from pcnalloc.traffic.generator import KIND_NEW
-
-            self._access_ids.add(self._n_requests)
-            self._new_request(
-                t,
-                int(payload.cls),
-                KIND_NEW,
-                holding=payload.holding_s,
-                ends=(payload.src, payload.dst),
-            )
 
         @property
         def current_is_access(self) -> bool:
             """True when the request on show came from the access layer."""
-            return self._req is not None and self._req.id in self._access_ids
+            return bool(self.current_is_external)
 
         def step(self, action: Any):
-            req, from_access = self._req, self.current_is_access
+            req = self.current_request if self.current_is_external else None
             out = super().step(action)
-            if from_access and req is not None:
+            if req is not None:
                 info = out[4]
                 led = self.ledger
                 rate = float(self.catalog.bandwidth_kbps_C[req.cls]) * 1e3
