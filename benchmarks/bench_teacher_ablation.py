@@ -44,8 +44,24 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "pool16+pv-demos": {"env": {"candidate_pool": 16}, "demo_policy": "cspf-pv:16@ratio=1"},
     "mixed-train": {"env": {"traffic": {"scenario": "mixed"}}},
     "pool16+mixed-train": {"env": {"candidate_pool": 16, "traffic": {"scenario": "mixed"}}},
+    # Replay ratio: 16 envs, one update per 32 / 64 env steps (4 / 1 samples per env step
+    # instead of 16) for 8× / 16× the env steps, so the gradient steps stay ≈ those of the
+    # default (the learner's step dominates the wall time: it is the throughput lever).
+    "pool16+r32": {
+        "env": {"candidate_pool": 16},
+        "n_envs": 16,
+        "train_every": 32,
+        "steps_scale": 8,
+    },
+    "pool16+r64": {
+        "env": {"candidate_pool": 16},
+        "n_envs": 16,
+        "train_every": 64,
+        "steps_scale": 16,
+    },
 }
-"""Named teacher-config overrides; every variant starts from ``pcnalloc run``'s teacher."""
+"""Named teacher-config overrides; every variant starts from ``pcnalloc run``'s teacher.
+``steps_scale`` multiplies the ``--steps`` budget for that variant."""
 
 RUN_TEACHER = {
     "loads": [1.0, 1.5],
@@ -124,8 +140,9 @@ def main() -> None:
         for name in a.variants.split(","):
             over = dict(VARIANTS[name])
             env_over = {"network": {"case": a.case}, **over.pop("env", {})}
+            v_steps = steps * int(over.pop("steps_scale", 1))
             cfg = teacher_config(
-                env=env_over, steps=steps, seed=a.teacher_seed, **RUN_TEACHER, **over
+                env=env_over, steps=v_steps, seed=a.teacher_seed, **RUN_TEACHER, **over
             )
             with tempfile.TemporaryDirectory() as d:
                 t0 = time.perf_counter()
@@ -146,9 +163,10 @@ def main() -> None:
                     }
             row: dict[str, Any] = {
                 "variant": name,
-                "steps": steps,
+                "steps": v_steps,
+                "gradient_steps": res.updates,
                 "train_wall_s": round(wall, 1),
-                "train_steps_per_s": round(steps / wall, 1),
+                "train_steps_per_s": round(v_steps / wall, 1),
                 "loadavg_train": [la0, os.getloadavg()],
                 "demos": res.demos,
                 "value": {c: mean_ci(list(v.values())) for c, v in values.items()},
@@ -167,7 +185,7 @@ def main() -> None:
                 )
                 for c in values
             }
-            print(f"{name} steps={steps} wall={wall:.0f}s {json.dumps(summary)}", flush=True)
+            print(f"{name} steps={v_steps} wall={wall:.0f}s {json.dumps(summary)}", flush=True)
             Path(a.out).write_text(json.dumps(result, indent=1, default=str))
     result["loadavg_end"] = os.getloadavg()
     Path(a.out).write_text(json.dumps(result, indent=1, default=str))
