@@ -52,7 +52,7 @@ def test_bad_key_or_value_is_one_config_error_naming_it(item: str, words: list[s
 
 def test_run_config_walks_into_the_teacher_overrides() -> None:
     cfg = load_run_config(sets=["teacher.steps=123", "evaluate.requests=77", "env.k_paths=3"])
-    assert cfg.teacher["steps"] == 123 and cfg.evaluate.requests == 77 and cfg.env.k_paths == 3
+    assert cfg.teacher.steps == 123 and cfg.evaluate.requests == 77 and cfg.env.k_paths == 3
     with pytest.raises(ConfigError, match=r"teacher\.stepz.*accepted:.*steps"):
         load_run_config(sets=["teacher.stepz=1"])
     with pytest.raises(ConfigError, match=r"teacher\.steps=-4"):

@@ -7,12 +7,19 @@ about a minute; a larger file scales cases, loads, training and evaluation up.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    SerializationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX
@@ -24,6 +31,21 @@ Load = Annotated[float, Field(gt=0, le=10, allow_inf_nan=False)]
 Seed = Annotated[int, Field(ge=0)]
 TrainSeed = Annotated[int, Field(ge=1000)]
 """Tuning seeds are training seeds (≥ 1000), disjoint from the evaluation seeds."""
+
+
+def _teacher_config(value: Any) -> Any:
+    """``value`` as a :class:`~pcnalloc.teacher.config.TeacherConfig` (imported here, when a
+    run config is built: the teacher package loads torch, which the CLI must not at start)."""
+    from pcnalloc.teacher.config import TeacherConfig
+
+    return value if isinstance(value, TeacherConfig) else TeacherConfig.model_validate(value)
+
+
+if TYPE_CHECKING:
+    from pcnalloc.teacher.config import TeacherConfig as TeacherStage
+else:
+    TeacherStage = Annotated[Any, BeforeValidator(_teacher_config)]
+    """The teacher stage: a TeacherConfig, validated when the run config is (see above)."""
 
 
 class LibraryStage(_Frozen):
@@ -140,12 +162,20 @@ class EvaluateStage(_Frozen):
 
 
 class RunConfig(_Frozen):
-    """All stages of the main job."""
+    """All stages of the main job.
+
+    The ``teacher`` section of a file holds :class:`~pcnalloc.teacher.config.TeacherConfig`
+    overrides (steps, lr, loads …); the stage is that config with the run's ``seed`` (unless
+    the section sets its own) and the run's ``env`` (which the section may not set), so a bad
+    teacher key fails when the file is read. Dumped, the stage is its overrides again (the
+    fields the file set, less ``env`` and the run's seed), so the teacher stage's key reads
+    the same material as when the section was a free mapping.
+    """
 
     seed: int = Field(0, ge=0, le=SEED_MAX, description="seed of teacher training and distillation")
     env: EnvConfig = Field(default_factory=EnvConfig, description="training environment")
-    teacher: dict[str, Any] = Field(
-        default_factory=dict, description="TeacherConfig overrides (steps, lr, loads …)"
+    teacher: TeacherStage = Field(
+        description="TeacherConfig overrides (steps, lr, loads …); env and seed are the run's"
     )
     library: LibraryStage = Field(default_factory=LibraryStage)
     distill: DistillStage = Field(default_factory=DistillStage)
@@ -160,6 +190,25 @@ class RunConfig(_Frozen):
         description="folder of the Ed25519 signing key, outside the output tree, created once "
         "and never replaced (None = $PCNALLOC_KEY_DIR or the user config folder)",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_of_this_run(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data
+        over = data.get("teacher", {})
+        if not isinstance(over, Mapping):
+            return data  # a TeacherConfig already, or a bad value the field reports
+        if "env" in over:
+            raise ValueError("teacher.env: the run's env section sets the teacher's environment")
+        seed = data.get("seed", cls.model_fields["seed"].default)
+        return {**data, "teacher": {"seed": seed, **over, "env": data.get("env", {})}}
+
+    @field_serializer("teacher")
+    def _teacher_overrides(self, teacher: Any, info: SerializationInfo) -> dict[str, Any]:
+        drop = {"env"} | ({"seed"} if teacher.seed == self.seed else set())
+        keys = teacher.model_fields_set - drop
+        return dict(teacher.model_dump(mode=info.mode, include=keys))
 
 
 def load_run_config(

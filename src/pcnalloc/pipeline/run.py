@@ -43,9 +43,7 @@ def validate(cfg: RunConfig) -> None:
     from pcnalloc.baselines.registry import make_policy
     from pcnalloc.distill.config import distill_config
     from pcnalloc.network import cached_network
-    from pcnalloc.teacher.config import teacher_config
 
-    teacher_config(**_teacher_overrides(cfg))
     distill_config(**{"seed": cfg.seed, **cfg.distill.config})
     for case in {
         cfg.env.network.case,
@@ -69,7 +67,9 @@ def validate(cfg: RunConfig) -> None:
 
 
 def _teacher_overrides(cfg: RunConfig) -> dict[str, Any]:
-    return {"seed": cfg.seed, **cfg.teacher, "env": cfg.env.model_dump()}
+    """The teacher stage's key material: the run seed, the section's overrides, the env."""
+    over = cfg.model_dump(include={"teacher"})["teacher"]  # the section's overrides
+    return {"seed": cfg.seed, **over, "env": cfg.env.model_dump()}
 
 
 def run_pipeline(
@@ -96,7 +96,7 @@ def _stages(cfg: RunConfig, out: Path, runner: StageRunner, bar: Progress, ex: A
     teacher = runner.run(
         "teacher",
         {"net": net, "teacher": _teacher_overrides(cfg)},
-        lambda d: steps.teacher_stage(_teacher_overrides(cfg), d, bar),
+        lambda d: steps.teacher_stage(cfg.teacher, d, bar),
     )
     library = runner.run(
         "library",

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pcnalloc.core.policy import bind
 from pcnalloc.fileio import write_atomic, write_json
 from pcnalloc.pipeline.config import RunConfig
+
+if TYPE_CHECKING:
+    from pcnalloc.teacher.config import TeacherConfig
 
 
 def network_stage(cfg: RunConfig, d: Path, bar: Any) -> dict[str, Any]:
@@ -31,12 +34,10 @@ def network_stage(cfg: RunConfig, d: Path, bar: Any) -> dict[str, Any]:
     }
 
 
-def teacher_stage(overrides: dict[str, Any], d: Path, bar: Any) -> dict[str, Any]:
+def teacher_stage(tcfg: TeacherConfig, d: Path, bar: Any) -> dict[str, Any]:
     """Train the teacher in ``d``; return its folder, checkpoint and last evaluation."""
-    from pcnalloc.teacher.config import teacher_config
     from pcnalloc.teacher.train import train_teacher
 
-    tcfg = teacher_config(**overrides)
     bar.start("teacher (Double DQN)", tcfg.steps)
     last = [0]
 
