@@ -9,8 +9,14 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar
+from pcnalloc.commands._fields import field_help, list_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX, WORKERS_MAX
+from pcnalloc.pipeline.config import LibraryStage, RunConfig
+
+_LIB = LibraryStage()
+"""The defaults of the options below: the library stage's fields (written once there)."""
+_RUN = RunConfig.model_fields
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -47,11 +53,16 @@ def register(app: typer.Typer) -> None:
             ),
         ],
         out: Annotated[Path, typer.Option(help="library folder")],
-        cases: Annotated[str, typer.Option(help="comma-separated grid cases")] = "case30",
-        loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0",
+        cases: Annotated[
+            str, typer.Option(help=field_help(LibraryStage, "cases", "comma-separated"))
+        ] = list_text(_LIB.cases),
+        loads: Annotated[
+            str, typer.Option(help=field_help(LibraryStage, "loads", "comma-separated"))
+        ] = list_text(_LIB.loads),
         episodes: Annotated[
-            int, typer.Option(min=1, max=EPISODES_MAX, help="episodes per case and load")
-        ] = 8,
+            int,
+            typer.Option(min=1, max=EPISODES_MAX, help=field_help(LibraryStage, "episodes")),
+        ] = _LIB.episodes,
         requests: Annotated[
             int | None,
             typer.Option(
@@ -59,12 +70,14 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         explore: Annotated[
-            float, typer.Option(min=0.0, max=1.0, help="share of random valid actions")
-        ] = 0.05,
+            float, typer.Option(min=0.0, max=1.0, help=field_help(LibraryStage, "explore"))
+        ] = _LIB.explore,
         workers: Annotated[
-            int, typer.Option(min=1, max=WORKERS_MAX, help="local worker processes")
-        ] = 2,
-        executor: Annotated[str, typer.Option(help="serial, process or ray")] = "process",
+            int, typer.Option(min=1, max=WORKERS_MAX, help=field_help(RunConfig, "workers"))
+        ] = _RUN["workers"].default,
+        executor: Annotated[
+            str, typer.Option(help=field_help(RunConfig, "executor", "serial, process or ray"))
+        ] = _RUN["executor"].default,
         lockstep: Annotated[
             int,
             typer.Option(

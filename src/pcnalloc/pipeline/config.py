@@ -49,10 +49,16 @@ else:
 
 
 class LibraryStage(_Frozen):
-    """Trajectory library built from the trained teacher."""
+    """Trajectory library built from the trained teacher.
+
+    One object for ``pcnalloc library build`` and the main job: the CLI takes the defaults
+    and help texts of cases, loads, episodes and explore from these fields (executor and
+    workers from :class:`RunConfig`). ``loads`` is the command line's one load (ρ = 1.0);
+    ``run_default.yaml`` sets the main job's two (1.0 and 1.5), so its library is unchanged.
+    """
 
     cases: tuple[str, ...] = Field(("case30",), min_length=1, description="grid cases rolled out")
-    loads: tuple[Load, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
+    loads: tuple[Load, ...] = Field((1.0,), min_length=1, description="offered loads ρ")
     episodes: int = Field(8, ge=1, le=EPISODES_MAX, description="episodes per (case, load)")
     requests: int = Field(1000, ge=1, le=REQUESTS_MAX, description="decisions per episode")
     explore: float = Field(0.05, ge=0, le=1, description="share of random valid actions")
