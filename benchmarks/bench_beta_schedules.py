@@ -37,6 +37,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill_common import loadavg, parse_seeds, train_dqn  # benchmarks/ is not a package
 from pcnalloc.baselines.registry import make_policy
 from pcnalloc.config import EnvConfig, env_config
 from pcnalloc.distill import DistillConfig
@@ -51,20 +52,6 @@ ORACLE_FAMILIES = ("normal",)
 """Families whose new requests do not depend on the decisions or grid events (oracle replay)."""
 
 
-def loadavg() -> list[str]:
-    return Path("/proc/loadavg").read_text().split()[:3]
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, dash, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-    if any(s >= 1000 for s in out):
-        raise SystemExit("evaluation seeds must be < 1000")
-    return out
-
-
 def family_env(case: str, load: float, family: str) -> EnvConfig:
     return env_config(network={"case": case}, traffic={"load": load, "scenario": family})
 
@@ -77,21 +64,6 @@ def per_seed(policy: Any, env: EnvConfig, seeds: list[int], requests: int) -> di
         )
         for s in seeds
     }
-
-
-def train_dqn(case: str, steps: int, out: Path) -> Path:
-    from pcnalloc.teacher import teacher_config, train_teacher
-
-    cfg = teacher_config(
-        env={"network": {"case": case}},
-        steps=steps,
-        n_envs=4,
-        eval_every=0,
-        checkpoint_every=steps,
-        seed=0,
-    )
-    train_teacher(cfg, out)
-    return out
 
 
 def teacher_policy(spec: str, dqn: Path | None, requests: int) -> Any:

@@ -32,26 +32,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill_common import loadavg, parse_seeds, train_dqn  # benchmarks/ is not a package
 from pcnalloc.baselines.registry import make_policy
 from pcnalloc.config import env_config
 from pcnalloc.distill import DistillConfig
 from pcnalloc.distill.run import run_distillation
 from pcnalloc.evaluate.stats import mean_ci, paired
 from pcnalloc.library.build import build_library
-
-
-def loadavg() -> list[str]:
-    return Path("/proc/loadavg").read_text().split()[:3]
-
-
-def parse_seeds(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        lo, dash, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if dash else [int(lo)]
-    if any(s >= 1000 for s in out):
-        raise SystemExit("evaluation seeds must be < 1000")
-    return out
 
 
 def _mode(name: str) -> str:
@@ -110,21 +97,6 @@ def group_rows(report: dict[str, Any], seeds: list[int]) -> list[dict[str, Any]]
             }
         )
     return rows
-
-
-def train_dqn(case: str, steps: int, out: Path) -> Path:
-    from pcnalloc.teacher import teacher_config, train_teacher
-
-    cfg = teacher_config(
-        env={"network": {"case": case}},
-        steps=steps,
-        n_envs=4,
-        eval_every=0,
-        checkpoint_every=steps,
-        seed=0,
-    )
-    train_teacher(cfg, out)
-    return out
 
 
 def main() -> None:
