@@ -23,6 +23,21 @@ def _compile_help(field: str) -> str:
     return str(AccessCompileConfig.model_fields[field].description)
 
 
+def _teacher_help(field: str) -> str:
+    """An ``access train`` option's help: the access teacher config field's description
+    (read from the pydantic schema without importing torch)."""
+    from pcnalloc.twolayer.teacher import AccessTeacherConfig
+
+    return str(AccessTeacherConfig.model_fields[field].description)
+
+
+def _teacher_default(field: str) -> str:
+    """An ``access train`` option's default: the access teacher config field's."""
+    from pcnalloc.twolayer.teacher import AccessTeacherConfig
+
+    return str(AccessTeacherConfig.model_fields[field].default)
+
+
 def _check_files(overwrite: bool, **outputs: Path | None) -> None:
     """Refuse unusable file outputs (flag name → path) before any work: an existing file
     without ``overwrite``, a folder, a parent that is a file."""
@@ -265,6 +280,9 @@ def register_learned(access_app: typer.Typer) -> None:
             typer.Option(min=3, max=EPISODES_MAX, help="teacher rollouts written to the library"),
         ] = 40,
         seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="training seed")] = 0,
+        encoder: Annotated[str, typer.Option(help=_teacher_help("encoder"))] = _teacher_default(
+            "encoder"
+        ),
         config: Annotated[Path | None, typer.Option(help="YAML overrides of the default")] = None,
         sets: SetOption = None,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
@@ -273,14 +291,19 @@ def register_learned(access_app: typer.Typer) -> None:
         pcnalloc/Access-v0, its trajectory library, and a distilled edge student."""
         from pcnalloc.access.config import load_access_config
         from pcnalloc.access.model import AccessModel
+        from pcnalloc.config import build
         from pcnalloc.fileio import check_output
         from pcnalloc.twolayer.teacher import AccessTeacherConfig
         from pcnalloc.twolayer.train import train_pipeline
 
+        tcfg = build(
+            AccessTeacherConfig,
+            {"episodes": episodes, "seed": seed, "encoder": encoder},
+            "access teacher config",
+        )
         check_output(out, kind="dir", overwrite=overwrite)
         cfg = load_access_config(config, sets=sets or ())
         AccessModel(cfg, 0)  # fail fast on a bad grid or SINR_min, before the bar
-        tcfg = AccessTeacherConfig(episodes=episodes, seed=seed)
         with progress_bar() as bar:
             task = bar.add_task("access train", total=episodes + library_episodes)
             report = train_pipeline(

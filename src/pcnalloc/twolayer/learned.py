@@ -9,6 +9,10 @@ taken (the reliability mask, C7) and C3/C4 are met by keeping the strongest pref
 hold by the allocator, and :class:`~pcnalloc.access.model.AccessModel` checks all of them.
 ``guard_overrides`` counts the device-epochs where the raw argmax was changed by the guard.
 
+A teacher with the ``gnn`` encoder reads the device–subchannel graph of the epoch
+(:mod:`.graph`) instead of the rows alone; its student, distilled from its library, reads the
+rows, so the edge side is an MLP whichever teacher it was distilled from.
+
 Specs: ``teacher@PATH`` (checkpoint of ``pcnalloc access train``'s teacher), ``student@PATH``
 (``student.pt`` or the folder holding it), ``learned@PATH`` (a training folder: its student).
 """
@@ -51,8 +55,11 @@ class LearnedModePolicy:
         self.decisions = 0
         self.mode_us: list[float] = []
         self.propose_to_need = True
+        self._graph_of: AccessModel | None = None
+        self._static: Any = None
 
     def reset(self, seed: int | None = None) -> None:
+        self._graph_of = None
         self.guard_overrides = 0
         self.decisions = 0
         self.mode_us = []
@@ -63,10 +70,28 @@ class LearnedModePolicy:
         with torch.no_grad():
             return self.net(torch.from_numpy(x)).numpy()
 
+    def model_scores(self, model: AccessModel, x: np.ndarray | None = None) -> np.ndarray:
+        """Scores (I, 2) at ``model``'s epoch: :meth:`scores` of the device rows ``x``, or,
+        for a network over the device–subchannel graph (``net.reads_graph``), of the epoch's
+        graph (its static part cached per model, the mean SINR being fixed per episode)."""
+        if x is None:
+            x = device_features(model)
+        if not getattr(self.net, "reads_graph", False):
+            return self.scores(x)
+        import torch
+
+        from pcnalloc.twolayer.graph import batch_graphs, static_graph
+
+        if self._graph_of is not model:
+            self._static = static_graph(model, int(self.net.top_k))
+            self._graph_of = model
+        with torch.no_grad():
+            return self.net(batch_graphs([self._static], [x])).numpy()
+
     def modes(self, model: AccessModel) -> np.ndarray:
         self.propose_to_need = model.cfg.propose_to_need
         t0 = time.perf_counter()
-        s = self.scores(device_features(model))
+        s = self.model_scores(model)
         modes = joint_modes(s, model.reachable, model.cfg)
         self.mode_us.append((time.perf_counter() - t0) * 1e6)
         self.guard_overrides += int((modes != np.argmax(s, axis=1)).sum())

@@ -128,7 +128,7 @@ def build_access_library(
             while not done:
                 m = env.model
                 x = device_features(m)
-                q = teacher.scores(x)
+                q = teacher.model_scores(m, x)  # the graph too for a gnn teacher
                 mask = env.action_masks().reshape(n, 2)
                 greedy = joint_modes(q, mask, env_config)
                 explore = rng.random(n) < epsilon

@@ -13,6 +13,14 @@ over devices. The joint constraints C3/C4 (at most J1 on PLC, J2 on 5G) are met 
 Q gap. The TD target is the project's :func:`pcnalloc.teacher.dqn.double_dqn_target`;
 training seeds start at :data:`pcnalloc.teacher.TRAIN_SEED_BASE`, disjoint from evaluation
 seeds. Transitions always bootstrap: the queues go on after the last epoch of an episode.
+
+Two encoders (``AccessTeacherConfig.encoder``): ``mlp`` (the default), the shared MLP on each
+device's row; ``gnn``, a GATv2 network over the device–subchannel graph
+(:mod:`.graph`, :mod:`.gnn`) whose output is the same per-device (Q(PLC), Q(5G)), so exploration,
+the C3/C4 cap, the TD target and everything downstream (library, student, artifact) are
+shared. The graph teacher's replay holds whole epochs (the I device rows, modes, rewards and
+next rows, plus a reference to the episode's static subchannel/edge arrays) and builds the
+graph batch of ⌈batch_size / I⌉ sampled epochs at update time.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +45,10 @@ from pcnalloc.core.limits import EPISODES_MAX, SEED_MAX
 
 if TYPE_CHECKING:
     from pcnalloc.access.env import AccessEnv
+    from pcnalloc.twolayer.graph import StaticGraph
+
+ENCODERS: tuple[str, ...] = ("mlp", "gnn")
+"""Accepted values of :attr:`AccessTeacherConfig.encoder`."""
 
 TEACHER_FORMAT = "pcnalloc-access-teacher"
 TEACHER_VERSION = 1
@@ -56,7 +68,24 @@ class AccessTeacherConfig(BaseModel):
     gamma: float = Field(0.9, ge=0, lt=1, description="discount per epoch")
     lr: float = Field(1e-3, gt=0, description="Adam learning rate")
     batch_size: int = Field(256, ge=1, description="device transitions per gradient step")
-    hidden: tuple[int, ...] = Field((64, 64), description="hidden widths of the Q network")
+    hidden: tuple[int, ...] = Field(
+        (64, 64), description="hidden widths of the Q network (of its head with encoder gnn)"
+    )
+    encoder: Literal["mlp", "gnn"] = Field(
+        "mlp",
+        description="mlp: the shared per-device MLP on the device rows; gnn: GATv2 message "
+        "passing over the device–subchannel graph, then the per-device head",
+    )
+    gnn_hidden: int = Field(32, ge=1, description="node embedding width of the gnn encoder")
+    gnn_rounds: int = Field(
+        1, ge=1, le=4, description="device → subchannel → device rounds of the gnn encoder"
+    )
+    gnn_top_k: int = Field(
+        8,
+        ge=0,
+        description="edges per device and mode of the gnn graph, its best subchannels by mean "
+        "SINR (0: every device–subchannel pair)",
+    )
     updates_per_epoch: int = Field(4, ge=0, description="gradient steps per env step (epoch)")
     warmup: int = Field(2_000, ge=1, description="device transitions before the first update")
     replay: int = Field(200_000, ge=1, description="replay capacity (device transitions)")
@@ -102,6 +131,21 @@ def q_network(hidden: tuple[int, ...], seed: int) -> Any:
     return net
 
 
+def build_q_network(cfg: AccessTeacherConfig) -> Any:
+    """The teacher's Q network for ``cfg.encoder``, seeded with ``cfg.seed``."""
+    if cfg.encoder == "gnn":
+        from pcnalloc.twolayer.gnn import graph_q_network
+
+        return graph_q_network(
+            hidden=cfg.gnn_hidden,
+            rounds=cfg.gnn_rounds,
+            q_hidden=cfg.hidden,
+            top_k=cfg.gnn_top_k,
+            seed=cfg.seed,
+        )
+    return q_network(cfg.hidden, cfg.seed)
+
+
 def joint_modes(scores: np.ndarray, mask: np.ndarray, cfg: AccessConfig) -> np.ndarray:
     """Per-device masked argmax of ``scores`` (I, 2), then C3/C4 by the score gap.
 
@@ -129,7 +173,13 @@ class _Replay:
         self.cap, self.ptr, self.size = capacity, 0, 0
 
     def add(
-        self, x: np.ndarray, a: np.ndarray, r: np.ndarray, x2: np.ndarray, m2: np.ndarray
+        self,
+        x: np.ndarray,
+        a: np.ndarray,
+        r: np.ndarray,
+        x2: np.ndarray,
+        m2: np.ndarray,
+        static: StaticGraph | None = None,
     ) -> None:
         n = len(a)
         idx = (self.ptr + np.arange(n)) % self.cap
@@ -137,9 +187,87 @@ class _Replay:
         self.ptr = int((self.ptr + n) % self.cap)
         self.size = min(self.size + n, self.cap)
 
-    def sample(self, b: int, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    @property
+    def transitions(self) -> int:
+        return self.size
+
+    def sample(self, b: int, rng: np.random.Generator) -> tuple[Any, ...]:
+        """(x, a, r, x′, mask′) of ``b`` device transitions; x and x′ as network inputs."""
+        import torch
+
         i = rng.integers(self.size, size=b)
-        return self.x[i], self.a[i], self.r[i], self.x2[i], self.m2[i]
+        return (
+            torch.from_numpy(self.x[i]),
+            self.a[i],
+            self.r[i],
+            torch.from_numpy(self.x2[i]),
+            self.m2[i],
+        )
+
+
+class _GraphReplay:
+    """Ring buffer of whole epochs for the graph teacher (lean: numpy rows, graphs built late).
+
+    Each entry is one epoch of the I devices (x, a, r, x′, mask′) and the id of its episode's
+    :class:`~pcnalloc.twolayer.graph.StaticGraph` (the subchannel rows and edges, fixed per
+    episode and stored once); :meth:`sample` draws epochs and joins their graphs with
+    :func:`~pcnalloc.twolayer.graph.batch_graphs`.
+    """
+
+    def __init__(self, capacity_transitions: int, devices: int, batch_size: int) -> None:
+        cap = max(1, capacity_transitions // devices)
+        self.x = np.zeros((cap, devices, N_FEATURES), np.float32)
+        self.x2 = np.zeros((cap, devices, N_FEATURES), np.float32)
+        self.a = np.zeros((cap, devices), np.int64)
+        self.r = np.zeros((cap, devices), np.float32)
+        self.m2 = np.zeros((cap, devices, 2), bool)
+        self.gid = np.zeros(cap, np.int64)
+        self.graphs: dict[int, StaticGraph] = {}
+        self.epochs_per_batch = max(1, math.ceil(batch_size / devices))
+        self.devices = devices
+        self.cap, self.ptr, self.size = cap, 0, 0
+        self._last: StaticGraph | None = None
+        self._next_gid = -1
+
+    @property
+    def transitions(self) -> int:
+        return self.size * self.devices
+
+    def add(
+        self,
+        x: np.ndarray,
+        a: np.ndarray,
+        r: np.ndarray,
+        x2: np.ndarray,
+        m2: np.ndarray,
+        static: StaticGraph,
+    ) -> None:
+        if static is not self._last:
+            self._next_gid += 1
+            self.graphs[self._next_gid] = static
+            self._last = static
+        k = self.ptr
+        self.x[k], self.a[k], self.r[k], self.x2[k], self.m2[k] = x, a, r, x2, m2
+        self.gid[k] = self._next_gid
+        self.ptr = (self.ptr + 1) % self.cap
+        self.size = min(self.size + 1, self.cap)
+        live = set(self.gid[: self.size].tolist())
+        for g in [g for g in self.graphs if g not in live]:
+            del self.graphs[g]
+
+    def sample(self, b: int, rng: np.random.Generator) -> tuple[Any, ...]:
+        """(graphs of x, a, r, graphs of x′, mask′) of ⌈b / I⌉ epochs, devices flattened."""
+        from pcnalloc.twolayer.graph import batch_graphs
+
+        i = rng.integers(self.size, size=self.epochs_per_batch)
+        statics = [self.graphs[int(g)] for g in self.gid[i]]
+        return (
+            batch_graphs(statics, list(self.x[i])),
+            self.a[i].reshape(-1),
+            self.r[i].reshape(-1),
+            batch_graphs(statics, list(self.x2[i])),
+            self.m2[i].reshape(-1, 2),
+        )
 
 
 def train_access_teacher(
@@ -160,13 +288,25 @@ def train_access_teacher(
 
     torch.set_num_threads(cfg.threads)
     env = cast("AccessEnv", gym.make("pcnalloc/Access-v0", config=env_config).unwrapped)
-    online = q_network(cfg.hidden, cfg.seed)
+    online = build_q_network(cfg)
     target = copy.deepcopy(online).requires_grad_(False)
     opt = torch.optim.Adam(online.parameters(), lr=cfg.lr)
     loss_fn = torch.nn.HuberLoss(delta=cfg.huber_delta)
     rng = np.random.default_rng(np.random.SeedSequence([cfg.seed, 0xACCE55]))
-    replay = _Replay(cfg.replay)
     n = env_config.devices
+    graph = cfg.encoder == "gnn"
+    replay: _Replay | _GraphReplay = (
+        _GraphReplay(cfg.replay, n, cfg.batch_size) if graph else _Replay(cfg.replay)
+    )
+    static: StaticGraph | None = None
+
+    def net_input(x: np.ndarray) -> Any:
+        if static is None:
+            return torch.from_numpy(x)
+        from pcnalloc.twolayer.graph import batch_graphs
+
+        return batch_graphs([static], [x])
+
     updates, log = 0, []
     decay = max(1, round(cfg.episodes * cfg.eps_decay))
     for ep in range(cfg.episodes):
@@ -174,6 +314,10 @@ def train_access_teacher(
         eps = cfg.eps_start + (cfg.eps_end - cfg.eps_start) * min(1.0, ep / decay)
         seed = cfg.train_seed(ep)
         env.reset(seed=seed)
+        if graph:
+            from pcnalloc.twolayer.graph import static_graph
+
+            static = static_graph(env.model, cfg.gnn_top_k)
         x = device_features(env.model)
         mask = env.action_masks().reshape(n, 2)
         rewards: list[float] = []
@@ -181,21 +325,25 @@ def train_access_teacher(
         done = False
         while not done:
             with torch.no_grad():
-                q = online(torch.from_numpy(x)).numpy()
+                q = online(net_input(x)).numpy()
             explore = rng.random(n) < eps
             q_act = np.where(explore[:, None], rng.random((n, 2)), q)
             modes = joint_modes(q_act, mask, env_config)
             _, reward, done, _, info = env.step(modes)
             x2 = device_features(env.model)
             mask2 = env.action_masks().reshape(n, 2)
-            replay.add(x, modes, -np.asarray(info["device_cost"], np.float32), x2, mask2)
+            r = -np.asarray(info["device_cost"], np.float32)
+            if isinstance(replay, _GraphReplay):
+                assert static is not None
+                replay.add(x, modes, r, x2, mask2, static)
+            else:
+                replay.add(x, modes, r, x2, mask2)
             rewards.append(float(reward))
             x, mask = x2, mask2
-            if replay.size < cfg.warmup:
+            if replay.transitions < cfg.warmup:
                 continue
             for _ in range(cfg.updates_per_epoch):
-                bx, ba, br, bx2, bm2 = replay.sample(cfg.batch_size, rng)
-                tx2 = torch.from_numpy(bx2)
+                bx, ba, br, tx2, bm2 = replay.sample(cfg.batch_size, rng)
                 with torch.no_grad():
                     y = double_dqn_target(
                         torch.from_numpy(br),
@@ -204,7 +352,7 @@ def train_access_teacher(
                         torch.from_numpy(bm2),
                         cfg.gamma,
                     )
-                qa = online(torch.from_numpy(bx)).gather(1, torch.from_numpy(ba)[:, None])[:, 0]
+                qa = online(bx).gather(1, torch.from_numpy(ba)[:, None])[:, 0]
                 loss = loss_fn(qa, y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -248,6 +396,7 @@ def save_teacher(
             "version": TEACHER_VERSION,
             "features": list(FEATURES),
             "hidden": list(cfg.hidden),
+            "encoder": cfg.encoder,
             "state_dict": {k: v.detach().clone() for k, v in net.state_dict().items()},
             "teacher_config": cfg.model_dump(mode="json"),
             "access_config": env_config.model_dump(mode="json"),
@@ -282,14 +431,34 @@ def load_teacher(path: str | Path) -> tuple[Any, dict[str, Any]]:
             f"{str(p)!r} was trained on other features or another checkpoint version; "
             "train it again with `pcnalloc access train`"
         )
-    net = q_network(tuple(ck["hidden"]), 0)
-    net.load_state_dict(ck["state_dict"])
+    encoder = ck.get("encoder", "mlp")  # checkpoints before the gnn encoder hold an MLP
+    if encoder not in ENCODERS:
+        raise AccessConfigError(
+            f"{str(p)!r} names encoder {encoder!r}; accepted: {', '.join(ENCODERS)}"
+        )
+    tc = ck.get("teacher_config") or {}
+    try:
+        net = build_q_network(
+            AccessTeacherConfig(
+                hidden=tuple(ck["hidden"]),
+                encoder=encoder,
+                gnn_hidden=tc.get("gnn_hidden", 32),
+                gnn_rounds=tc.get("gnn_rounds", 1),
+                gnn_top_k=tc.get("gnn_top_k", 8),
+            )
+        )
+        net.load_state_dict(ck["state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise AccessConfigError(f"cannot load access teacher {str(p)!r}: {msg}") from None
     return net.eval(), ck
 
 
 __all__ = [
+    "ENCODERS",
     "TEACHER_FORMAT",
     "AccessTeacherConfig",
+    "build_q_network",
     "joint_modes",
     "load_teacher",
     "q_network",
