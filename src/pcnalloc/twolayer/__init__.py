@@ -1,7 +1,9 @@
 """The access layer joined to the rest of the project (DESIGN §11).
 
 * the project's method on the access layer's epoch-level mode decision: a per-device DQN
-  teacher on ``pcnalloc/Access-v0`` (:mod:`.teacher`), its trajectory library
+  teacher on ``pcnalloc/Access-v0`` (:mod:`.teacher`; an MLP on each device's row, or a
+  GATv2 network over the device–subchannel graph, :mod:`.graph` and :mod:`.gnn`), its
+  trajectory library
   (:mod:`.library`, the ordinary :mod:`pcnalloc.library` format), a student distilled with
   :func:`pcnalloc.distill.train_student` (:mod:`.train`), the guarded policies
   ``teacher@``/``student@``/``learned@`` (:mod:`.learned`) and their paired comparison with
