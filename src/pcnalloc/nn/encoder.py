@@ -13,6 +13,13 @@ DESIGN §5. For a batch of B observations (any mix of topologies, see
 - **fusion**: (B, 3h) → MLP → LayerNorm → joint state (B, 128).
 
 Every weight is shared over nodes, links and time steps, so one encoder runs on any case.
+
+The GATv2 layers keep :class:`torch_geometric.nn.GATv2Conv`'s parameters, and its forward is
+run by :func:`gatv2_attend` with the self-loops built once per batch for every layer
+instead of on every layer's call, and without the generic message-passing dispatch: same
+output bit for bit (``tests/nn/test_gatv2_fast.py``), a batch-64 Double DQN update on case30
+1.14× faster and a short training run 1.23× (``benchmarks/bench_teacher_update.py``, load
+2.2–3.7). The arithmetic on the (2·ΣE + ΣN) × g edge tensors, not the dispatch, is the rest.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GATv2Conv, global_max_pool, global_mean_pool
-from torch_geometric.utils import scatter
+from torch_geometric.utils import add_self_loops, remove_self_loops, scatter, softmax
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.envs.features import CANDIDATE_FEATURES
@@ -74,6 +82,66 @@ class EncoderShape:
         return asdict(self)
 
 
+def attention_edges(
+    edge_index_2E: torch.Tensor, edge_attr_EF: torch.Tensor, num_nodes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The edges a GATv2 layer attends over: the graph's, then one self-loop per node.
+
+    A self-loop's link features are the mean of the node's incoming edges' (GATv2Conv's
+    ``fill_value="mean"``), as ``GATv2Conv`` builds them on each call; built once here, they
+    serve every layer of a forward pass.
+    """
+    ei, ea = remove_self_loops(edge_index_2E, edge_attr_EF)
+    ei, ea = add_self_loops(ei, ea, fill_value="mean", num_nodes=num_nodes)
+    assert ea is not None
+    return ei, ea
+
+
+def fast_path_supported(conv: GATv2Conv) -> bool:
+    """Whether :func:`gatv2_attend` computes ``conv``'s forward (else call the module)."""
+    return bool(
+        conv.add_self_loops
+        and not conv.share_weights
+        and conv.dropout == 0.0
+        and conv.res is None
+        and conv.lin_edge is not None
+        and conv.fill_value == "mean"
+        and not conv.concat
+    )
+
+
+def gatv2_attend(
+    conv: GATv2Conv,
+    x_NG: torch.Tensor,
+    loops_edge_index_2E: torch.Tensor,
+    loops_edge_attr_EF: torch.Tensor,
+) -> torch.Tensor:
+    """``conv(x, edge_index, edge_attr)`` on edges that already carry the self-loops.
+
+    The arithmetic of ``GATv2Conv.forward`` (torch_geometric 2.8; heads averaged, no
+    residual, no dropout, :func:`fast_path_supported`) on its own parameters, with the
+    library's segment softmax, written as tensor calls: e_ij = W_l x_j + W_r x_i + W_e a_ij,
+    α_ij = softmax_j(attᵀ LeakyReLU(e_ij)), out_i = mean_heads(Σ_j α_ij W_l x_j) + b.
+
+    Args:
+        conv: the layer whose weights are used.
+        x_NG: node states, (N, in_channels).
+        loops_edge_index_2E, loops_edge_attr_EF: :func:`attention_edges` of the batch.
+    """
+    H, C = conv.heads, conv.out_channels
+    n = x_NG.shape[0]
+    src, dst = loops_edge_index_2E[0], loops_edge_index_2E[1]
+    x_l = conv.lin_l(x_NG).view(-1, H, C)
+    x_r = conv.lin_r(x_NG).view(-1, H, C)
+    x_j = x_l.index_select(0, src)
+    e = x_j + x_r.index_select(0, dst) + conv.lin_edge(loops_edge_attr_EF).view(-1, H, C)
+    alpha = (F.leaky_relu(e, conv.negative_slope) * conv.att).sum(dim=-1)
+    alpha = softmax(alpha, dst, num_nodes=n)
+    out = scatter(x_j * alpha.unsqueeze(-1), dst, 0, dim_size=n, reduce="sum")
+    out = out.mean(dim=1)
+    return out + conv.bias if conv.bias is not None else out
+
+
 def _mlp(*widths: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i in range(len(widths) - 1):
@@ -110,8 +178,15 @@ class StateEncoder(nn.Module):
         B = batch.num_graphs
         nb = batch.node_batch_N
         x = torch.relu(self.node_in(batch.x_NF))
+        loops: tuple[torch.Tensor, torch.Tensor] | None = None
         for conv in self.convs:
-            x = x + torch.relu(conv(x, batch.edge_index_2E, batch.edge_attr_EF))
+            if fast_path_supported(conv):
+                if loops is None:
+                    loops = attention_edges(batch.edge_index_2E, batch.edge_attr_EF, x.shape[0])
+                h = gatv2_attend(conv, x, *loops)
+            else:
+                h = conv(x, batch.edge_index_2E, batch.edge_attr_EF)
+            x = x + torch.relu(h)
         pooled = torch.cat([global_mean_pool(x, nb, B), global_max_pool(x, nb, B)], dim=1)
         topo_BH = torch.relu(self.topo_out(pooled))
 
