@@ -2,9 +2,12 @@
 
 Steps (DESIGN §7): export the torch student to ONNX (opset ≥ 17, dynamic batch axis, input
 ``compact`` or ``state``, output ``logits``); ``onnx.checker``; numeric parity with torch
-(max |Δlogit| ≤ ``parity_tol`` on the sample rows); optionally quantise the weights to int8
-with ``onnxruntime.quantization.quantize_dynamic`` and keep the result only if its argmax
-agrees with fp32 on ≥ ``min_agreement`` of the sample rows; write ``manifest.json`` (layout
+(max |Δlogit| ≤ ``parity_tol`` on the sample rows); optionally quantise to int8 with
+``onnxruntime.quantization`` (:mod:`pcnalloc.export.quant`) and keep the result only if it
+passes the gates of :mod:`pcnalloc.export.gate`: decision-relevant agreement with fp32 on
+≥ ``min_agreement`` of the sample rows (judged row by row, ties of the teacher's values
+counted, masked picks never), then, when asked, ≥ ``closed_loop.min_ratio`` of fp32's
+closed-loop value on seeded episodes; write ``manifest.json`` (layout
 in :mod:`pcnalloc.edge.artifact`), sign it with Ed25519, and publish the whole folder
 atomically (built in a temporary sibling folder, then renamed).
 
@@ -15,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import Any
 import numpy as np
 import onnx
 import onnxruntime as ort
+import onnxruntime.capi.onnxruntime_pybind11_state as _ort_state
 import torch
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -53,11 +56,22 @@ from pcnalloc.edge.artifact import (
 )
 from pcnalloc.envs.observation import layout_for
 from pcnalloc.errors import PcnallocError
-from pcnalloc.export.config import COMPILE_DEFAULTS
+from pcnalloc.export.config import COMPILE_DEFAULTS, CompileConfig
+from pcnalloc.export.gate import (
+    DEFAULT_TIE_TOL_Q,
+    Agreement,
+    ClosedLoop,
+    ClosedLoopSpec,
+    closed_loop_check,
+    decision_agreement,
+    rowwise_logits,
+)
+from pcnalloc.export.quant import DEFAULT_SETTINGS, QuantSettings, quantize_int8
 from pcnalloc.fileio import write_atomic
 from pcnalloc.traffic.catalog import Catalog, load_catalog
 
 log = logging.getLogger(__name__)
+_ORT_ERRORS = (_ort_state.Fail, _ort_state.InvalidGraph, _ort_state.InvalidArgument)
 
 MIN_OPSET = 17
 DEFAULT_PARITY_TOL = 1e-5
@@ -72,18 +86,50 @@ class QuantizationRejected(CompileError):
     """The int8 model disagrees with fp32 on too many sample rows.
 
     Attributes:
-        agreement: fraction of sample rows where int8 and fp32 argmaxes agree.
+        agreement: decision-relevant agreement (see :mod:`pcnalloc.export.gate`).
         threshold: the fraction required.
         rows: sample rows compared.
+        raw: raw argmax agreement (None when not measured).
+        details: what the gates measured (JSON-ready), recorded in the fp32 manifest.
     """
 
-    def __init__(self, agreement: float, threshold: float, rows: int) -> None:
+    def __init__(
+        self,
+        agreement: float,
+        threshold: float,
+        rows: int,
+        *,
+        raw: float | None = None,
+        details: dict[str, Any] | None = None,
+        message: str | None = None,
+    ) -> None:
+        raw_txt = f" (raw argmax {raw:.4%})" if raw is not None else ""
         super().__init__(
-            f"int8 model rejected: argmax agreement with fp32 is {agreement:.4%} on {rows} "
-            f"sample rows; accepted: ≥ {threshold:.2%} (ship fp32, or quantise a model with "
-            "larger logit margins)"
+            message
+            or f"int8 model rejected: decision-relevant agreement with fp32 is {agreement:.4%}"
+            f"{raw_txt} on {rows} sample rows judged row by row; accepted: ≥ {threshold:.2%} "
+            "(ship fp32, or quantise a model with larger logit margins)"
         )
-        self.agreement, self.threshold, self.rows = agreement, threshold, rows
+        self.agreement, self.threshold, self.rows, self.raw = agreement, threshold, rows, raw
+        self.details = details or {}
+
+
+class ClosedLoopRejected(QuantizationRejected):
+    """The int8 model agrees on rows but loses too much closed-loop value against fp32."""
+
+    def __init__(self, agreement: Agreement, closed: ClosedLoop, details: dict[str, Any]) -> None:
+        super().__init__(
+            agreement.decision,
+            closed.min_ratio,
+            agreement.rows,
+            raw=agreement.raw,
+            details=details,
+            message=f"int8 model rejected: closed-loop weighted value {closed.int8_value:.4f} "
+            f"is {closed.ratio:.4%} of fp32's {closed.fp32_value:.4f} on {len(closed.seeds)} "
+            f"seeded episodes of {closed.env} ({closed.requests} decisions each); accepted: "
+            f"≥ {closed.min_ratio:.2%} (ship fp32)",
+        )
+        self.closed_loop = closed
 
 
 @dataclass(frozen=True)
@@ -94,8 +140,11 @@ class CompileResult:
         path: the published artifact folder.
         manifest: the signed manifest.
         parity_max_abs: max |ONNX − torch| over sample rows and actions (fp32).
-        int8_agreement: int8/fp32 argmax agreement (None without ``int8``).
+        int8_agreement: int8/fp32 raw argmax agreement, row by row (None without ``int8``).
         model_bytes: precision → file size in bytes.
+        int8_decision_agreement: decision-relevant agreement (None without ``int8``).
+        closed_loop: the closed-loop check (None when not run).
+        int8_refused: what the gates measured when they refused int8 (fp32 shipped).
     """
 
     path: Path
@@ -103,6 +152,9 @@ class CompileResult:
     parity_max_abs: float
     int8_agreement: float | None
     model_bytes: dict[str, int]
+    int8_decision_agreement: float | None = None
+    closed_loop: ClosedLoop | None = None
+    int8_refused: dict[str, Any] | None = None
 
 
 # ---------------------------------------------------------------------------- steps
@@ -175,37 +227,67 @@ def parity(
     return diff, max(1.0, float(np.max(np.abs(z))))
 
 
-def quantize_int8(model: bytes) -> bytes:
-    """Dynamic int8 quantisation of the weights (activations quantised on the fly)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()
-    hush = _DropMessage("pre-processing before quantization")  # advice for conv nets
-    root.addFilter(hush)
-    try:
-        with tempfile.TemporaryDirectory(prefix="pcnalloc-quant-") as tmp:
-            src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-            src.write_bytes(model)
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-            return dst.read_bytes()
-    finally:
-        root.removeFilter(hush)
-
-
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
 def argmax_agreement(fp32: bytes, int8: bytes, input_name: str, rows_ND: np.ndarray) -> float:
-    """Fraction of rows where the two models' argmax actions agree."""
+    """Fraction of rows where the two models' raw argmax actions agree (``int8`` run row by
+    row, as deployed: see :mod:`pcnalloc.export.gate`)."""
     a = onnx_logits(fp32, input_name, rows_ND).argmax(axis=1)
-    b = onnx_logits(int8, input_name, rows_ND).argmax(axis=1)
+    b = rowwise_logits(int8, input_name, rows_ND).argmax(axis=1)
     return float(np.mean(a == b))
+
+
+def int8_gate(
+    fp32: bytes,
+    int8: bytes,
+    input_name: str,
+    rows_ND: np.ndarray,
+    *,
+    env_config: EnvConfig,
+    min_agreement: float = DEFAULT_MIN_AGREEMENT,
+    decisions: tuple[np.ndarray, np.ndarray] | None = None,
+    tie_tol_q: float = DEFAULT_TIE_TOL_Q,
+    tie_tol_logit: float = 0.0,
+    closed_loop: ClosedLoopSpec | None = None,
+) -> tuple[Agreement, ClosedLoop | None]:
+    """Both int8 gates of :mod:`pcnalloc.export.gate`; returns what they measured.
+
+    The closed-loop check runs only when ``closed_loop`` is given and the input is
+    ``compact`` (the env's observation; a ``state`` student needs the teacher's encoder).
+
+    Raises:
+        QuantizationRejected: decision-relevant agreement below ``min_agreement``.
+        ClosedLoopRejected: closed-loop value ratio below ``closed_loop.min_ratio``.
+    """
+    q_NA, mask_NA = decisions if decisions is not None else (None, None)
+    try:
+        z8 = rowwise_logits(int8, input_name, rows_ND)
+    except _ORT_ERRORS as err:  # a broken quantised graph is a refused one, not a crash
+        msg = " ".join(str(err).split())
+        raise QuantizationRejected(
+            0.0,
+            min_agreement,
+            len(rows_ND),
+            message=f"int8 model rejected: onnxruntime cannot run it ({msg}); ship fp32",
+        ) from None
+    agree = decision_agreement(
+        onnx_logits(fp32, input_name, rows_ND),
+        z8,
+        q_values_NA=q_NA,
+        action_mask_NA=mask_NA,
+        tie_tol_q=tie_tol_q,
+        tie_tol_logit=tie_tol_logit,
+    )
+    details: dict[str, Any] = {"agreement": agree.to_json(), "min_agreement": min_agreement}
+    if agree.decision < min_agreement:
+        raise QuantizationRejected(
+            agree.decision, min_agreement, agree.rows, raw=agree.raw, details=details
+        )
+    closed = None
+    if closed_loop is not None and input_name == "compact":
+        closed = closed_loop_check(fp32, int8, env_config, closed_loop, input_name=input_name)
+        details["closed_loop"] = closed.to_json()
+        if not closed.passed:
+            raise ClosedLoopRejected(agree, closed, details)
+    return agree, closed
 
 
 # ---------------------------------------------------------------------------- compile
@@ -227,6 +309,13 @@ def compile_student(
     source: dict[str, Any] | None = None,
     network: Any = None,
     layout_hook: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    quant: QuantSettings = DEFAULT_SETTINGS,
+    decisions: tuple[np.ndarray, np.ndarray] | None = None,
+    library: str | Path | None = None,
+    tie_tol_q: float = DEFAULT_TIE_TOL_Q,
+    tie_tol_logit: float = 0.0,
+    closed_loop: ClosedLoopSpec | None = None,
+    int8_refused: dict[str, Any] | None = None,
 ) -> CompileResult:
     """Export, check, optionally quantise, sign and publish a student artifact.
 
@@ -243,7 +332,7 @@ def compile_student(
         opset: ONNX opset (≥ 17).
         parity_tol: maximum accepted |ONNX − torch| logit difference, relative to
             max(1, max |logit|) (see :func:`parity`).
-        min_agreement: minimum int8/fp32 argmax agreement.
+        min_agreement: minimum int8/fp32 decision-relevant agreement (row by row).
         int8_hook: transforms the quantised bytes before the gate (tests inject faults).
         overwrite: replace an existing artifact folder.
         source: provenance recorded in the manifest (checkpoint, library, sha256s).
@@ -251,10 +340,22 @@ def compile_student(
             (``network.npz``, hashed and signed like the models), so the edge rebuilds it
             without pandapower.
         layout_hook: transforms the declared layout before signing (tests plant faults).
+        quant: how the int8 model is made (:class:`~pcnalloc.export.quant.QuantSettings`).
+        decisions: the teacher's Q-values and action masks (N, A) of ``rows_ND`` for the
+            decision-relevant gate (None: read them from ``library`` when given, else every
+            action counts as valid and only the logit tie applies).
+        library: the library ``rows_ND`` were sampled from by :func:`library_rows` (same
+            seed); read only when the int8 gate needs ``decisions``.
+        tie_tol_q: teacher-Q tie tolerance of the gate (teacher Q units).
+        tie_tol_logit: fp32-logit tie tolerance of the gate (logit units).
+        closed_loop: episodes and value ratio of the closed-loop check (None: not run).
+        int8_refused: what the int8 gates measured when they refused (recorded in the
+            manifest of the fp32 artifact :func:`compile_with_fallback` ships instead).
 
     Raises:
         CompileError: shape mismatch or parity above ``parity_tol``.
-        QuantizationRejected: int8 agreement below ``min_agreement`` (nothing is written).
+        QuantizationRejected: int8 agreement below ``min_agreement``, or
+            :class:`ClosedLoopRejected` (nothing is written).
     """
     out = Path(out_dir)
     if out.exists() and not overwrite:
@@ -301,15 +402,28 @@ def compile_student(
             f"(logit scale {scale:.3g}); accepted: ≤ {parity_tol:g} × max(1, max |logit|)"
         )
     models = {"fp32": fp32}
-    agreement = None
+    agree: Agreement | None = None
+    closed: ClosedLoop | None = None
     if int8:
-        q = quantize_int8(fp32)
+        q = quantize_int8(fp32, quant, input_name=name, calibration_ND=rows)
         if int8_hook is not None:
             q = int8_hook(q)
-        agreement = argmax_agreement(fp32, q, name, rows)
-        if agreement < min_agreement:
-            raise QuantizationRejected(agreement, min_agreement, len(rows))
+        if decisions is None and library is not None:
+            decisions = library_decisions(library, rows, input_name=name)
+        agree, closed = int8_gate(
+            fp32,
+            q,
+            name,
+            rows,
+            env_config=env_config,
+            min_agreement=min_agreement,
+            decisions=decisions,
+            tie_tol_q=tie_tol_q,
+            tie_tol_logit=tie_tol_logit,
+            closed_loop=closed_loop,
+        )
         models["int8"] = q
+    agreement = agree.raw if agree is not None else None
 
     pub = private_key.public_key()
     param_count = int(sum(p.numel() for p in module.parameters()))
@@ -351,7 +465,12 @@ def compile_student(
             "parity_logit_scale": scale,
             "parity_tol": parity_tol,
             "int8_argmax_agreement": agreement,
+            "int8_decision_agreement": agree.decision if agree is not None else None,
             "int8_min_agreement": min_agreement if int8 else None,
+            "int8_agreement": agree.to_json() if agree is not None else None,
+            "int8_quantization": quant.to_json() if int8 else None,
+            "int8_closed_loop": closed.to_json() if closed is not None else None,
+            "int8_refused": int8_refused,
         },
         "models": {
             p: {"file": MODEL_FILES[p], "sha256": sha256_bytes(b), "bytes": len(b)}
@@ -378,7 +497,16 @@ def compile_student(
     files[SIGNER_PUB] = keys.public_pem(pub)
     publish_dir(out, files, overwrite=overwrite)
     log.info("compiled %s (parity %.2g, int8 %s)", out, diff, agreement)
-    return CompileResult(out, manifest, diff, agreement, {p: len(b) for p, b in models.items()})
+    return CompileResult(
+        out,
+        manifest,
+        diff,
+        agreement,
+        {p: len(b) for p, b in models.items()},
+        int8_decision_agreement=agree.decision if agree is not None else None,
+        closed_loop=closed,
+        int8_refused=int8_refused,
+    )
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -404,7 +532,34 @@ def compile_with_fallback(
     try:
         return compile_student(module, rows_ND, int8=int8, **kwargs), None
     except QuantizationRejected as err:  # nothing was written: compile again without int8
-        return compile_student(module, rows_ND, int8=False, **kwargs), str(err)
+        refused = {"reason": str(err), **err.details}
+        res = compile_student(module, rows_ND, int8=False, int8_refused=refused, **kwargs)
+        return res, str(err)
+
+
+def gate_options(cfg: CompileConfig = COMPILE_DEFAULTS) -> dict[str, Any]:
+    """The :func:`compile_student` keywords of a compile config's int8 gates and settings
+    (``int8`` and ``rows`` excepted), so the CLI and the main job map the fields once."""
+    return {
+        "min_agreement": cfg.min_agreement,
+        "tie_tol_q": cfg.tie_tol_q,
+        "tie_tol_logit": cfg.tie_tol_logit,
+        "quant": QuantSettings(
+            mode=cfg.int8_mode,
+            per_channel=cfg.int8_per_channel,
+            format=cfg.int8_format,
+            keep_fp32=tuple(cfg.int8_keep_fp32),
+        ),
+        "closed_loop": (
+            ClosedLoopSpec(
+                seeds=tuple(cfg.closed_loop_seeds),
+                requests=cfg.closed_loop_requests,
+                min_ratio=cfg.min_value_ratio,
+            )
+            if cfg.closed_loop
+            else None
+        ),
+    }
 
 
 def save_student_checkpoint(module: torch.nn.Module, path: str | Path) -> Path:
@@ -484,6 +639,30 @@ def _mlp_from_state_dict(sd: dict[str, Any], where: str) -> torch.nn.Sequential:
     return seq
 
 
+def _sample(
+    library: str | Path, columns: list[str], *, max_rows: int, seed: int
+) -> tuple[dict[str, np.ndarray], EnvConfig]:
+    """≤ ``max_rows`` rows of ``columns``, drawn uniformly without replacement (seeded)."""
+    from pcnalloc.library.reader import LibraryReader
+
+    reader = LibraryReader(library)
+    n = reader.num_rows
+    if n == 0:
+        raise CompileError(f"library {str(library)!r} has no rows")
+    take = np.sort(np.random.default_rng(seed).choice(n, min(n, max_rows), replace=False))
+    parts: dict[str, list[np.ndarray]] = {c: [] for c in columns}
+    start = 0
+    for batch in reader.iter_batches(8192, columns):
+        sel = take[(take >= start) & (take < start + len(batch[columns[0]]))] - start
+        if sel.size:
+            for c in columns:
+                parts[c].append(np.asarray(batch[c])[sel])
+        start += len(batch[columns[0]])
+    out = {c: np.concatenate(v) for c, v in parts.items()}
+    env = EnvConfig.model_validate(reader.metadata["env_config"])
+    return out, env
+
+
 def library_rows(
     library: str | Path,
     input_name: str = "compact",
@@ -496,32 +675,42 @@ def library_rows(
     Rows are drawn uniformly without replacement with a seeded generator, so the same
     library always gives the same gate.
     """
-    from pcnalloc.library.reader import LibraryReader
+    cols, env = _sample(library, [input_name], max_rows=max_rows, seed=seed)
+    return np.asarray(cols[input_name], dtype=np.float32), env
 
-    reader = LibraryReader(library)
-    n = reader.num_rows
-    if n == 0:
-        raise CompileError(f"library {str(library)!r} has no rows")
-    take = np.sort(np.random.default_rng(seed).choice(n, min(n, max_rows), replace=False))
-    parts, start = [], 0
-    for batch in reader.iter_batches(8192, [input_name]):
-        x = batch[input_name]
-        sel = take[(take >= start) & (take < start + len(x))] - start
-        if sel.size:
-            parts.append(np.asarray(x[sel], dtype=np.float32))
-        start += len(x)
-    x = np.concatenate(parts)
-    env = EnvConfig.model_validate(reader.metadata["env_config"])
-    return x, env
+
+def library_decisions(
+    library: str | Path, rows_ND: np.ndarray, *, input_name: str = "compact", seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's Q-values and action masks (N, A) of rows :func:`library_rows` sampled.
+
+    Raises:
+        CompileError: ``rows_ND`` are not the rows that library and seed give.
+    """
+    cols, _ = _sample(
+        library, [input_name, "q_values", "action_mask"], max_rows=len(rows_ND), seed=seed
+    )
+    x = np.asarray(cols[input_name], dtype=np.float32)
+    if x.shape != np.shape(rows_ND) or not np.array_equal(x, rows_ND):
+        raise CompileError(
+            f"the sample rows are not library {str(library)!r}'s rows for seed {seed}; pass "
+            "the rows library_rows returned, or the decisions themselves"
+        )
+    return np.asarray(cols["q_values"], np.float32), np.asarray(cols["action_mask"], np.int8)
 
 
 __all__ = [
+    "ClosedLoopRejected",
     "CompileError",
     "CompileResult",
     "QuantizationRejected",
     "argmax_agreement",
     "compile_student",
+    "compile_with_fallback",
     "export_onnx",
+    "gate_options",
+    "int8_gate",
+    "library_decisions",
     "library_rows",
     "load_student_module",
     "parity_max_abs",

@@ -130,7 +130,12 @@ def key_dir(cfg: RunConfig) -> Path:
 def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: Any) -> dict:
     """Export the student to a signed int8/float ONNX artifact in ``d``; return its files."""
     from pcnalloc.edge.keys import ensure_keypair
-    from pcnalloc.export.compile import compile_with_fallback, library_rows, load_student_module
+    from pcnalloc.export.compile import (
+        compile_with_fallback,
+        gate_options,
+        library_rows,
+        load_student_module,
+    )
 
     bar.start("compile + sign", None)
     # The signing key lives outside the output tree and is created once: a rerun (even
@@ -148,24 +153,30 @@ def compile_stage(cfg: RunConfig, library: dict, distill: dict, d: Path, bar: An
 
     net = cached_network(env.network.case, env.network)  # shipped: the edge needs no pandapower
 
-    # The int8 gate may refuse: then the fp32 model is shipped and the report says why.
+    # The int8 gates (decision-relevant agreement on the library rows, judged with the
+    # teacher's values and masks of the same rows, then closed-loop value on seeded episodes)
+    # may refuse: then the fp32 model is shipped and the report says why.
     res, int8_note = compile_with_fallback(
         module,
         rows,
         int8=cfg.compile.int8,
-        min_agreement=cfg.compile.min_agreement,
         env_config=env,
         private_key=priv,
         out_dir=d / "artifact",
         source={"student": distill["student"], "library": library["folder"]},
         network=net,
+        library=library["folder"],
+        **gate_options(cfg.compile),
     )
+    closed = getattr(res, "closed_loop", None)
     return {
         "artifact": str(res.path),
         "public_key": str(pub),
         "private_key": str(priv),
         "parity_max_abs": res.parity_max_abs,
         "int8_agreement": res.int8_agreement,
+        "int8_decision_agreement": getattr(res, "int8_decision_agreement", None),
+        "int8_closed_loop_ratio": closed.ratio if closed is not None else None,
         "model_bytes": res.model_bytes,
         "int8_rejected": int8_note,
     }
