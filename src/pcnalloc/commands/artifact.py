@@ -40,7 +40,12 @@ def compile_cmd(
 ) -> None:
     """Export STUDENT to ONNX, check parity on library rows, sign and publish OUT."""
     from pcnalloc.edge.artifact import sha256_bytes
-    from pcnalloc.export.compile import compile_with_fallback, library_rows, load_student_module
+    from pcnalloc.export.compile import (
+        compile_with_fallback,
+        gate_options,
+        library_rows,
+        load_student_module,
+    )
     from pcnalloc.fileio import check_output
 
     check_output(out, kind="dir", overwrite=overwrite)  # before any work (publish is atomic)
@@ -57,8 +62,9 @@ def compile_cmd(
             private_key=key,
             out_dir=out,
             int8=int8,
-            min_agreement=min_agreement,
             overwrite=overwrite,
+            library=library,  # the teacher's values and masks of the sampled rows
+            **gate_options(COMPILE_DEFAULTS.model_copy(update={"min_agreement": min_agreement})),
             source={
                 "student": str(student),
                 "student_sha256": sha256_bytes(student.read_bytes()),
@@ -75,7 +81,11 @@ def compile_cmd(
     table.add_row("parameters", str(m["student"]["param_count"]))
     table.add_row("parity max |Δ|", f"{res.parity_max_abs:.2e} on {len(x)} rows")
     if res.int8_agreement is not None:
-        table.add_row("int8 agreement", f"{res.int8_agreement:.4%}")
+        table.add_row("int8 agreement", f"{res.int8_agreement:.4%} raw (row by row)")
+    if res.int8_decision_agreement is not None:
+        table.add_row("int8 decision agreement", f"{res.int8_decision_agreement:.4%}")
+    if res.closed_loop is not None:
+        table.add_row("int8 closed-loop value", f"{res.closed_loop.ratio:.4%} of fp32's")
     if int8_refused is not None:
         table.add_row("int8", f"not shipped (fp32 only): {int8_refused}")
     for p, n in res.model_bytes.items():
