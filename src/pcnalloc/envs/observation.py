@@ -319,13 +319,21 @@ class ObservationBuilder:
         return {"node_feats": node, "link_feats": link, "edge_index": self._edge_index.copy()}
 
     def build(self, req: Request, ev: Evaluation, emergency_R: np.ndarray) -> dict:
+        """The observation of ``req`` from its evaluation (see :meth:`build_arrays`)."""
+        return self.build_arrays(req, ev.feats_AF, ev.mask_A, emergency_R)
+
+    def build_arrays(
+        self, req: Request, feats_AF: np.ndarray, mask_A: np.ndarray, emergency_R: np.ndarray
+    ) -> dict:
+        """The observation of ``req`` whose candidate table and mask are ``feats_AF`` and
+        ``mask_A`` (held by the observation as they are, not copied)."""
         rf = np.empty(self._req_slice.stop, dtype=np.float32)
         compact = np.empty(self.layout.size, dtype=np.float32)
-        self.write_compact(compact, req, ev.feats_AF, emergency_R, request_out=rf)
+        self.write_compact(compact, req, feats_AF, emergency_R, request_out=rf)
         obs: dict[str, Any] = {
             "request": rf,
-            "candidates": ev.feats_AF,
-            "action_mask": ev.mask_A,
+            "candidates": feats_AF,
+            "action_mask": mask_A,
             "compact": compact,
         }
         if self.mode == "full":

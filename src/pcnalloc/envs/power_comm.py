@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit
 
 from pcnalloc.config import EnvConfig, build
+from pcnalloc.envs.decision import LiveEvaluation
 from pcnalloc.envs.features import (
     HARD_RULES,
     ZONE_RT_NRT,
@@ -332,7 +333,13 @@ class PowerCommEnv(gym.Env):
         self._flow_id = -1
         self._n_requests = 0
         self._req: Request | None = None
-        self._ev: Evaluation | None = None
+        self._evaluated = False
+        self._ev_fixed: Evaluation | None = None
+        """The evaluation :attr:`current_evaluation` returns when it is not built lazily
+        from :attr:`_live` (rule files: the engine's restricted copy)."""
+        self._live = LiveEvaluation(self.catalog, config)
+        self._obs_mask: np.ndarray | None = None
+        self._obs_feats: np.ndarray | None = None
         self._cs: CandidateSet | None = None
         self.emergency_R = np.zeros(self.net.n_regions, dtype=np.int64)
         from pcnalloc.rules.engine import build_engine
@@ -341,6 +348,8 @@ class PowerCommEnv(gym.Env):
             config.rules, self.catalog, trust_threshold=config.trust_threshold
         )
         self._prio_table = priority_table(self.engine, config)
+        self._prio_2C: list[list[int]] = self._prio_table.astype(np.int64).tolist()
+        self._region_N: list[int] = self.net.site_region.astype(np.int64).tolist()
         from pcnalloc.envs.candidates import CandidatePool
 
         self.candidate_pool = CandidatePool(self.catalog, config)
@@ -352,6 +361,15 @@ class PowerCommEnv(gym.Env):
         self._bound_C: list[float] = cat.max_latency_ms_C.astype(float).tolist()
         self._protected_C: list[bool] = cat.protected_C.astype(bool).tolist()
         self._slice_C: list[int] = cat.slice_C.astype(np.int64).tolist()
+
+    @property
+    def _ev(self) -> Evaluation | None:
+        """The evaluation of the request on show as the env reads it: the live buffers of
+        :attr:`_live` (overwritten by the next evaluation), or the rule-restricted one; None
+        before the first request."""
+        if self._ev_fixed is not None:
+            return self._ev_fixed
+        return self._live.ev if self._evaluated else None
 
     # ------------------------------------------------------------------ events
     def _push(self, t: float, kind: int, payload: Any = None) -> None:
@@ -534,32 +552,51 @@ class PowerCommEnv(gym.Env):
         self._evaluate_current()
 
     def _evaluate_current(self) -> None:
+        """Evaluate the request on show: its candidates, setup priority and every action.
+
+        Without a rule file the kernel writes into :attr:`_live`'s buffers (the full
+        :class:`Evaluation` is built only if :attr:`current_evaluation` is read); with one,
+        :func:`~pcnalloc.envs.features.evaluate_request` lets the engine tighten the mask.
+        """
         req = self._req
         assert req is not None
         st = self.state
+        c = req.cls
         cs = self._cs = self._pool_cs = self.paths.candidates(
             req.src,
             req.dst,
             self.cfg.route_pool,
-            protected=self._protected_C[req.cls],
+            protected=self._protected_C[c],
             failed_E1=st.failed_E1,
             failed_key=st.failed_key,
         )
+        if self.cfg.rules is not None:
+            if self.candidate_pool.active:
+                em = bool(self.emergency_R[self._region_N[req.src]] > 0)
+                cs = self._cs = self.candidate_pool.choose(st, cs, c, self._prio_2C[em][c])
+            ev, self._prio, _, _ = evaluate_request(
+                st,
+                cs,
+                req,
+                self.catalog,
+                self.cfg,
+                engine=self.engine,
+                prio_table_2C=self._prio_table,
+                emergency_R=self.emergency_R,
+            )
+            self._ev_fixed = ev
+            self._evaluated = True
+            self._obs_mask, self._obs_feats = ev.mask_A, ev.feats_AF
+            return
+        # the setup priority as evaluate_request gives it (the emergency override by region)
+        prio = self._prio = self._prio_2C[bool(self.emergency_R[self._region_N[req.src]] > 0)][c]
         if self.candidate_pool.active:
-            em = bool(self.emergency_R[int(self.net.site_region[req.src])] > 0)
-            prio = int(self._prio_table[int(em), req.cls])
-            cs = self._cs = self.candidate_pool.choose(st, cs, req.cls, prio)
-        ev, self._prio, _, _ = evaluate_request(
-            self.state,
-            cs,
-            req,
-            self.catalog,
-            self.cfg,
-            engine=self.engine,
-            prio_table_2C=self._prio_table,
-            emergency_R=self.emergency_R,
-        )
-        self._ev = ev
+            cs = self._cs = self.candidate_pool.choose(st, cs, c, prio)
+        live = self._live
+        live.run(st, cs, c, prio)
+        self._ev_fixed = None
+        self._evaluated = True
+        self._obs_mask, self._obs_feats = live.mask_A, live.feats_AF
 
     # ------------------------------------------------------------------ warm start
     def _warm_start(self) -> None:
@@ -760,8 +797,11 @@ class PowerCommEnv(gym.Env):
                 self._push(self.now + float(u) * span, kind, payload)
 
     def _observe(self) -> Any:
-        assert self._req is not None and self._ev is not None
-        obs = self.obs_builder.build(self._req, self._ev, self.emergency_R)
+        assert self._req is not None and self._obs_feats is not None
+        assert self._obs_mask is not None
+        obs = self.obs_builder.build_arrays(
+            self._req, self._obs_feats, self._obs_mask, self.emergency_R
+        )
         return obs["compact"] if self.observation_mode == "flat" else obs
 
     def _with_mask(self, info: dict[str, Any]) -> dict[str, Any]:
@@ -999,8 +1039,12 @@ class PowerCommEnv(gym.Env):
 
     @property
     def current_evaluation(self) -> Evaluation:
-        assert self._ev is not None
-        return self._ev
+        """The evaluation of the request on show, as
+        :func:`~pcnalloc.envs.features.evaluate_request` returns it (its own arrays; the mask
+        and candidate table are the observation's)."""
+        assert self._ev is not None, "call reset() first"
+        ev = self._ev_fixed
+        return ev if ev is not None else self._live.snapshot()
 
     def preemption_cost(self, action: int) -> float | None:
         """Value of the flows ``action`` would pre-empt (what the accounting takes back), 0.0
