@@ -24,6 +24,20 @@ action the library recorded, so it is a policy-gradient-free, off-line surrogate
 objective: logged actions that earned more (exploration included) are pulled up, those that
 earned less are pushed down relative to them — signal a classical teacher's one-hot target
 does not carry. ``w_task = 0`` (the default) is the plain constrained distillation loss.
+
+A **logit-margin term** makes the student's decisions survive int8 quantisation (whose
+rounding moves a logit by up to a few tenths on the edge student): on rows where the teacher
+decides clearly (top-2 valid Q gap above :data:`~pcnalloc.distill.metrics.CLEAR_GAP`; on the
+others the teacher is indifferent and the export gate counts a tie as agreeing), a hinge on
+the gap between the logit of the teacher's best valid action a* and its closest rival::
+
+    L_margin = mean_b( clear_b · max_{a ≠ a*} max(0, m − (z(a*) − z(a))) )
+
+over every other action, masked ones included (a masked rival pushed below a* is one the
+quantised student cannot propose either). It is the multi-class hinge of Crammer & Singer
+(2001) restricted to the closest rival; ``margin_weight = 0`` leaves the loss unchanged::
+
+    L = β · KL + w_task · L_task + λ_hard · hard + λ_soft · soft + w_margin · L_margin
 """
 
 from __future__ import annotations
@@ -33,6 +47,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from pcnalloc.distill.metrics import CLEAR_GAP
 from pcnalloc.errors import PcnallocError
 
 
@@ -48,6 +63,7 @@ class LossTerms(NamedTuple):
     hard: Tensor
     soft: Tensor
     task: Tensor
+    margin: Tensor
 
 
 BETA_SCHEDULES: tuple[str, ...] = ("fixed", "increasing", "decreasing")
@@ -88,6 +104,37 @@ def task_loss(logits_BA: Tensor, actions_B: Tensor, rewards_B: Tensor, eta: floa
     ll_B = log_ps.gather(1, actions_B.long().reshape(-1, 1))[:, 0]
     w_B = torch.softmax(rewards_B.float() / eta, dim=0) * rewards_B.shape[0]
     return -(w_B.detach() * ll_B).mean()
+
+
+def margin_loss(
+    logits_BA: Tensor,
+    q_values_BA: Tensor,
+    action_mask_BA: Tensor,
+    margin: float,
+    clear_gap: float = CLEAR_GAP,
+) -> Tensor:
+    """Hinge on the logit gap between the teacher's best valid action and its closest rival.
+
+    Args:
+        logits_BA: student logits (B, A).
+        q_values_BA: teacher Q-values (B, A) (masked entries may hold anything).
+        action_mask_BA: (B, A), nonzero = valid.
+        margin: the gap m (logit units) below which a rival is penalised.
+        clear_gap: only rows whose teacher top-2 valid Q gap exceeds it count (teacher Q).
+
+    Returns:
+        The batch mean of ``clear · max_{a ≠ a*} relu(m − (z(a*) − z(a)))`` (see the module
+        docstring); 0 when no row is clear.
+    """
+    valid = action_mask_BA.bool()
+    q = torch.where(valid, q_values_BA.float(), torch.full_like(q_values_BA, -torch.inf))
+    top2 = q.topk(2, dim=1)
+    best = top2.indices[:, :1]
+    clear = (top2.values[:, 0] - top2.values[:, 1]) > clear_gap
+    z = logits_BA.float()
+    gap = z.gather(1, best) - z
+    hinge = torch.relu(margin - gap).scatter(1, best, 0.0)
+    return (hinge.amax(dim=1) * clear.float()).mean()
 
 
 def teacher_log_probs(q_values_BA: Tensor, action_mask_BA: Tensor, tau: float) -> Tensor:
@@ -131,6 +178,8 @@ def distill_loss(
     actions_B: Tensor | None = None,
     rewards_B: Tensor | None = None,
     task_eta: float = 1.0,
+    margin_weight: float = 0.0,
+    margin: float = 1.0,
 ) -> LossTerms:
     """The constrained distillation loss of one batch.
 
@@ -147,9 +196,11 @@ def distill_loss(
         task_weight: weight of the task term (0: not computed, ``task`` = 0).
         actions_B, rewards_B: logged actions and rewards (needed when ``task_weight`` > 0).
         task_eta: temperature η of the task term's reward weights.
+        margin_weight: weight of the logit-margin term (0: not computed, ``margin`` = 0).
+        margin: the logit gap m of the margin term.
 
     Returns:
-        :class:`LossTerms` with the weighted total and the four unweighted terms.
+        :class:`LossTerms` with the weighted total and the five unweighted terms.
 
     Raises:
         DistillLossError: on mismatched shapes or a row without any valid action.
@@ -179,8 +230,13 @@ def distill_loss(
         task = task_loss(logits_BA, actions_B, rewards_B, task_eta)
     else:
         task = torch.zeros((), dtype=kl.dtype)
+    if margin_weight > 0:
+        marg = margin_loss(logits_BA, q_values_BA, action_mask_BA, margin)
+    else:
+        marg = torch.zeros((), dtype=kl.dtype)
     total = beta * kl + task_weight * task + lambda_hard * hard + lambda_soft * soft
-    return LossTerms(total=total, kl=kl, hard=hard, soft=soft, task=task)
+    total = total + margin_weight * marg
+    return LossTerms(total=total, kl=kl, hard=hard, soft=soft, task=task, margin=marg)
 
 
 __all__ = [
@@ -189,6 +245,7 @@ __all__ = [
     "LossTerms",
     "beta_at",
     "distill_loss",
+    "margin_loss",
     "soft_magnitude",
     "task_loss",
     "teacher_log_probs",

@@ -71,7 +71,7 @@ class DistillResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-TERMS = ("total", "kl", "hard", "soft", "task")
+TERMS = ("total", "kl", "hard", "soft", "task", "margin")
 
 
 def _terms(
@@ -96,6 +96,8 @@ def _terms(
         actions_B=a,
         rewards_B=r,
         task_eta=cfg.task_eta,
+        margin_weight=cfg.margin_weight,
+        margin=cfg.margin,
     )
     return logits, terms, (q, m, h, c)
 
