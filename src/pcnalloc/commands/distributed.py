@@ -9,10 +9,25 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, parse_numbers, progress_bar, write_json
+from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.core.limits import COUNT_MAX, EPISODES_MAX, REQUESTS_MAX, SEED_MAX
+from pcnalloc.distributed.config import (
+    RATES,
+    GapConfig,
+    TrustRun,
+    TrustScenario,
+    rate_name,
+)
 from pcnalloc.errors import ConfigError
 
-SCENARIOS = ("malicious-sites", "false-feedback", "all")
+_GAP = GapConfig()
+"""The defaults of ``distributed gap``: the gap config's fields (written once there)."""
+_TRUST = TrustRun()
+"""The defaults of ``distributed trust``: the trust run's fields and its base scenario's."""
+_SC = _TRUST.base
+_MALICIOUS = _SC.malicious_sites if isinstance(_SC.malicious_sites, int) else 0
+"""``--malicious`` takes a count; the scenario's default is one."""
+_RATE_HOW = ", ".join(f"{k} ({v})" for k, v in RATES.items()) + " or a number"
 
 
 def _floats(text: str, flag: str, lo: float = 0.0, hi: float = float("inf")) -> list[float]:
@@ -75,32 +90,39 @@ def register(app: typer.Typer) -> None:
 
     @dist_app.command("gap")
     def gap(
-        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
-        policy: Annotated[
-            str, typer.Option(help="policy spec of every region (ksp-ff, teacher@DIR …)")
-        ] = "ksp-ff",
+        case: Annotated[str, typer.Option(help=field_help(GapConfig, "case"))] = _GAP.case,
+        policy: Annotated[str, typer.Option(help=field_help(GapConfig, "policy"))] = _GAP.policy,
         staleness: Annotated[
-            str, typer.Option(help="comma-separated staleness values (s)")
-        ] = "0,1,10,60",
-        seeds: Annotated[str, typer.Option(help="seeds: 0-2, 1,3,7 …")] = "0-2",
+            str, typer.Option(help=field_help(GapConfig, "staleness_s", "comma-separated"))
+        ] = list_text(_GAP.staleness_s),
+        seeds: Annotated[
+            str, typer.Option(help=field_help(GapConfig, "seeds", "0-2, 1,3,7 …"))
+        ] = seeds_text(_GAP.seeds),
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per episode")
-        ] = 2000,
-        load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
+            int, typer.Option(min=1, max=REQUESTS_MAX, help=field_help(GapConfig, "requests"))
+        ] = _GAP.requests,
+        load: Annotated[float, typer.Option(help=field_help(GapConfig, "load"))] = _GAP.load,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/distributed"),
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
     ) -> None:
         """Value and blocking gap of regional agents to the centralised policy vs staleness."""
-        from pcnalloc.config import env_config
+        from pcnalloc.config import build
         from pcnalloc.distributed.regions import distributed_gap
         from pcnalloc.evaluate.sweep import parse_seeds
         from pcnalloc.fileio import check_output, staged_dir
 
+        raw = {
+            "case": case,
+            "policy": policy,
+            "staleness_s": _floats(staleness, "--staleness"),
+            "seeds": parse_seeds(seeds),
+            "requests": requests,
+            "load": load,
+        }
+        gc = build(GapConfig, raw, "distributed gap")
         check_output(out, kind="dir", overwrite=overwrite)
-
-        stale = _floats(staleness, "--staleness")
-        seed_list = parse_seeds(seeds)
-        cfg = env_config(network={"case": case}, traffic={"load": load})
+        stale, seed_list = list(gc.staleness_s), list(gc.seeds)
+        cfg = gc.env_config()
         total = requests * len(seed_list) * (1 + len(stale))
         with progress_bar() as bar:
             task = bar.add_task(f"gap {policy} on {case}", total=total)
@@ -124,34 +146,51 @@ def register(app: typer.Typer) -> None:
     @dist_app.command("trust")
     def trust(
         scenario: Annotated[
-            str, typer.Option(help="malicious-sites, false-feedback or all")
-        ] = "all",
-        case: Annotated[str, typer.Option(help="grid case name or file")] = "case30",
+            str, typer.Option(help=field_help(TrustRun, "scenario"))
+        ] = _TRUST.scenario,
+        case: Annotated[str, typer.Option(help=field_help(TrustScenario, "case"))] = _SC.case,
         malicious: Annotated[
-            int, typer.Option(min=0, max=COUNT_MAX, help="malicious sites (seeded draw)")
-        ] = 2,
+            int,
+            typer.Option(
+                min=0,
+                max=COUNT_MAX,
+                help=field_help(TrustScenario, "malicious_sites", "a count here"),
+            ),
+        ] = _MALICIOUS,
         drop_share: Annotated[
-            float, typer.Option(min=0, max=1, help="share of relayed flows they drop")
-        ] = 0.8,
+            float, typer.Option(min=0, max=1, help=field_help(TrustScenario, "drop_share"))
+        ] = _SC.drop_share,
         feedback_share: Annotated[
-            float, typer.Option(min=0, max=1, help="share of untruthful feedback")
-        ] = 0.1,
-        rate: Annotated[str, typer.Option(help="low, high or decisions per slot")] = "high",
-        slots: Annotated[int, typer.Option(min=1, max=EPISODES_MAX, help="reputation slots")] = 30,
+            float,
+            typer.Option(min=0, max=1, help=field_help(TrustScenario, "malicious_feedback_share")),
+        ] = _SC.malicious_feedback_share,
+        rate: Annotated[
+            str,
+            typer.Option(help=field_help(TrustScenario, "requests_per_slot", _RATE_HOW)),
+        ] = rate_name(_SC.requests_per_slot),
+        slots: Annotated[
+            int, typer.Option(min=1, max=EPISODES_MAX, help=field_help(TrustScenario, "slots"))
+        ] = _SC.slots,
         shares: Annotated[
-            str, typer.Option(help="false-feedback shares swept (false-feedback scenario)")
-        ] = "0,0.1,0.2,0.3,0.4,0.45,0.5",
-        seeds: Annotated[str, typer.Option(help="seeds of the false-feedback sweep")] = "0-1",
+            str, typer.Option(help=field_help(TrustRun, "shares", "comma-separated"))
+        ] = list_text(_TRUST.shares),
+        seeds: Annotated[
+            str, typer.Option(help=field_help(TrustRun, "seeds", "0-1, 1,3,7 …"))
+        ] = seeds_text(_TRUST.seeds),
         seed: Annotated[
-            int, typer.Option(min=0, max=SEED_MAX, help="seed of the malicious-sites scenario")
-        ] = 0,
+            int,
+            typer.Option(
+                min=0,
+                max=SEED_MAX,
+                help=field_help(TrustScenario, "seed", "the sweep takes --seeds"),
+            ),
+        ] = _SC.seed,
         out: Annotated[Path, typer.Option(help="output folder")] = Path("out/trust"),
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out folder")] = False,
     ) -> None:
         """Bayesian site reputation under malicious sites and false feedback."""
+        from pcnalloc.config import build
         from pcnalloc.distributed.scenarios import (
-            RATES,
-            TrustScenario,
             feedback_sweep,
             plot_feedback_sweep,
             plot_trust_curves,
@@ -160,27 +199,32 @@ def register(app: typer.Typer) -> None:
         from pcnalloc.evaluate.sweep import parse_seeds
         from pcnalloc.fileio import check_output, staged_dir
 
-        check_output(out, kind="dir", overwrite=overwrite)
-        if scenario not in SCENARIOS:
-            raise ConfigError(f"unknown scenario {scenario!r}; accepted: {', '.join(SCENARIOS)}")
         if rate in RATES:
             rps = RATES[rate]
         elif rate.isdigit() and int(rate) > 0:
             rps = int(rate)
         else:
             raise ConfigError(f"bad --rate {rate!r}; accepted: low, high or a positive integer")
-        base = TrustScenario(
-            case=case,
-            malicious_sites=malicious,
-            drop_share=drop_share,
-            malicious_feedback_share=feedback_share,
-            requests_per_slot=rps,
-            slots=slots,
-            seed=seed,
-        )
+        raw = {
+            "scenario": scenario,
+            "base": {
+                "case": case,
+                "malicious_sites": malicious,
+                "drop_share": drop_share,
+                "malicious_feedback_share": feedback_share,
+                "requests_per_slot": rps,
+                "slots": slots,
+                "seed": seed,
+            },
+            "shares": _floats(shares, "--shares", 0.0, 1.0),
+            "seeds": parse_seeds(seeds),
+        }
+        run = build(TrustRun, raw, "distributed trust")
+        check_output(out, kind="dir", overwrite=overwrite)
+        base = run.base
         report: dict[str, Any] = {}
         with staged_dir(out, overwrite=overwrite, check=False) as work:
-            if scenario in ("malicious-sites", "all"):
+            if run.scenario in ("malicious-sites", "all"):
                 with progress_bar() as bar:
                     task = bar.add_task(f"malicious sites on {case}", total=slots)
                     res = run_trust_scenario(base, progress=lambda n: bar.advance(task, n))
@@ -207,9 +251,8 @@ def register(app: typer.Typer) -> None:
                     f"{v['before_isolation']} / {v['after_isolation']}",
                 )
                 console.print(t)
-            if scenario in ("false-feedback", "all"):
-                share_list = _floats(shares, "--shares", 0.0, 1.0)
-                seed_list = parse_seeds(seeds)
+            if run.scenario in ("false-feedback", "all"):
+                share_list, seed_list = list(run.shares), list(run.seeds)
                 with progress_bar() as bar:
                     task = bar.add_task(
                         "false-feedback sweep", total=len(share_list) * len(RATES) * len(seed_list)

@@ -37,9 +37,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from pcnalloc.baselines.base import Policy
+from pcnalloc.distributed.config import RegionConfig
 from pcnalloc.envs.features import HARD_RULES, Evaluation, evaluate
 from pcnalloc.envs.observation import ObservationBuilder
 from pcnalloc.envs.power_comm import PowerCommEnv
@@ -53,19 +53,6 @@ agent planned to pre-empt lower-priority flows and the true state allows it); th
 queueing latency broke the bound; anything else (e.g. a rule of the engine)."""
 
 _H_CAP, _H_LAT = HARD_RULES.index("capacity"), HARD_RULES.index("latency")
-
-
-class RegionConfig(BaseModel):
-    """How regional agents share state."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    staleness_s: float = Field(
-        0.0, ge=0, description="seconds of simulated time between summaries of other regions"
-    )
-    learn_from_refusal: bool = Field(
-        True, description="a refusal carries the owner's current usage of the refused links"
-    )
 
 
 def link_owner(net: Any) -> np.ndarray:

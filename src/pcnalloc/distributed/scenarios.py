@@ -29,64 +29,24 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from pcnalloc.baselines import make_policy
-from pcnalloc.config import EnvConfig, env_config
-from pcnalloc.distributed.trust import ReputationTracker, TrustConfig
+from pcnalloc.distributed.config import RATES, TrustScenario
+from pcnalloc.distributed.trust import ReputationTracker
 from pcnalloc.envs.features import ZONE_RT_NRT
 from pcnalloc.envs.power_comm import PowerCommEnv
 from pcnalloc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-RATES: dict[str, int] = {"low": 20, "high": 400}
-"""Named request rates: decisions (hence at most that many feedbacks) per slot."""
-
-
-class TrustScenario(BaseModel):
-    """One trust scenario: network, attackers, feedback and slotting."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    case: str = Field("case30", description="grid case name or file")
-    load: float = Field(1.0, gt=0, description="offered load ρ")
-    policy: str = Field("ksp-ff", description="policy spec that decides the requests")
-    malicious_sites: int | list[str] = Field(
-        2,
-        description="number of malicious sites drawn (seeded) among non-control-center sites "
-        "with ≥ 2 links, or their site names",
-    )
-    drop_share: float = Field(
-        0.8, ge=0, le=1, description="share of relayed flows a malicious site drops"
-    )
-    malicious_feedback_share: float = Field(
-        0.0, ge=0, le=1, description="share of feedbacks that are untruthful"
-    )
-    feedback_probability: float = Field(
-        1.0, ge=0, le=1, description="probability that a served user sends feedback"
-    )
-    include_endpoints: bool = Field(
-        False, description="also attribute a flow's feedback to its two endpoint sites"
-    )
-    requests_per_slot: int = Field(200, ge=1, description="decisions per reputation slot")
-    slots: int = Field(30, ge=1, description="slots to simulate")
-    trust_threshold: float | None = Field(
-        None, ge=0, le=1, description="isolation threshold (None = EnvConfig.trust_threshold)"
-    )
-    trust: TrustConfig = Field(default_factory=TrustConfig, description="reputation parameters")
-    seed: int = Field(0, description="one seed for the env, attackers and feedback")
-
-    def env_config(self) -> EnvConfig:
-        """The environment config the scenario runs on."""
-        over: dict[str, Any] = {
-            "network": {"case": self.case},
-            "traffic": {"load": self.load},
-            "episode_requests": self.requests_per_slot * self.slots,
-        }
-        if self.trust_threshold is not None:
-            over["trust_threshold"] = self.trust_threshold
-        return env_config(**over)
+__all__ = [
+    "RATES",
+    "TrustScenario",
+    "feedback_sweep",
+    "plot_feedback_sweep",
+    "plot_trust_curves",
+    "run_trust_scenario",
+]
 
 
 def _pick_malicious(env: PowerCommEnv, spec: int | list[str], rng: np.random.Generator):
