@@ -145,6 +145,13 @@ def main() -> None:
     ap.add_argument("--no-recorder", action="store_true", help="skip the with-recorder rows")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     ap.add_argument(
+        "--current-src",
+        type=Path,
+        default=ROOT / "src",
+        help="the src folder of the current variant (default: the working tree's; another "
+        "folder when the working tree holds unfinished changes to leave out)",
+    )
+    ap.add_argument(
         "--isolate",
         default="",
         help="comma-separated repository files: adds the variant 'current_with_ref_files', "
@@ -154,7 +161,7 @@ def main() -> None:
     t0 = time.time()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-sim-ref-") as tmp:
-        variants = {"reference": export(args.ref, Path(tmp)), "current": ROOT / "src"}
+        variants = {"reference": export(args.ref, Path(tmp)), "current": args.current_src}
         isolate = [f for f in args.isolate.split(",") if f]
         if isolate:
             (Path(tmp) / "iso").mkdir()
@@ -251,6 +258,7 @@ def main() -> None:
         "benchmark": "bench_sim_speed",
         "reference": args.ref,
         "isolated_files": isolate,
+        "current_src": str(args.current_src),
         "current_head": head,
         "cpu_count": os.cpu_count(),
         "loadavg_start_end": [None, [round(x, 2) for x in os.getloadavg()]],

@@ -38,6 +38,7 @@ from pcnalloc.envs.render import (
     render_human,
 )
 from pcnalloc.envs.reward import accept_reward, refused_reward, reject_reward
+from pcnalloc.envs.sampling import draw_arrival, make_sampler
 from pcnalloc.envs.state import NetworkState
 from pcnalloc.errors import ActionError, ConfigError
 from pcnalloc.network.builder import cached_network
@@ -338,6 +339,10 @@ class PowerCommEnv(gym.Env):
         """The evaluation :attr:`current_evaluation` returns when it is not built lazily
         from :attr:`_live` (rule files: the engine's restricted copy)."""
         self._live = LiveEvaluation(self.catalog, config)
+        self._sampler: Any = None
+        """The compiled base-arrival draws (:mod:`pcnalloc.envs.sampling`) on
+        :attr:`_sampler_rng`, rebuilt when :attr:`np_random` is replaced (``reset(seed=…)``)."""
+        self._sampler_rng: np.random.Generator | None = None
         self._obs_mask: np.ndarray | None = None
         self._obs_feats: np.ndarray | None = None
         self._cs: CandidateSet | None = None
@@ -531,17 +536,26 @@ class PowerCommEnv(gym.Env):
         """Run events until a request is pending; set the current request and evaluation.
 
         Base arrivals and departures, the most frequent events, are handled here without
-        going through :meth:`_handle` (same draws, same order).
+        going through :meth:`_handle` (same draws, same order); a base arrival's draws are
+        one compiled call (:func:`~pcnalloc.envs.sampling.draw_arrival`) on the same
+        generator.
         """
-        pending, events, pop = self._pending, self._events, heapq.heappop
+        rng = self.np_random
+        if rng is not self._sampler_rng:
+            self._sampler = make_sampler(rng, self.traffic)
+            self._sampler_rng = rng
+        sampler = self._sampler
+        pending, events, pop, push = self._pending, self._events, heapq.heappop, heapq.heappush
         while not pending:
             t, _, kind, payload = pop(events)
             self.now = t
             if kind == ARRIVAL:
-                self._new_request(t, payload, KIND_NEW)
-                nt, nc = self.traffic.next_arrival(self.np_random, t)
+                src, dst, h, nt, nc = draw_arrival(sampler, t, payload)
+                n = self._n_requests
+                pending.append(Request(n, t, payload, src, dst, h, KIND_NEW, 0.0))
+                self._n_requests = n + 1
                 self._seq += 1
-                heapq.heappush(events, (nt, self._seq, ARRIVAL, nc))
+                push(events, (nt, self._seq, ARRIVAL, nc))
             elif kind == DEPART:
                 self.state.release(payload)
             else:
@@ -550,6 +564,13 @@ class PowerCommEnv(gym.Env):
         if req.time_s > self.now:
             self.now = req.time_s
         self._evaluate_current()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Copies and pickles leave the compiled sampler behind (a jitclass holding the
+        generator); the copy builds its own on its copied generator at its next step."""
+        state = self.__dict__.copy()
+        state["_sampler"] = state["_sampler_rng"] = None
+        return state
 
     def _evaluate_current(self) -> None:
         """Evaluate the request on show: its candidates, setup priority and every action.
