@@ -63,6 +63,7 @@ def test_loaded_sets_equal_computed_ones_for_every_pair(folder, net14, monkeypat
     assert len(computed._plain) == n * n and len(computed._prot0) == len(KS) * n * (n + 1) // 2
 
     monkeypatch.setattr(paths_mod, "_k_shortest", _no_search)
+    monkeypatch.setattr(paths_mod, "_tree_k_shortest", _no_search)
     monkeypatch.setattr(paths_mod, "disjoint_pair", _no_search)
     loaded = PathCache(net14, 6, store=folder)
     _fill(loaded)  # all served from the file

@@ -1,5 +1,14 @@
 """K shortest paths by latency (Yen) and link-disjoint 1+1 pairs, cached per site pair.
 
+Searches run on one shortest-path tree per destination (:mod:`pcnalloc.network.ksp`): the
+first path of a pair is read off the tree, Yen's spur searches and the 1+1 backups are A*
+searches guided by it, and failed links are a mask over arrays built once. Before any
+search for a disjoint pair, the two ends are checked to lie in one 2-edge-connected
+component of the (cut) topology (Menger: two link-disjoint routes exist exactly then), so
+the radial parts of a grid cost no min-cost flow and no backup search that must fail.
+``engine="reference"`` keeps the earlier code path (SciPy's ``yen`` on a sparse graph
+rebuilt per set of removed links, no connectivity check) for parity tests and benchmarks.
+
 A 1+1 candidate is a primary from Yen's list with the shortest route avoiding its links.
 Where that fails for every primary — a *trap* topology, whose shortest path blocks every
 disjoint alternative although a disjoint pair exists — the min-sum link-disjoint pair
@@ -16,8 +25,10 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import time
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -25,9 +36,10 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import yen
+from scipy.sparse.csgraph import connected_components, dijkstra, yen
 
-from pcnalloc.network import pathstore
+from pcnalloc.errors import ConfigError
+from pcnalloc.network import ksp, pathstore
 from pcnalloc.network.model import CommNetwork
 
 log = logging.getLogger(__name__)
@@ -36,6 +48,10 @@ _MAX_SETS = 200_000
 """Bound on cached candidate sets (site pairs × failure states) before the cache is reset."""
 _MAX_GRAPHS = 512
 """Bound on cached adjacency matrices (sets of removed links) before that cache is reset."""
+_MAX_TREES = 64
+"""Bound on kept shortest-path trees of roots other than the control centres."""
+ENGINES = ("tree", "reference")
+"""Path search engines: ``tree`` (destination trees, A*, link masks) and ``reference``."""
 FLUSH_INTERVAL_S = 60.0
 """Least time between two writes of a cache's stored sets by :meth:`PathCache.maybe_flush`
 (each write reads and rewrites the whole file; the last write happens at process exit)."""
@@ -175,6 +191,34 @@ def _k_shortest(graph: csr_matrix, src: int, dst: int, k: int) -> list[list[int]
     return paths
 
 
+def _tree_k_shortest(
+    cache: PathCache, src: int, dst: int, k: int, removed: tuple[int, ...]
+) -> list[list[int]]:
+    """Yen's K shortest paths ``src`` → ``dst`` avoiding ``removed`` links, searched towards
+    a control centre's tree (:func:`pcnalloc.network.ksp.tree_yen`), as site lists.
+
+    A pair with a control centre at one end searches towards it (the paths are turned
+    round when the centre is ``src``), any other pair towards ``dst``: the root's tree gives
+    the first path and the exact A* heuristic. Where the search meets a tie (two routes or
+    two of the K + 1 paths of equal latency, which the engines may order apart) the pair is
+    searched by the reference engine instead, so the routes are the reference's exactly.
+    """
+    if src == dst:
+        return []
+    ccs = cache.net.control_centers
+    flip = src in ccs and dst not in ccs
+    s, t = (dst, src) if flip else (src, dst)
+    dist, nxt, amb = cache.tree(t)
+    off = np.zeros(cache.net.n_links, dtype=np.uint8)
+    off[list(removed)] = 1
+    sites, n_P, tie = ksp.tree_yen(*cache._csr, s, t, k, dist, nxt, amb, cache.bridges(), off)
+    if tie:  # equal latencies: the reference engine decides, as before
+        cache.n_tie_fallbacks += 1
+        return _k_shortest(cache._graph_without(removed), src, dst, k)
+    found = [row[:n].tolist() for row, n in zip(sites, n_P.tolist(), strict=True)]
+    return [p[::-1] for p in found] if flip else found
+
+
 def disjoint_pair(
     net: CommNetwork, src: int, dst: int, weight_E: np.ndarray, removed: tuple[int, ...] = ()
 ) -> tuple[list[int], list[int]] | None:
@@ -241,9 +285,14 @@ class PathCache:
             added to it by :meth:`flush`. None keeps everything in memory.
     """
 
-    def __init__(self, net: CommNetwork, n_cached: int, *, store: Path | None = None) -> None:
+    def __init__(
+        self, net: CommNetwork, n_cached: int, *, store: Path | None = None, engine: str = "tree"
+    ) -> None:
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown path engine {engine!r}; accepted: {', '.join(ENGINES)}")
         self.net = net
         self.n_cached = n_cached
+        self.engine = engine
         self._plain: dict[tuple[int, int], PathSet] = {}
         self._prot0: dict[tuple[int, int], CandidateSet] = {}
         """(K, pair) → protected set with no failed link: state-independent, so stored."""
@@ -257,13 +306,18 @@ class PathCache:
         self._w = net.link_prop_ms + net.config.switching_delay_ms
         self._graphs: dict[tuple[int, ...], csr_matrix] = {}
         self._full = self._graph_without(())
+        self._csr = ksp.csr_arrays(net.n_sites, net.link_ends, self._w)
+        self._trees: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._two_edge: dict[tuple[int, ...], np.ndarray] = {}
+        self.n_tie_fallbacks = 0
+        """Searches handed to the reference engine because the tree search met a tie."""
         self._store_path: Path | None = None
         self._key = ""
         self._dirty = False
         self._unreadable = False
         self._last_flush = time.monotonic()
         if store is not None:
-            self._key = pathstore.path_key(net, n_cached)
+            self._key = pathstore.path_key(net, n_cached, engine=engine)
             self._store_path = store / f"{self._key}.npz"
             self._load()
 
@@ -341,6 +395,92 @@ class PathCache:
             return self.flush()
         return False
 
+    # ------------------------------------------------------------------ searches
+    def tree(self, root: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Shortest-path tree of the intact topology towards ``root``.
+
+        Returns:
+            ``(dist_N, next_N, amb_N)``: latency of every site to ``root`` (ms, inf where cut
+            off), its next site towards ``root`` (-9999 at ``root``), and 1 where two next
+            sites are equally short (:func:`pcnalloc.network.ksp.ambiguous_next`). The
+            control centres' trees come from one Dijkstra call (``indices`` = both) on first
+            use and are kept for the cache's life; other roots' trees are kept up to
+            :data:`_MAX_TREES`.
+        """
+        got = self._trees.get(root)
+        if got is None:
+            ccs = [int(c) for c in dict.fromkeys(self.net.control_centers)]
+            roots = ccs if root in ccs else [root]
+            if root not in ccs and len(self._trees) >= _MAX_TREES + len(ccs):
+                for r in [r for r in self._trees if r not in ccs]:
+                    del self._trees[r]
+            dist, pred = dijkstra(self._full, indices=roots, return_predecessors=True)
+            indptr, nbr, wt, _ = self._csr
+            for i, r in enumerate(roots):
+                amb = ksp.ambiguous_next(indptr, nbr, wt, dist[i])
+                self._trees[r] = (dist[i], pred[i].astype(np.int64), amb)
+            got = self._trees[root]
+        return got
+
+    def bridges(self) -> np.ndarray:
+        """1 for every link whose failure alone disconnects the intact topology, shape (E,)."""
+        got = self.__dict__.get("_bridge_E")
+        if got is None:
+            got = self._bridge_E = self._bridge_flags(())
+        return got
+
+    def _search(self, src: int, dst: int, k: int, removed: tuple[int, ...]) -> list[list[int]]:
+        """The K shortest paths avoiding ``removed`` links, by this cache's engine."""
+        if self.engine == "reference":
+            return _k_shortest(self._graph_without(removed), src, dst, k)
+        return _tree_k_shortest(self, src, dst, k, removed)
+
+    def shortest(self, src: int, dst: int, removed: tuple[int, ...] = ()) -> list[int]:
+        """The shortest route ``src`` → ``dst`` avoiding ``removed`` links (site list; empty
+        when none is left): the destination tree's path where no removed link lies on it,
+        else one A* search (not cached)."""
+        got = self._search(src, dst, 1, tuple(int(e) for e in removed))
+        return got[0] if got else []
+
+    def two_edge_connected(self, src: int, dst: int, removed: tuple[int, ...] = ()) -> bool:
+        """Whether two link-disjoint routes join ``src`` and ``dst`` without the ``removed``
+        links (Menger's theorem: exactly when no bridge separates them, i.e. they lie in one
+        2-edge-connected component). Component labels are kept per set of removed links."""
+        key = tuple(sorted({int(e) for e in removed}))
+        label = self._two_edge.get(key)
+        if label is None:
+            if len(self._two_edge) >= _MAX_GRAPHS:
+                self._two_edge.clear()
+            label = self._two_edge[key] = self._two_edge_labels(key)
+        return bool(label[src] == label[dst])
+
+    def _bridge_flags(self, removed: tuple[int, ...]) -> np.ndarray:
+        """1 for the links that are bridges of the topology without ``removed``, shape (E,)."""
+        keep = np.ones(self.net.n_links, dtype=bool)
+        keep[list(removed)] = False
+        ends = self.net.link_ends[keep]
+        g = nx.Graph()
+        g.add_nodes_from(range(self.net.n_sites))
+        pairs = [frozenset(e) for e in ends.tolist()]
+        g.add_edges_from(ends.tolist())
+        # a site pair joined by parallel links is never a bridge
+        bridges = {frozenset(e) for e in nx.bridges(g)} - {
+            p for p, n in Counter(pairs).items() if n > 1
+        }
+        out = np.zeros(self.net.n_links, dtype=np.uint8)
+        out[np.flatnonzero(keep)] = [p in bridges for p in pairs]
+        return out
+
+    def _two_edge_labels(self, removed: tuple[int, ...]) -> np.ndarray:
+        inner = np.ones(self.net.n_links, dtype=bool)
+        inner[list(removed)] = False
+        inner &= self._bridge_flags(removed) == 0
+        a, b = self.net.link_ends[inner, 0], self.net.link_ends[inner, 1]
+        n = self.net.n_sites
+        adj = csr_matrix((np.ones(a.size), (a, b)), shape=(n, n))
+        _, label = connected_components(adj, directed=False)
+        return label
+
     def _graph_without(self, removed: tuple[int, ...] | np.ndarray) -> csr_matrix:
         """Symmetric latency-weighted adjacency without the ``removed`` links.
 
@@ -368,7 +508,7 @@ class PathCache:
         key = (src, dst)
         ps = self._plain.get(key)
         if ps is None:
-            ps = _pack(_k_shortest(self._full, src, dst, self.n_cached), self.net)
+            ps = _pack(self._search(src, dst, self.n_cached, ()), self.net)
             self._plain[key] = ps
             self._dirty = True
         return ps
@@ -425,21 +565,24 @@ class PathCache:
             ck = (src, dst, failed_key, k)
             cut = self._cut.get(ck)
             if cut is None:
-                cut = _pack(_k_shortest(self._graph_without(failed_key), src, dst, k), self.net)
+                cut = _pack(self._search(src, dst, k, failed_key), self.net)
                 self._cut[ck] = cut
             ps, idx = cut, np.arange(min(k, cut.n_paths))
         out = table[pair] = self._slots(ps, idx, k, backup=None)
         return out
 
     def _protected(self, src: int, dst: int, k: int, failed: tuple[int, ...]) -> CandidateSet:
-        primaries = _k_shortest(self._graph_without(failed), src, dst, k)
+        primaries = self._search(src, dst, k, failed)
         prim = _pack(primaries, self.net)
         backups: list[list[int]] = []
+        # without two link-disjoint routes no primary has a backup and no pair exists (the
+        # searches below would all fail); the reference engine searches anyway
+        pairable = self.engine == "reference" or self.two_edge_connected(src, dst, failed)
         for i in range(len(primaries)):
             own = prim.links_PH[i][prim.links_PH[i] < self.net.n_links]
-            alt = _k_shortest(self._graph_without((*failed, *own.tolist())), src, dst, 1)
+            alt = self._search(src, dst, 1, (*failed, *own.tolist())) if pairable else []
             backups.append(alt[0] if alt else [])
-        if primaries and not all(backups):
+        if primaries and pairable and not all(backups):
             pair = disjoint_pair(self.net, src, dst, self._w, failed)
             if pair is not None and list(pair[0]) not in primaries:
                 # a trap: put the disjoint pair in the last backup-less slot (or a free slot),
@@ -524,12 +667,14 @@ def shared_path_cache(net: CommNetwork, n_cached: int) -> PathCache:
     the failed-link set that is part of every key. The intact-topology sets persist on disk
     (:mod:`pcnalloc.network.pathstore`, unless ``PCNALLOC_CACHE_DIR=off``): loaded here when
     the cache is first made in this process, written back by :meth:`PathCache.maybe_flush`
-    (environments call it at reset) and at process exit.
+    (environments call it at reset) and at process exit. ``PCNALLOC_PATH_ENGINE=reference``
+    selects the earlier search code (:data:`ENGINES`; for parity runs and benchmarks).
     """
+    engine = os.environ.get("PCNALLOC_PATH_ENGINE") or "tree"
     key = (id(net), n_cached)
     cache = _SHARED.get(key)
-    if cache is None or cache.net is not net:
-        cache = PathCache(net, n_cached, store=pathstore.store_dir())
+    if cache is None or cache.net is not net or cache.engine != engine:
+        cache = PathCache(net, n_cached, store=pathstore.store_dir(), engine=engine)
         _SHARED[key] = cache
     return cache
 

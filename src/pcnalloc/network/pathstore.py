@@ -11,9 +11,10 @@ stay in memory.
 
 **Key.** The SHA-256 of what the sets are computed from: the site count, the link ends, the
 per-link propagation delay, the switching delay, the graph's site-pair → link mapping, the
-number of paths kept per pair, the SciPy/networkx versions (Yen, min-cost flow) and the
-source of the path modules. Any change to one of them (a network config that moves a
-latency, a larger ``path_cache``) reads another file; a config change that leaves the
+number of paths kept per pair, the search engine, the SciPy/networkx versions (trees, Yen,
+min-cost flow) and the source of the path modules (``paths.py``, ``ksp.py``, this one).
+Any change to one of them (a network config that moves a latency, a larger ``path_cache``,
+an edit of the search code) reads another file; a config change that leaves the
 topology and latencies as they were keeps using the same sets, which are the same.
 
 **Format.** ``.npz`` without pickle (loading runs no code): for each kind of set, every
@@ -123,7 +124,7 @@ def locked(path: Path) -> Iterator[None]:
 def _code_hash() -> str:
     h = hashlib.sha256()
     here = Path(__file__).parent
-    for name in ("paths.py", "pathstore.py"):
+    for name in ("paths.py", "ksp.py", "pathstore.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()
 
@@ -135,11 +136,13 @@ def _version(dist: str) -> str:
         return "none"
 
 
-def path_key(net: CommNetwork, n_cached: int) -> str:
-    """Content key of the path sets of ``net`` with ``n_cached`` paths per pair."""
+def path_key(net: CommNetwork, n_cached: int, *, engine: str = "tree") -> str:
+    """Content key of the path sets of ``net`` with ``n_cached`` paths per pair, searched by
+    ``engine`` (:data:`pcnalloc.network.paths.ENGINES`; they may break latency ties apart)."""
     h = hashlib.sha256()
     head = [
         FORMAT,
+        engine,
         int(n_cached),
         int(net.n_sites),
         int(net.n_links),
