@@ -58,3 +58,29 @@ def test_the_check_catches_a_planted_second_default() -> None:
 
 def test_the_main_job_keeps_its_two_loads() -> None:
     assert load_run_config().library.loads == (1.0, 1.5)
+
+
+def _signature_mismatches(command: Any) -> list[str]:
+    """Options whose default is not ``build_library``'s (lockstep, and seed as seed_base)."""
+    import inspect
+
+    from pcnalloc.library.build import build_library
+
+    sig = inspect.signature(build_library).parameters
+    want = {"lockstep": sig["lockstep"].default, "seed": sig["seed_base"].default}
+    return sorted(p.name for p in command.params if p.name in want and p.default != want[p.name])
+
+
+def test_lockstep_and_seed_are_the_library_builders() -> None:
+    assert _signature_mismatches(_build()) == []
+
+
+def test_the_signature_check_catches_a_planted_seed() -> None:
+    cmd = _build()
+    seed = next(p for p in cmd.params if p.name == "seed")
+    old = seed.default
+    try:
+        seed.default = 100_000
+        assert _signature_mismatches(cmd) == ["seed"]
+    finally:
+        seed.default = old

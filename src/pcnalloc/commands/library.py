@@ -12,6 +12,7 @@ from pcnalloc.commands._common import console, parse_numbers, progress_bar
 from pcnalloc.commands._fields import field_help, list_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX, WORKERS_MAX
+from pcnalloc.core.seeds import LIBRARY_LOCKSTEP, LIBRARY_SEED_BASE
 from pcnalloc.pipeline.config import LibraryStage, RunConfig
 
 _LIB = LibraryStage()
@@ -83,10 +84,10 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 min=1, max=WORKERS_MAX, help="episodes per task, batched through the teacher"
             ),
-        ] = 8,
+        ] = LIBRARY_LOCKSTEP,
         seed: Annotated[
             int, typer.Option(min=0, max=SEED_MAX, help="env seed of the first episode")
-        ] = 200_000,
+        ] = LIBRARY_SEED_BASE,
         scenario: Annotated[
             str | None,
             typer.Option(

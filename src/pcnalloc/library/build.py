@@ -40,14 +40,12 @@ import numpy as np
 
 from pcnalloc.config import EnvConfig
 from pcnalloc.core.policy import bind, scores_of
+from pcnalloc.core.seeds import LIBRARY_LOCKSTEP, LIBRARY_SEED_BASE
 from pcnalloc.library.oracle import ORACLE_NAMES, MilpOracle, parse_oracle_spec
 from pcnalloc.library.schema import LibraryError, LibrarySpec, encode_metadata
 from pcnalloc.library.writer import LibraryWriter, RowBlock, write_manifest
 
 log = logging.getLogger(__name__)
-
-LIBRARY_SEED_BASE = 200_000
-"""First env seed of library episodes."""
 
 
 @dataclass(frozen=True)
@@ -267,7 +265,7 @@ def plan_tasks(
     requests: int,
     explore: float,
     seed_base: int = LIBRARY_SEED_BASE,
-    lockstep: int = 8,
+    lockstep: int = LIBRARY_LOCKSTEP,
     scenario: str | None = None,
     policy: str = "",
     source: str = "dqn",
@@ -433,7 +431,7 @@ def build_library(  # noqa: C901 - the build's options checked in order before a
     explore: float = 0.05,
     executor: Any = None,
     seed_base: int = LIBRARY_SEED_BASE,
-    lockstep: int = 8,
+    lockstep: int = LIBRARY_LOCKSTEP,
     progress: Callable[[int], None] | None = None,
     scenario: str | Sequence[str | None] | None = None,
     env: EnvConfig | None = None,
