@@ -5,7 +5,8 @@ distillation of the graph teacher into the edge MLP student.
 Usage::
 
     python benchmarks/bench_access_gnn.py [--train-seeds 2] [--episodes 120] [--seeds 10]
-        [--top-k 8] [--full-episodes 5] [--out bench_access_gnn.json]
+        [--top-k 8] [--full-episodes 5] [--library-episodes 40] [--first-train-seed 0]
+        [--gnn-batch-epochs B] [--gnn-updates U] [--out bench_access_gnn.json]
 
 For every training seed: the MLP teacher and the gnn teacher (``gnn_top_k`` edges per device
 and mode) with the same budget and seed, each timed; then ``twolayer.compare`` of
@@ -49,6 +50,10 @@ def train(cfg: AccessTeacherConfig, path: Path) -> dict[str, Any]:
     warm = [r["seconds"] for r in log if np.isfinite(r["loss"])]
     return {
         "encoder": cfg.encoder,
+        "batch": cfg.gnn_batch_epochs * env.devices if cfg.encoder == "gnn" else cfg.batch_size,
+        "updates_per_epoch": cfg.gnn_updates_per_epoch
+        if cfg.encoder == "gnn"
+        else cfg.updates_per_epoch,
         "gnn_top_k": cfg.gnn_top_k if cfg.encoder == "gnn" else None,
         "params": int(sum(p.numel() for p in net.parameters())),
         "train_s": wall,
@@ -82,6 +87,9 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=8)
     ap.add_argument("--full-episodes", type=int, default=5)
     ap.add_argument("--library-episodes", type=int, default=40)
+    ap.add_argument("--first-train-seed", type=int, default=0)
+    ap.add_argument("--gnn-batch-epochs", type=int, default=None, help="default: the config's")
+    ap.add_argument("--gnn-updates", type=int, default=None, help="default: the config's")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     seeds = list(range(args.seeds))
@@ -91,23 +99,29 @@ def main() -> None:
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "eval_seeds": seeds,
         "episodes": args.episodes,
+        "args": {k: str(v) for k, v in vars(args).items()},
         "loadavg_start": loadavg(),
         "runs": [],
     }
     t_all = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for ts in range(args.train_seeds):
+        for ts in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
             run: dict[str, Any] = {"train_seed": ts}
             paths = {}
             for enc in ("mlp", "gnn"):
                 paths[enc] = root / f"{enc}{ts}.pt"
+                extra: dict[str, Any] = {}
+                if args.gnn_batch_epochs is not None:
+                    extra["gnn_batch_epochs"] = args.gnn_batch_epochs
+                if args.gnn_updates is not None:
+                    extra["gnn_updates_per_epoch"] = args.gnn_updates
                 cfg = AccessTeacherConfig(
-                    episodes=args.episodes, seed=ts, encoder=enc, gnn_top_k=args.top_k
+                    episodes=args.episodes, seed=ts, encoder=enc, gnn_top_k=args.top_k, **extra
                 )
                 run[f"train_{enc}"] = train(cfg, paths[enc])
             specs = [f"teacher@{paths['gnn']}", f"teacher@{paths['mlp']}", "matching"]
-            if ts == 0:
+            if ts == args.first_train_seed and args.library_episodes > 0:
                 from pcnalloc.twolayer.library import build_access_library, distill_access_student
 
                 t0 = time.perf_counter()
@@ -124,7 +138,7 @@ def main() -> None:
                     "student": summ,
                     "loadavg": loadavg(),
                 }
-                specs.insert(1, f"student@{root / 'student0'}")
+                specs.insert(1, f"student@{root / 'student0'}")  # first seed's student
             t0 = time.perf_counter()
             run["compare"] = brief(compare(specs, access_config(), seeds))
             run["compare"]["wall_s"] = time.perf_counter() - t0
@@ -139,7 +153,7 @@ def main() -> None:
     out["loadavg_end"] = loadavg()
     text = json.dumps(out, indent=2, default=str)
     for name in ("mlp", "gnn"):
-        for ts in range(args.train_seeds):
+        for ts in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
             text = text.replace(str(root / f"{name}{ts}.pt"), f"{name.upper()}{ts}")
     text = text.replace(str(root / "student0"), "GNN_STUDENT0")
     if args.out:

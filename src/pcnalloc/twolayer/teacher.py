@@ -20,7 +20,10 @@ device's row; ``gnn``, a GATv2 network over the device–subchannel graph
 the C3/C4 cap, the TD target and everything downstream (library, student, artifact) are
 shared. The graph teacher's replay holds whole epochs (the I device rows, modes, rewards and
 next rows, plus a reference to the episode's static subchannel/edge arrays) and builds the
-graph batch of ⌈batch_size / I⌉ sampled epochs at update time.
+graph batch of ``gnn_batch_epochs`` sampled epochs at update time, ``gnn_updates_per_epoch``
+times per env step. A batch of whole epochs is correlated (its I rows share one state), so it
+needs more epochs than ⌈batch_size / I⌉ (3 at I = 100): measured with 3 epochs and 4 steps the
+graph teacher was behind the MLP one, with 8 epochs and 2 steps it was not (docs/access.md).
 """
 
 from __future__ import annotations
@@ -79,6 +82,17 @@ class AccessTeacherConfig(BaseModel):
     gnn_hidden: int = Field(32, ge=1, description="node embedding width of the gnn encoder")
     gnn_rounds: int = Field(
         1, ge=1, le=4, description="device → subchannel → device rounds of the gnn encoder"
+    )
+    gnn_batch_epochs: int = Field(
+        8,
+        ge=1,
+        description="with encoder gnn: whole epochs (I device transitions each) per gradient "
+        "step, in place of batch_size",
+    )
+    gnn_updates_per_epoch: int = Field(
+        2,
+        ge=0,
+        description="with encoder gnn: gradient steps per env step, in place of updates_per_epoch",
     )
     gnn_top_k: int = Field(
         8,
@@ -214,7 +228,7 @@ class _GraphReplay:
     :func:`~pcnalloc.twolayer.graph.batch_graphs`.
     """
 
-    def __init__(self, capacity_transitions: int, devices: int, batch_size: int) -> None:
+    def __init__(self, capacity_transitions: int, devices: int, batch_epochs: int) -> None:
         cap = max(1, capacity_transitions // devices)
         self.x = np.zeros((cap, devices, N_FEATURES), np.float32)
         self.x2 = np.zeros((cap, devices, N_FEATURES), np.float32)
@@ -223,7 +237,7 @@ class _GraphReplay:
         self.m2 = np.zeros((cap, devices, 2), bool)
         self.gid = np.zeros(cap, np.int64)
         self.graphs: dict[int, StaticGraph] = {}
-        self.epochs_per_batch = max(1, math.ceil(batch_size / devices))
+        self.epochs_per_batch = batch_epochs
         self.devices = devices
         self.cap, self.ptr, self.size = cap, 0, 0
         self._last: StaticGraph | None = None
@@ -256,7 +270,8 @@ class _GraphReplay:
             del self.graphs[g]
 
     def sample(self, b: int, rng: np.random.Generator) -> tuple[Any, ...]:
-        """(graphs of x, a, r, graphs of x′, mask′) of ⌈b / I⌉ epochs, devices flattened."""
+        """(graphs of x, a, r, graphs of x′, mask′) of ``batch_epochs`` epochs (``b`` is not
+        used: the batch is whole epochs), devices flattened."""
         from pcnalloc.twolayer.graph import batch_graphs
 
         i = rng.integers(self.size, size=self.epochs_per_batch)
@@ -296,8 +311,9 @@ def train_access_teacher(
     n = env_config.devices
     graph = cfg.encoder == "gnn"
     replay: _Replay | _GraphReplay = (
-        _GraphReplay(cfg.replay, n, cfg.batch_size) if graph else _Replay(cfg.replay)
+        _GraphReplay(cfg.replay, n, cfg.gnn_batch_epochs) if graph else _Replay(cfg.replay)
     )
+    updates_per_epoch = cfg.gnn_updates_per_epoch if graph else cfg.updates_per_epoch
     static: StaticGraph | None = None
 
     def net_input(x: np.ndarray) -> Any:
@@ -342,7 +358,7 @@ def train_access_teacher(
             x, mask = x2, mask2
             if replay.transitions < cfg.warmup:
                 continue
-            for _ in range(cfg.updates_per_epoch):
+            for _ in range(updates_per_epoch):
                 bx, ba, br, tx2, bm2 = replay.sample(cfg.batch_size, rng)
                 with torch.no_grad():
                     y = double_dqn_target(
