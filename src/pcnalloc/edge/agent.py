@@ -244,6 +244,7 @@ class EdgeAgent:
         )
         check_feature_config(self.artifact.manifest, env_config, self.catalog)
         self.precision = precision
+        self._class_names = list(self.catalog.names)
         self.model = BoundModel(self.artifact, precision)
         self.runtime = runtime
         self._run_model = self.model.run
@@ -411,12 +412,30 @@ class EdgeAgent:
         audit = self.audit
         if audit is not None:
             engine = self.engine
-            audit.append_decision(
-                request=self._request_record(local.request, ctx),
-                decision=d,
-                ruleset_sha256=engine.sha256 if engine is not None else "",
-                model_sha256=self.model_sha256,
-            )
+            rs = engine.sha256 if engine is not None else ""
+            append = getattr(audit, "append_request_decision", None)
+            if append is not None:  # an AuditLog: the request's fields, no record dict
+                req = local.request
+                append(
+                    int(req.id),
+                    round(float(req.time_s), 6),
+                    self._class_names[ctx.cls],
+                    int(req.src),
+                    int(req.dst),
+                    int(req.kind),
+                    ctx.region,
+                    ctx.emergency,
+                    d,
+                    rs,
+                    self.model_sha256,
+                )
+            else:
+                audit.append_decision(
+                    request=self._request_record(local.request, ctx),
+                    decision=d,
+                    ruleset_sha256=rs,
+                    model_sha256=self.model_sha256,
+                )
         t4 = clock()
         n = self.n_decisions
         i = (n % self.timings_ns.shape[0]) * 4

@@ -129,32 +129,52 @@ def encode_decision(
     (a numpy integer, NaN, a request with other keys …) raises ``_NotFixedLayout`` and the
     caller encodes the record with :func:`canonical`, which keeps its errors too.
     """
-    head, mid, tail = _decision_parts(decision, model_sha256, ruleset_sha256)
     r = request
-    rid, rts, src, dst, kind, region, em = (
-        r["id"],
-        r["time_s"],
-        r["src"],
-        r["dst"],
-        r["kind"],
-        r["region"],
-        r["emergency"],
+    if len(r) != 8:
+        raise _NotFixedLayout
+    req = request_text(
+        r["id"], r["time_s"], r["cls"], r["src"], r["dst"], r["kind"], r["region"], r["emergency"]
     )
-    # One test of every non-string type (strings: _jstr raises TypeError for anything else).
+    return _encode_decision(seq, prev, ts, req, decision, ruleset_sha256, model_sha256, preempted)
+
+
+def request_text(
+    rid: int, time_s: float, cls: str, src: int, dst: int, kind: int, region: int, emergency: bool
+) -> str:
+    """The members of a decision record's ``"request"`` object, canonical and in key order
+    (the text between its braces), from plain values; anything else raises
+    ``_NotFixedLayout`` (strings: :func:`_jstr` raises TypeError)."""
+    # One test of every non-string type.
     if not (
-        type(seq) is int
-        and type(ts) is float
-        and -_INF < ts < _INF
-        and type(rts) is float
-        and -_INF < rts < _INF
-        and len(r) == 8
-        and type(em) is bool
+        type(time_s) is float
+        and -_INF < time_s < _INF
+        and type(emergency) is bool
         and type(rid) is int
         and type(src) is int
         and type(dst) is int
         and type(kind) is int
         and type(region) is int
     ):
+        raise _NotFixedLayout
+    return (
+        f'"cls":{_jstr_c(cls)},"dst":{dst},"emergency":{"true" if emergency else "false"},'
+        f'"id":{rid},"kind":{kind},"region":{region},"src":{src},"time_s":{time_s!r}'
+    )
+
+
+def _encode_decision(
+    seq: int,
+    prev: str,
+    ts: float,
+    request: str,
+    decision: Any,
+    ruleset_sha256: str,
+    model_sha256: str,
+    preempted: list[int] | None,
+) -> bytes:
+    """:func:`encode_decision` given the request's :func:`request_text`."""
+    head, mid, tail = _decision_parts(decision, model_sha256, ruleset_sha256)
+    if not (type(seq) is int and type(ts) is float and -_INF < ts < _INF):
         raise _NotFixedLayout
     if preempted is None:
         pe = ""
@@ -164,10 +184,7 @@ def encode_decision(
                 raise _NotFixedLayout
         pe = ',"preempted":[' + ",".join(map(str, preempted)) + "]"
     return (
-        f'{head}{pe}{mid}"cls":{_jstr_c(r["cls"])},"dst":{dst},'
-        f'"emergency":{"true" if em else "false"},"id":{rid},"kind":{kind},'
-        f'"region":{region},"src":{src},"time_s":{rts!r}{tail}{_jstr(prev)},"seq":{seq},'
-        f'"ts":{ts!r},"type":"decision"}}'
+        f'{head}{pe}{mid}{request}{tail}{_jstr(prev)},"seq":{seq},"ts":{ts!r},"type":"decision"}}'
     ).encode()
 
 
@@ -210,6 +227,14 @@ def _decision_parts(d: Any, model: str, ruleset: str) -> tuple[str, str, str]:
         _PARTS_CACHE.clear()
     _PARTS_CACHE[id(d)] = (d, model, ruleset, parts)
     return parts
+
+
+def _is_decision(d: Any) -> bool:
+    """``d`` is a guard :class:`~pcnalloc.rules.guard.Decision` (its module is looked up in
+    the loaded modules: importing it here would load numpy and numba into every audit
+    command, and a Decision exists only once that module is loaded)."""
+    guard = sys.modules.get("pcnalloc.rules.guard")
+    return guard is not None and type(d) is guard.Decision
 
 
 def tree_head_message(tree_size: int, root_hex: str, timestamp_ms: int, key_id: str) -> bytes:
@@ -487,10 +512,7 @@ class AuditLog:
         if self._key is not None and self._due_by_time(ts):
             self._write_head(ts)
         try:
-            # A guard Decision (its module is loaded if one exists; importing it here would
-            # load numpy and numba into every audit command).
-            guard = sys.modules.get("pcnalloc.rules.guard")
-            if guard is None or type(decision) is not guard.Decision:
+            if not _is_decision(decision):
                 raise _NotFixedLayout
             content = encode_decision(
                 self._seq + 1,
@@ -503,17 +525,77 @@ class AuditLog:
                 preempted,
             )
         except (_NotFixedLayout, KeyError, TypeError):
-            body = {
-                "request": request,
-                **decision.to_record(),
-                "ruleset": ruleset_sha256,
-                "model": model_sha256,
+            content = self._generic_decision(
+                ts, request, decision, ruleset_sha256, model_sha256, preempted
+            )
+        return self._emit_decision(content, ts)
+
+    def append_request_decision(
+        self,
+        rid: int,
+        time_s: float,
+        cls: str,
+        src: int,
+        dst: int,
+        kind: int,
+        region: int,
+        emergency: bool,
+        decision: Any,
+        ruleset_sha256: str,
+        model_sha256: str,
+    ) -> str:
+        """:meth:`append_decision` with the request given as its fields instead of a record
+        dict (``request={"id": rid, "time_s": time_s, "cls": cls, …, "emergency":
+        emergency}``): the same bytes, without building the dict (the edge agent's hot
+        path)."""
+        ts = round(time.time(), 6)
+        if self._key is not None and self._due_by_time(ts):
+            self._write_head(ts)
+        try:
+            if not _is_decision(decision):
+                raise _NotFixedLayout
+            req = request_text(rid, time_s, cls, src, dst, kind, region, emergency)
+            content = _encode_decision(
+                self._seq + 1, self._head, ts, req, decision, ruleset_sha256, model_sha256, None
+            )
+        except (_NotFixedLayout, TypeError):
+            request = {
+                "id": rid,
+                "time_s": time_s,
+                "cls": cls,
+                "src": src,
+                "dst": dst,
+                "kind": kind,
+                "region": region,
+                "emergency": emergency,
             }
-            if preempted is not None:
-                body["preempted"] = preempted
-            rec = {"seq": self._seq + 1, "type": "decision", "prev": self._head, "ts": ts}
-            rec["body"] = body
-            content = canonical(rec)
+            content = self._generic_decision(
+                ts, request, decision, ruleset_sha256, model_sha256, None
+            )
+        return self._emit_decision(content, ts)
+
+    def _generic_decision(
+        self,
+        ts: float,
+        request: dict[str, Any],
+        decision: Any,
+        ruleset_sha256: str,
+        model_sha256: str,
+        preempted: list[int] | None,
+    ) -> bytes:
+        body = {
+            "request": request,
+            **decision.to_record(),
+            "ruleset": ruleset_sha256,
+            "model": model_sha256,
+        }
+        if preempted is not None:
+            body["preempted"] = preempted
+        rec = {"seq": self._seq + 1, "type": "decision", "prev": self._head, "ts": ts}
+        rec["body"] = body
+        return canonical(rec)
+
+    def _emit_decision(self, content: bytes, ts: float) -> str:
         h = self._emit(content, "decision", ts)
         if self._key is not None and self._unsigned >= self.checkpoint_every:
             self._write_head(ts)
