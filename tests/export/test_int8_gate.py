@@ -56,7 +56,7 @@ def mlp(seed: int = 0, hidden: int = 32) -> torch.nn.Sequential:
         for p in m.parameters():
             p.copy_(torch.randn(p.shape, generator=g) * 0.2)
         m[2].weight.mul_(0.1)
-        m[2].bias.copy_(torch.arange(A, dtype=torch.float32) * 0.5)
+        m[2].bias.copy_(torch.arange(A, 0, -1, dtype=torch.float32) * 0.5)  # reject last
     m.input_key = "compact"
     return m.eval()
 
