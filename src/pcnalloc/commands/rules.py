@@ -10,7 +10,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from pcnalloc.commands._common import console
+from pcnalloc.commands._fields import field_help
+from pcnalloc.config import NetworkConfig, TrafficConfig
 from pcnalloc.core.limits import SEED_MAX
+from pcnalloc.core.play import EXPLAIN_STEP_MAX, ExplainConfig
+
+_EX = ExplainConfig()
+"""The defaults of the options below: the explain config's fields and the env config's."""
+_CASE = NetworkConfig.model_fields["case"].default
+_LOAD = TrafficConfig.model_fields["load"].default
 
 rules_app = typer.Typer(help="Safety rules of the edge rule engine.", no_args_is_help=True)
 
@@ -47,24 +55,28 @@ def check(
 
 @rules_app.command("explain")
 def explain(
-    case: Annotated[str, typer.Option(help="grid case")] = "case30",
-    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="episode seed")] = 0,
+    case: Annotated[str, typer.Option(help=field_help(NetworkConfig, "case"))] = _CASE,
+    seed: Annotated[
+        int, typer.Option(min=0, max=SEED_MAX, help=field_help(ExplainConfig, "seed"))
+    ] = _EX.seed,
     step: Annotated[
-        int, typer.Option(help="request index to explain (0 = first)", min=0, max=100_000)
-    ] = 0,
+        int,
+        typer.Option(min=0, max=EXPLAIN_STEP_MAX, help=field_help(ExplainConfig, "step")),
+    ] = _EX.step,
     rules: Annotated[Path | None, typer.Option(help="rule YAML merged over the defaults")] = None,
-    policy: Annotated[str, typer.Option(help="heuristic that plays the first STEP requests")] = (
-        "ksp-ff"
-    ),
-    load: Annotated[float, typer.Option(help="offered load ρ")] = 1.0,
+    policy: Annotated[
+        str, typer.Option(help=field_help(ExplainConfig, "policy", "plays the first STEP requests"))
+    ] = _EX.policy,
+    load: Annotated[float, typer.Option(help=field_help(TrafficConfig, "load"))] = _LOAD,
 ) -> None:
     """Replay the env to request STEP with POLICY and show which rules fire for each action."""
     from pcnalloc.baselines import make_policy
-    from pcnalloc.config import env_config
+    from pcnalloc.config import build, env_config
     from pcnalloc.envs import PowerCommEnv
     from pcnalloc.evaluate.runner import env_config_for
     from pcnalloc.rules.engine import RequestContext, build_engine
 
+    build(ExplainConfig, {"policy": policy, "seed": seed, "step": step}, "rules explain")
     pol = make_policy(policy)
     cfg = env_config_for(pol, env_config(network={"case": case}, traffic={"load": load}))
     env = PowerCommEnv(cfg, observation=pol.observation)

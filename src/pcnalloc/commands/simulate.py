@@ -9,8 +9,15 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar, write_json
+from pcnalloc.commands._fields import field_help
 from pcnalloc.commands._sets import SetOption
+from pcnalloc.config import NetworkConfig, TrafficConfig
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX
+from pcnalloc.core.play import SimulateConfig
+
+_SIM = SimulateConfig()
+"""The defaults of the options below: the simulate config's fields (written once there)."""
+_NET, _TRAFFIC = NetworkConfig.model_fields, TrafficConfig.model_fields
 
 
 def summary_table(result: dict[str, Any]) -> Table:
@@ -62,22 +69,27 @@ def register(app: typer.Typer) -> None:
     @app.command("simulate")
     def simulate(
         case: Annotated[
-            str | None, typer.Option(help="grid case name or file [default: case30]")
+            str | None,
+            typer.Option(help=f"grid case name or file [default: {_NET['case'].default}]"),
         ] = None,
         policy: Annotated[
-            str, typer.Option(help="policy name, e.g. ksp-ff or ksp-ff:16")
-        ] = "ksp-ff",
+            str, typer.Option(help=field_help(SimulateConfig, "policy"))
+        ] = _SIM.policy,
         load: Annotated[
-            float | None, typer.Option(help="offered load ρ (> 0) [default: 1]")
+            float | None,
+            typer.Option(help=f"offered load ρ (> 0) [default: {_TRAFFIC['load'].default:g}]"),
         ] = None,
         scenario: Annotated[
             str | None,
             typer.Option(help="scenario family (normal, storm, fiber-cut, mixed) or YAML file"),
         ] = None,
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="requests to decide")
-        ] = 5000,
-        seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="episode seed")] = 0,
+            int,
+            typer.Option(min=1, max=REQUESTS_MAX, help=field_help(SimulateConfig, "requests")),
+        ] = _SIM.requests,
+        seed: Annotated[
+            int, typer.Option(min=0, max=SEED_MAX, help=field_help(SimulateConfig, "seed"))
+        ] = _SIM.seed,
         config: Annotated[
             Path | None,
             typer.Option(help="EnvConfig YAML; --case/--load/--scenario override it when given"),
@@ -111,6 +123,7 @@ def register(app: typer.Typer) -> None:
         if audit is not None and audit.is_dir():
             check_output(audit, kind="file", overwrite=True, flag="--audit")  # one line
 
+        build(SimulateConfig, {"policy": policy, "requests": requests, "seed": seed}, "simulate")
         raw: dict[str, Any] = read_yaml(config) if config else {}
         if case is not None:  # a flag overrides the file only when it is given
             raw.setdefault("network", {})["case"] = case
