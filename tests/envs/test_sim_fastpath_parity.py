@@ -161,3 +161,31 @@ def test_copied_env_plays_as_the_original() -> None:
         assert_same_evaluation(twin.current_evaluation, env.current_evaluation)
         preempted += info["preempted"]
     assert preempted > 0  # the copies planned pre-emptions
+
+
+def test_flow_indexes_kept_lazily_match_the_flow_table() -> None:
+    """Admissions queue their flows for the link indexes; every read sees them all (the
+    invariant check rebuilds the indexes from the flow table), and a lost queued flow is
+    caught."""
+    pol = make_policy("cspf-pe")
+    cfg = env_config(
+        network={"case": "case30"}, traffic={"load": 2.0, "scenario": "fiber-cut"},
+        episode_requests=10**6, **pol.env_overrides,
+    )  # fmt: skip
+    env = PowerCommEnv(cfg, observation="compact")
+    obs, _ = env.reset(seed=8)
+    st = env.state
+    preempted = 0
+    for t in range(400):
+        obs, _, _, _, info = env.step(pol.act(obs))
+        preempted += info["preempted"]
+        if t % 37 == 0:
+            st.check_invariants()
+    assert preempted > 0
+    for _ in range(5):  # leave some admissions queued
+        obs, *_ = env.step(pol.act(obs))
+    assert st._unindexed
+    fid = next(iter(st._unindexed))
+    del st._unindexed[fid]  # planted: a queued flow never reaches the index
+    with pytest.raises(AssertionError, match="index disagrees"):
+        st.check_invariants()

@@ -5,6 +5,12 @@ Bandwidth is held in integer kb/s so the pool invariants (0 ≤ used ≤ capacit
 Pre-emption planning reads an index of the flows by (link, slice, hold priority, kb/s); each
 bucket holds flow ids in admission order, which is id order, so the plan walks candidates in
 its preference order without collecting or sorting the flows of the deficit links.
+
+The indexes (:attr:`NetworkState.on_link`, :attr:`NetworkState.by_link_sp`) are brought up
+to date when read: an admission only queues its flow, and a flow released before anyone read
+an index is never entered in it (most flows, where nothing pre-empts and no link is cut).
+Queued flows are entered in id order after every indexed one, so the buckets stay in id
+order and every read sees exactly the index eager upkeep would have built.
 """
 
 from __future__ import annotations
@@ -96,13 +102,49 @@ class NetworkState:
         self.n_failed = 0
         self.trust_N1 = np.ones(self.net.n_sites + 1)
         self.flows: dict[int, Flow] = {}
-        self.on_link: list[set[int]] = [set() for _ in range(self.cap_ES1.shape[0])]
-        self.by_link_sp: list[dict[tuple[int, int], dict[int, dict[int, None]]]] = [
+        self._on_link: list[set[int]] = [set() for _ in range(self.cap_ES1.shape[0])]
+        self._by_link_sp: list[dict[tuple[int, int], dict[int, dict[int, None]]]] = [
             {} for _ in range(self.cap_ES1.shape[0])
         ]
+        self._unindexed: dict[int, Flow] = {}
+        """Admitted flows not yet entered in the indexes, in id order."""
+        self._next_id = 0
+
+    @property
+    def on_link(self) -> list[set[int]]:
+        """Per link: ids of the flows whose primary or backup route uses it."""
+        if self._unindexed:
+            self._index_queued()
+        return self._on_link
+
+    @property
+    def by_link_sp(self) -> list[dict[tuple[int, int], dict[int, dict[int, None]]]]:
         """Per link: (slice, priority) → kb/s → ids of the flows using the link, in id order
         (a dict used as an ordered set; ids are issued in increasing order by :meth:`admit`)."""
-        self._next_id = 0
+        if self._unindexed:
+            self._index_queued()
+        return self._by_link_sp
+
+    def _index_queued(self) -> None:
+        """Enter the queued flows in the indexes, in id order."""
+        on_link, by_link_sp = self._on_link, self._by_link_sp
+        for fid, flow in self._unindexed.items():
+            sp, kbps = (flow.slice, flow.priority), flow.kbps
+            route = flow.links.tolist()
+            if flow.backup_links.size:
+                route += flow.backup_links.tolist()
+            for e in route:
+                on_link[e].add(fid)
+                by_kb = by_link_sp[e].get(sp)
+                if by_kb is None:
+                    by_link_sp[e][sp] = {kbps: {fid: None}}
+                else:
+                    ids = by_kb.get(kbps)
+                    if ids is None:
+                        by_kb[kbps] = {fid: None}
+                    else:
+                        ids[fid] = None
+        self._unindexed.clear()
 
     def set_failed(self, link: int, failed: bool) -> None:
         """Mark a link cut or repaired (keeps :attr:`failed_key` in step)."""
@@ -166,21 +208,7 @@ class NetworkState:
             full_holding_s,
         )
         self.flows[fid] = flow
-        on_link, by_link_sp, sp = self.on_link, self.by_link_sp, (slice_, priority)
-        route = links.tolist()
-        if backup_links.size:
-            route += backup_links.tolist()
-        for e in route:
-            on_link[e].add(fid)
-            by_kb = by_link_sp[e].get(sp)
-            if by_kb is None:
-                by_link_sp[e][sp] = {kbps: {fid: None}}
-            else:
-                ids = by_kb.get(kbps)
-                if ids is None:
-                    by_kb[kbps] = {fid: None}
-                else:
-                    ids[fid] = None
+        self._unindexed[fid] = flow  # entered in the indexes when they are next read
         self._next_id += 1
         return flow
 
@@ -189,8 +217,26 @@ class NetworkState:
         flow = self.flows.pop(flow_id, None)
         if flow is None:
             return None
-        sp, kbps = (flow.slice, flow.priority), flow.kbps
-        on_link, by_link_sp = self.on_link, self.by_link_sp
+        if self._unindexed.pop(flow_id, None) is None:  # else: never entered in an index
+            self._unindex(flow)
+        _book(
+            self.cap_ES1,
+            self.used_ES1,
+            self.used_ESP1,
+            self.failed_E1,
+            flow.links,
+            flow.backup_links,
+            flow.slice,
+            flow.priority,
+            -flow.kbps,
+            False,
+        )
+        return flow
+
+    def _unindex(self, flow: Flow) -> None:
+        """Remove an indexed flow from the indexes."""
+        flow_id, sp, kbps = flow.id, (flow.slice, flow.priority), flow.kbps
+        on_link, by_link_sp = self._on_link, self._by_link_sp
         route = flow.links.tolist()
         if flow.backup_links.size:
             route += flow.backup_links.tolist()
@@ -205,19 +251,6 @@ class NetworkState:
                 del by_kb[kbps]
                 if not by_kb:
                     del by_link_sp[e][sp]
-        _book(
-            self.cap_ES1,
-            self.used_ES1,
-            self.used_ESP1,
-            self.failed_E1,
-            flow.links,
-            flow.backup_links,
-            flow.slice,
-            flow.priority,
-            -kbps,
-            False,
-        )
-        return flow
 
     def flows_on(self, link: int) -> list[Flow]:
         """Flows whose primary or backup route uses ``link``, in admission order."""
