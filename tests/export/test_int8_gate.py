@@ -76,7 +76,7 @@ def perturb_weight(q: bytes) -> bytes:
     model = onnx.load_from_string(q)
     ints = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8]
     assert ints, "the quantised graph holds int8 weights"
-    t = ints[-1]
+    t = max(ints, key=lambda t: numpy_helper.to_array(t).size)  # a weight, not a zero point
     w = numpy_helper.to_array(t)
     w = np.random.default_rng(3).permutation(w.ravel()).reshape(w.shape)
     t.CopyFrom(numpy_helper.from_array(w.astype(np.int8), t.name))
