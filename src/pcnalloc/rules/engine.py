@@ -20,7 +20,13 @@ import numpy as np
 from pcnalloc.errors import choices
 from pcnalloc.rules.predicates import PY_OPS, Node, RowFn, eval_at, row_fn, why
 from pcnalloc.rules.priorities import DynamicPriorities
-from pcnalloc.rules.program import NotCompilable, Program, ProgramRun, compile_plan, run_program
+from pcnalloc.rules.program import (
+    NotCompilable,
+    Program,
+    ProgramRun,
+    _run,
+    compile_plan,
+)
 from pcnalloc.rules.schema import (
     ACTION_FIELDS,
     CLASS,
@@ -404,6 +410,11 @@ class TableChecker:
         self.engine, self.where = engine, where
         self.out = ProgramRun(len(engine.rule_ids), len(engine.soft_ids), n_actions)
         self._progs: dict[tuple[int, bool, int], tuple[_Plan, Program | None]] = {}
+        # Per context object (contexts are immutable and the edge agent shares one per
+        # distinct context): the plan's priority and its program's arrays, so a check is one
+        # dict lookup and one compiled call. The entry holds the context, so its id is not
+        # reused while cached.
+        self._by_ctx: dict[int, tuple[RequestContext, int, Any]] = {}
 
     def _program(self, ctx: RequestContext) -> tuple[_Plan, Program | None]:
         eng = self.engine
@@ -429,11 +440,20 @@ class TableChecker:
         reject action is always carriable). A plan the program cannot express is judged by
         the engine's dict path on ``fields`` (same results).
         """
-        plan, prog = self._program(ctx)
+        got = self._by_ctx.get(id(ctx))
+        if got is None or got[0] is not ctx:
+            plan, prog = self._program(ctx)
+            code = (prog.code, prog.values, prog.rules) if prog is not None else None
+            if len(self._by_ctx) >= 4096:
+                self._by_ctx.clear()
+            got = self._by_ctx[id(ctx)] = (ctx, plan.priority, code)
+        code = got[2]
         out = self.out
-        if prog is not None:
-            run_program(prog, tables, mask_A, out)
-            return plan.priority
+        if code is not None:
+            fb, fi, ff = tables
+            _run(code[0], code[1], code[2], fb, fi, ff, mask_A, out.out_NA, out.soft_SA)
+            return got[1]
+        plan, _ = self._program(ctx)
         v = self.engine.check(fields, ctx)
         out.forbidden_A[:] = v.forbidden_A
         out.viol_RA[:] = v.violations_AR.T

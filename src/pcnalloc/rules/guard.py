@@ -82,6 +82,12 @@ def allowed_decision(proposal: int, preempt: bool, priority: int) -> Decision:
     return Decision(proposal, proposal, False, preempt, priority=priority)
 
 
+_shared_decision = functools.lru_cache(maxsize=4096, typed=True)(Decision)
+"""``Decision(*fields)``, one object per distinct fields: an intercepted request's verdict
+recurs (same action, rules, reasons and note), and the audit log keeps the encoded text of
+a decision per object, so a recurring one is not encoded again."""
+
+
 class Guard:
     """Check proposals against a :class:`RuleEngine` and substitute when they break a rule.
 
@@ -229,7 +235,7 @@ class Guard:
                 reasons = tuple(checker.explain(ev.fields, ctx, proposal, broken))
         sids = eng.soft_ids
         soft = tuple([sids[j] for j in out.soft_SA[:, action].nonzero()[0].tolist()])
-        return Decision(
+        return _shared_decision(
             int(action),
             proposal,
             intercepted,
