@@ -93,7 +93,7 @@ def test_ties_agree_masked_picks_never_do() -> None:
     # row 0 same pick; row 1 a tie within 1e-3; row 2 ties in value but is masked; row 3
     # both pick the masked action 2 (raw agreement), which never counts by decision
     assert ag.raw == 0.5 and ag.decision == 0.5
-    assert ag.ties == 1 and ag.masked_picks == 2
+    assert ag.ties == 1 and ag.masked_picks == 2 and ag.fp32_masked_picks == 1
     strict = decision_agreement(fp32, int8, q_values_NA=q, action_mask_NA=mask, tie_tol_q=0)
     assert strict.decision == 0.25
     # without teacher values only the logit tie applies (0 = off)

@@ -51,6 +51,8 @@ class Agreement:
         tie_tol_logit: fp32-logit tie tolerance used.
         masked_picks: rows where the int8 model proposes a masked action.
         ties: rows that agree by decision only through a tie.
+        fp32_masked_picks: rows where the fp32 model itself proposes a masked action; its
+            share is the ceiling of ``decision`` (a masked pick never agrees, whoever makes it).
     """
 
     raw: float
@@ -60,6 +62,7 @@ class Agreement:
     tie_tol_logit: float
     masked_picks: int
     ties: int
+    fp32_masked_picks: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,6 +73,7 @@ class Agreement:
             "tie_tol_logit": self.tie_tol_logit,
             "masked_picks": self.masked_picks,
             "ties": self.ties,
+            "fp32_masked_picks": self.fp32_masked_picks,
             "judged": "row by row (batch 1, as deployed)",
         }
 
@@ -136,6 +140,7 @@ def decision_agreement(
         tie_tol_logit=float(tie_tol_logit),
         masked_picks=int(np.sum(~ok8)),
         ties=int(np.sum(agree & ~same)),
+        fp32_masked_picks=int(np.sum(~valid[i, a32])),
     )
 
 
