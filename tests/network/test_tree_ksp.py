@@ -69,13 +69,23 @@ def _same_set(a, b) -> bool:
     ) and np.allclose(a.prop_ms_K, b.prop_ms_K, rtol=0, atol=0)
 
 
+def _ambiguous(cache: PathCache, dist: np.ndarray) -> np.ndarray:
+    """Sites with two next sites towards the root within the tie tolerance."""
+    indptr, nbr, wt, _ = cache._csr
+    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    via = dist[nbr] + wt
+    on = np.abs(via - dist[row]) <= ksp.TIE_RTOL * np.maximum(via, dist[row])
+    return np.bincount(row[on], minlength=indptr.size - 1) >= 2
+
+
 def _first_path_mismatches(net: CommNetwork, *, trust_ties: bool = False) -> int:
     """Pairs whose first path differs from the per-pair Dijkstra one (SciPy, from ``src``):
     the tree's path where it marks no tie on the way, else :meth:`PathCache.shortest`."""
     cache = PathCache(net, 4)
     bad = 0
     for root in [*net.control_centers, 1, net.n_sites - 1]:
-        dist, nxt, amb = cache.tree(int(root))
+        dist, nxt = cache.tree(int(root))
+        amb = _ambiguous(cache, dist)
         for s in range(net.n_sites):
             if s == root:
                 continue

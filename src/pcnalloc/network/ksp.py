@@ -178,7 +178,6 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
     k: int,
     h: np.ndarray,
     tree_pred: np.ndarray,
-    tree_amb: np.ndarray,
     bridge_E: np.ndarray,
     link_off: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -188,10 +187,10 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
         indptr, nbr, wt, lnk: :func:`csr_arrays`.
         src, dst: site indices.
         k: paths wanted.
-        h: every site's latency to ``dst`` on the intact graph (``dst``'s tree), shape (N,).
-        tree_pred: the tree's next site towards ``dst`` (-9999 at ``dst``), shape (N,).
-        tree_amb: 1 where a site has two next sites of equal latency, shape (N,)
-            (:func:`ambiguous_next`).
+        h: a consistent lower bound on every site's latency to ``dst`` on the intact graph,
+            shape (N,): ``dst``'s tree distance, or :func:`landmark_bound`.
+        tree_pred: the tree's next site towards ``dst`` (-9999 at ``dst``), shape (N,), or
+            an empty array when ``h`` is not a tree (the first path is then searched too).
         bridge_E: 1 for the bridges of the intact graph, shape (E,): a spur search whose
             next link on the previous path is a bridge cannot succeed (every route from the
             spur site to ``dst`` crosses it), so it is skipped.
@@ -220,13 +219,19 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
     # first path: the tree's, unless a failed link lies on it
     n = 1
     v = src
-    ok = True
-    while v != dst:
+    ok = tree_pred.size > 0
+    while ok and v != dst:
         u = tree_pred[v]
         if link_off[_arc_link(indptr, nbr, lnk, v, u)]:
             ok = False
             break
-        tie = tie or tree_amb[v] == 1
+        # two next sites equally short: the tree's path is one of several
+        nexts = 0
+        for j in range(indptr[v], indptr[v + 1]):
+            via = h[nbr[j]] + wt[j]
+            if abs(via - h[v]) <= TIE_RTOL * max(via, h[v]):
+                nexts += 1
+        tie = tie or nexts > 1
         v = u
         n += 1
     if ok:
@@ -320,13 +325,13 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
     return sites, n_P, tie
 
 
-def ambiguous_next(
-    indptr: np.ndarray, nbr: np.ndarray, wt: np.ndarray, dist_N: np.ndarray
-) -> np.ndarray:
-    """1 where a site has two or more next sites towards the tree's root on shortest routes
-    (latency within :data:`TIE_RTOL`), shape (N,): there the tree's path is one of several."""
-    row = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
-    with np.errstate(invalid="ignore"):
-        via = dist_N[nbr] + wt
-        on = np.abs(via - dist_N[row]) <= TIE_RTOL * np.maximum(via, dist_N[row])
-    return (np.bincount(row[on], minlength=indptr.size - 1) >= 2).astype(np.uint8)
+def landmark_bound(dist_LN: np.ndarray, dst: int) -> np.ndarray:
+    """ALT lower bound on every site's latency to ``dst`` from landmark distances
+    (Goldberg & Harrelson 2005): ``max_l |d(l, dst) − d(l, v)|`` by the triangle inequality;
+    consistent, and a lower bound on any graph with links removed as well.
+
+    Args:
+        dist_LN: latency of every site from each landmark on the intact graph, shape (L, N).
+        dst: the destination site.
+    """
+    return np.abs(dist_LN[:, dst : dst + 1] - dist_LN).max(axis=0)

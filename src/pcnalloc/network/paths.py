@@ -198,25 +198,35 @@ def _tree_k_shortest(
     a control centre's tree (:func:`pcnalloc.network.ksp.tree_yen`), as site lists.
 
     A pair with a control centre at one end searches towards it (the paths are turned
-    round when the centre is ``src``), any other pair towards ``dst``: the root's tree gives
-    the first path and the exact A* heuristic. Where the search meets a tie (two routes or
-    two of the K + 1 paths of equal latency, which the engines may order apart) the pair is
-    searched by the reference engine instead, so the routes are the reference's exactly.
+    round when the centre is ``src``): the centre's tree gives the first path and the exact
+    A* heuristic. Any other pair searches towards ``dst`` on ``dst``'s tree, except the ends
+    of one link, which search with the landmark bound of both centres' trees (their routes
+    stay near the link, where a Dijkstra over the whole grid would cost more than the
+    searches it guides; far apart, the bound is too loose). Where the search meets a tie
+    (two routes or two of the K + 1 paths of equal latency, which the engines may order
+    apart) the pair is searched by the reference engine instead, so the routes are the
+    reference's exactly.
     """
     if src == dst:
         return []
     ccs = cache.net.control_centers
     flip = src in ccs and dst not in ccs
     s, t = (dst, src) if flip else (src, dst)
-    dist, nxt, amb = cache.tree(t)
+    if t in ccs or (s, t) not in _link_of(cache.net):
+        h, nxt = cache.tree(t)
+    else:
+        h, nxt = ksp.landmark_bound(cache.landmarks(), t), _NO_TREE
     off = np.zeros(cache.net.n_links, dtype=np.uint8)
     off[list(removed)] = 1
-    sites, n_P, tie = ksp.tree_yen(*cache._csr, s, t, k, dist, nxt, amb, cache.bridges(), off)
+    sites, n_P, tie = ksp.tree_yen(*cache._csr, s, t, k, h, nxt, cache.bridges(), off)
     if tie:  # equal latencies: the reference engine decides, as before
         cache.n_tie_fallbacks += 1
         return _k_shortest(cache._graph_without(removed), src, dst, k)
     found = [row[:n].tolist() for row, n in zip(sites, n_P.tolist(), strict=True)]
     return [p[::-1] for p in found] if flip else found
+
+
+_NO_TREE = np.zeros(0, dtype=np.int64)
 
 
 def disjoint_pair(
@@ -307,7 +317,7 @@ class PathCache:
         self._graphs: dict[tuple[int, ...], csr_matrix] = {}
         self._full = self._graph_without(())
         self._csr = ksp.csr_arrays(net.n_sites, net.link_ends, self._w)
-        self._trees: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._trees: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._two_edge: dict[tuple[int, ...], np.ndarray] = {}
         self.n_tie_fallbacks = 0
         """Searches handed to the reference engine because the tree search met a tie."""
@@ -396,16 +406,14 @@ class PathCache:
         return False
 
     # ------------------------------------------------------------------ searches
-    def tree(self, root: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def tree(self, root: int) -> tuple[np.ndarray, np.ndarray]:
         """Shortest-path tree of the intact topology towards ``root``.
 
         Returns:
-            ``(dist_N, next_N, amb_N)``: latency of every site to ``root`` (ms, inf where cut
-            off), its next site towards ``root`` (-9999 at ``root``), and 1 where two next
-            sites are equally short (:func:`pcnalloc.network.ksp.ambiguous_next`). The
-            control centres' trees come from one Dijkstra call (``indices`` = both) on first
-            use and are kept for the cache's life; other roots' trees are kept up to
-            :data:`_MAX_TREES`.
+            ``(dist_N, next_N)``: latency of every site to ``root`` (ms, inf where cut off)
+            and its next site towards ``root`` (-9999 at ``root``). The control centres'
+            trees come from one Dijkstra call (``indices`` = both) on first use and are kept
+            for the cache's life; other roots' trees are kept up to :data:`_MAX_TREES`.
         """
         got = self._trees.get(root)
         if got is None:
@@ -415,11 +423,19 @@ class PathCache:
                 for r in [r for r in self._trees if r not in ccs]:
                     del self._trees[r]
             dist, pred = dijkstra(self._full, indices=roots, return_predecessors=True)
-            indptr, nbr, wt, _ = self._csr
             for i, r in enumerate(roots):
-                amb = ksp.ambiguous_next(indptr, nbr, wt, dist[i])
-                self._trees[r] = (dist[i], pred[i].astype(np.int64), amb)
+                self._trees[r] = (dist[i], pred[i].astype(np.int64))
             got = self._trees[root]
+        return got
+
+    def landmarks(self) -> np.ndarray:
+        """Latency of every site from each control centre, shape (2, N): the landmarks of
+        the A* bound for pairs that do not end at a centre."""
+        got = self.__dict__.get("_landmarks")
+        if got is None:
+            got = self._landmarks = np.stack(
+                [self.tree(int(c))[0] for c in self.net.control_centers]
+            )
         return got
 
     def bridges(self) -> np.ndarray:
