@@ -8,7 +8,8 @@ adds are searched). The variants alternate within each repeat so that a change o
 load hits them alike.
 Each child builds the env (``storm`` family, KSP-FF, compact observation), resets it and
 plays the first ``--steps`` decisions, and reports the time of each part, the time spent in
-path searches (Yen and the min-cost-flow pair, timed by wrapping them), the sets loaded
+path searches (``PathCache._search``, either engine, and the min-cost-flow pair, timed by
+wrapping them), the sets loaded
 from disk, the time of the exit write, and a digest of actions and rewards (equal in both
 variants: the stored sets are the computed ones). The load average is recorded next to
 every figure.
@@ -54,7 +55,7 @@ def timed(fn):
             search["n"] += 1
     return wrapper
 
-paths._k_shortest = timed(paths._k_shortest)
+paths.PathCache._search = timed(paths.PathCache._search)
 paths.disjoint_pair = timed(paths.disjoint_pair)
 t_import = time.perf_counter() - t_start
 pol = make_policy("ksp-ff")
