@@ -12,10 +12,12 @@ from pcnalloc.commands._common import console, parse_numbers, progress_bar
 from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import REQUESTS_MAX, SEED_MAX, STEPS_MAX, WORKERS_MAX
-from pcnalloc.pipeline.config import EvaluateStage, RunConfig
+from pcnalloc.pipeline.config import EvaluateStage, RunConfig, TeacherEvaluateStage
 
 _EV = EvaluateStage()
 """Defaults of ``teacher evaluate``'s grid options: the evaluate stage's fields."""
+_TE = TeacherEvaluateStage()
+"""Defaults of its loads and baselines: the teacher evaluate stage's fields."""
 
 
 def _loads(text: str) -> tuple[float, ...]:
@@ -132,13 +134,16 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         cases: Annotated[
             str, typer.Option(help=field_help(EvaluateStage, "cases", "comma-separated"))
         ] = list_text(_EV.cases),
-        loads: Annotated[str, typer.Option(help="comma-separated offered loads ρ")] = "1.0,1.5",
+        loads: Annotated[
+            str, typer.Option(help=field_help(TeacherEvaluateStage, "loads", "comma-separated"))
+        ] = list_text(_TE.loads),
         seeds: Annotated[
             str, typer.Option(help=field_help(EvaluateStage, "seeds", "0-4, 1,3,7 …"))
         ] = seeds_text(_EV.seeds),
         baselines: Annotated[
-            str, typer.Option(help="comma-separated baseline specs")
-        ] = "ksp-ff,ksp-ff:8,ksp-ff:16,cspf-pe",
+            str,
+            typer.Option(help=field_help(TeacherEvaluateStage, "baselines", "comma-separated")),
+        ] = list_text(_TE.baselines),
         requests: Annotated[
             int,
             typer.Option(min=1, max=REQUESTS_MAX, help=field_help(EvaluateStage, "requests")),
@@ -156,10 +161,17 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
         if out is not None:
             check_output(out, kind="file", overwrite=overwrite)
         from pcnalloc.commands._common import write_json
+        from pcnalloc.config import build
         from pcnalloc.core.executors import make_executor
         from pcnalloc.evaluate.sweep import parse_seeds, sweep
         from pcnalloc.teacher import TRAIN_SEED_BASE, resolve_checkpoint
 
+        names = [b.strip() for b in baselines.split(",") if b.strip()]
+        te = build(
+            TeacherEvaluateStage,
+            {"loads": _loads(loads), "baselines": names},
+            "teacher evaluate",
+        )
         ck = resolve_checkpoint(teacher)
         seed_list = parse_seeds(seeds)
         if max(seed_list) >= TRAIN_SEED_BASE:
@@ -168,9 +180,9 @@ def register_evaluate(teacher_app: typer.Typer) -> None:
             raise ConfigError(f"evaluation seeds must be < {TRAIN_SEED_BASE} (held out)")
         # The checkpoint travels in the spec (one picklable string), so spawned workers need
         # no environment variable; reports name the policy "teacher" (display_name).
-        policies = [f"teacher@{ck.resolve()}", *[b for b in baselines.split(",") if b.strip()]]
+        policies = [f"teacher@{ck.resolve()}", *te.baselines]
         case_list = [c.strip() for c in cases.split(",") if c.strip()]
-        load_list = list(_loads(loads))
+        load_list = list(te.loads)
         n = len(policies) * len(case_list) * len(load_list) * len(seed_list)
         with make_executor("process", workers) as ex, progress_bar() as bar:
             task = bar.add_task("teacher vs heuristics", total=n)

@@ -9,6 +9,15 @@ import typer
 from rich.table import Table
 
 from pcnalloc.commands._common import console, progress_bar, write_json
+from pcnalloc.commands._fields import field_help, list_text, seeds_text
+from pcnalloc.config import NetworkConfig, TrafficConfig
+from pcnalloc.core.limits import REQUESTS_MAX
+from pcnalloc.pipeline.config import TuneStage
+
+_TS = TuneStage()
+"""The defaults of the options below: the tune stage's fields and the env config's."""
+_CASE = NetworkConfig.model_fields["case"].default
+_LOAD = TrafficConfig.model_fields["load"].default
 
 
 def register(app: typer.Typer) -> None:
@@ -16,32 +25,34 @@ def register(app: typer.Typer) -> None:
 
     @app.command("tune")
     def tune_cmd(
-        case: Annotated[str, typer.Option(help="grid case")] = "case30",
-        load: Annotated[float, typer.Option(help="offered load ρ (> 0)")] = 1.0,
+        case: Annotated[str, typer.Option(help=field_help(NetworkConfig, "case"))] = _CASE,
+        load: Annotated[float, typer.Option(help=field_help(TrafficConfig, "load"))] = _LOAD,
         scenario: Annotated[
             str | None, typer.Option(help="scenario family or YAML file (default: none)")
         ] = None,
         policies: Annotated[
-            str, typer.Option(help="comma-separated heuristics")
-        ] = "ksp-ff,cspf-pe,cspf-pv,llp,trunk,lcr",
+            str, typer.Option(help=field_help(TuneStage, "policies", "comma-separated"))
+        ] = list_text(_TS.policies),
         seeds: Annotated[
-            str, typer.Option(help="TRAINING seeds (≥ 1000), e.g. 1000000-1000002")
-        ] = "1000000-1000002",
+            str, typer.Option(help=field_help(TuneStage, "seeds", "e.g. 1000000-1000002"))
+        ] = seeds_text(_TS.seeds),
         requests: Annotated[
-            int, typer.Option(min=10, max=1_000_000, help="decisions per episode")
-        ] = 500,
+            int,
+            typer.Option(min=10, max=REQUESTS_MAX, help=field_help(TuneStage, "requests")),
+        ] = _TS.requests,
         out: Annotated[Path, typer.Option(help="result JSON")] = Path("out/tune/tune.json"),
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Tune POLICIES on CASE at LOAD over training SEEDS; write the winners as specs."""
-        from pcnalloc.config import env_config
+        from pcnalloc.config import build, env_config
         from pcnalloc.evaluate.sweep import parse_seeds
         from pcnalloc.evaluate.tune import grid_size, tune
         from pcnalloc.fileio import check_output
 
-        check_output(out, kind="file", overwrite=overwrite)
         names = [p.strip() for p in policies.split(",") if p.strip()]
-        seed_list = parse_seeds(seeds)
+        raw = {"policies": names, "seeds": parse_seeds(seeds), "requests": requests}
+        seed_list = list(build(TuneStage, raw, "tune").seeds)
+        check_output(out, kind="file", overwrite=overwrite)
         cfg = env_config(network={"case": case}, traffic={"load": load, "scenario": scenario})
         console.print(f"tuning {', '.join(names)} on {case} at ρ={load:g} over seeds {seed_list}")
         with progress_bar() as bar:

@@ -83,6 +83,32 @@ CompileStage = CompileConfig
 defaults ``pcnalloc compile`` reads too)."""
 
 
+class TuneStage(_Frozen):
+    """Grid search of the heuristics' parameters on training seeds (``pcnalloc tune``).
+
+    The command line takes its policies, seeds and requests from these fields (case and load
+    from the env config); the main job's evaluation tunes the same heuristics at the same
+    horizon (``EvaluateStage.tuned_heuristics`` and ``tune_requests`` default to these) on its
+    own, shorter list of seeds (``EvaluateStage.tune_seeds``; ``run_default.yaml`` sets two, for
+    its 15-minute budget).
+    """
+
+    policies: tuple[str, ...] = Field(
+        ("ksp-ff", "cspf-pe", "cspf-pv", "llp", "trunk", "lcr"),
+        min_length=1,
+        description="heuristics tuned",
+    )
+    seeds: tuple[TrainSeed, ...] = Field(
+        (1_000_000, 1_000_001, 1_000_002),
+        min_length=1,
+        description="TRAINING seeds (≥ 1000) every grid point plays",
+    )
+    requests: int = Field(500, ge=10, le=REQUESTS_MAX, description="decisions per episode")
+
+
+_TUNE = TuneStage.model_fields
+
+
 class EvaluateStage(_Frozen):
     """Every policy on the same seeds, plus the offline bound on small windows.
 
@@ -140,13 +166,15 @@ class EvaluateStage(_Frozen):
         description="learned policies of the scenario-family evaluation",
     )
     tuned_heuristics: tuple[str, ...] = Field(
-        ("ksp-ff", "cspf-pe", "cspf-pv", "llp", "trunk", "lcr"),
+        _TUNE["policies"].default,
         description="heuristics tuned per family on training seeds and evaluated tuned",
     )
     tune_seeds: tuple[TrainSeed, ...] = Field(
         (1_000_000,), min_length=1, description="training seeds of the tuning (≥ 1000)"
     )
-    tune_requests: int = Field(500, ge=10, description="decisions per tuning episode")
+    tune_requests: int = Field(
+        _TUNE["requests"].default, ge=10, description="decisions per tuning episode"
+    )
     scenario_cases: tuple[str, ...] = Field(
         ("case30", "case57"),
         description="cases of the scenario-family evaluation (include grids not trained on)",
@@ -165,6 +193,20 @@ class EvaluateStage(_Frozen):
         for name in v:
             load_scenario(name)  # an unknown family fails before stage one
         return v
+
+
+class TeacherEvaluateStage(_Frozen):
+    """``pcnalloc teacher evaluate``: the greedy teacher against heuristics.
+
+    The grid's cases, seeds and requests are :class:`EvaluateStage`'s; these fields are what
+    the teacher's check adds.
+    """
+
+    loads: tuple[Load, ...] = Field((1.0, 1.5), min_length=1, description="offered loads ρ")
+    baselines: tuple[str, ...] = Field(
+        ("ksp-ff", "ksp-ff:8", "ksp-ff:16", "cspf-pe"),
+        description="heuristic specs the teacher is compared with",
+    )
 
 
 class RunConfig(_Frozen):
