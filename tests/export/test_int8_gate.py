@@ -91,11 +91,13 @@ def test_ties_agree_masked_picks_never_do() -> None:
     mask = np.array([[1, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 0]])
     ag = decision_agreement(fp32, int8, q_values_NA=q, action_mask_NA=mask, tie_tol_q=1e-3)
     # row 0 same pick; row 1 a tie within 1e-3; row 2 ties in value but is masked; row 3
-    # both pick the masked action 2 (raw agreement), which never counts by decision
-    assert ag.raw == 0.5 and ag.decision == 0.5
+    # both pick the masked action 2 (raw agreement): not judged (fp32's own masked
+    # proposal), and counted as a disagreement in decision_all
+    assert ag.raw == 0.5 and ag.decision == pytest.approx(2 / 3) and ag.decision_all == 0.5
     assert ag.ties == 1 and ag.masked_picks == 2 and ag.fp32_masked_picks == 1
+    assert ag.judged_rows == 3
     strict = decision_agreement(fp32, int8, q_values_NA=q, action_mask_NA=mask, tie_tol_q=0)
-    assert strict.decision == 0.25
+    assert strict.decision == pytest.approx(1 / 3) and strict.decision_all == 0.25
     # without teacher values only the logit tie applies (0 = off)
     assert decision_agreement(fp32, int8).decision == 0.5
     assert decision_agreement(fp32, int8, tie_tol_logit=1.0).decision == 1.0

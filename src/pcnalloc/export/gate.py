@@ -14,7 +14,12 @@ argmax and e32 the fp32 masked argmax (the action the fp32 model gets executed).
   :data:`~pcnalloc.distill.metrics.CLEAR_GAP`, the gap below which the distillation metrics
   call the teacher indifferent), or the fp32 logits tie, z32(e32) − z32(a8) ≤
   ``tie_tol_logit`` (logit units; default 0, off). A masked action never counts as agreeing,
-  whatever its value. Without teacher values and masks (rows that are not a library's) every
+  whatever its value. It is judged on the rows where the fp32 model's own proposal a32 is
+  valid: where fp32 proposes a masked action the edge replaces the model's choice anyway, and
+  counting those rows would refuse a faithful int8 model for fp32's own flaw (measured: the
+  case30 main-job student proposes a masked action on 0–1 % of library rows depending on its
+  training seed, and int8 makes the same proposals there). ``decision_all`` also counts them,
+  as disagreements. Without teacher values and masks (rows that are not a library's) every
   action counts as valid and only the logit tie applies.
 
 **Closed loop**: the fp32 and int8 models are played as masked-argmax policies (what
@@ -45,7 +50,8 @@ class Agreement:
 
     Attributes:
         raw: share of rows whose raw argmaxes agree.
-        decision: share of rows that agree by decision (ties and validity counted).
+        decision: share of the judged rows (fp32 proposes a valid action) that agree by
+            decision (ties and validity counted); what the gate compares with its floor.
         rows: rows compared.
         tie_tol_q: teacher-Q tie tolerance used (None: no teacher values).
         tie_tol_logit: fp32-logit tie tolerance used.
@@ -63,6 +69,12 @@ class Agreement:
     masked_picks: int
     ties: int
     fp32_masked_picks: int = 0
+    decision_all: float | None = None
+
+    @property
+    def judged_rows(self) -> int:
+        """Rows the decision-relevant agreement is judged on."""
+        return self.rows - self.fp32_masked_picks
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +86,8 @@ class Agreement:
             "masked_picks": self.masked_picks,
             "ties": self.ties,
             "fp32_masked_picks": self.fp32_masked_picks,
+            "judged_rows": self.judged_rows,
+            "decision_all": self.decision_all,
             "judged": "row by row (batch 1, as deployed)",
         }
 
@@ -132,15 +146,17 @@ def decision_agreement(
             tie |= np.abs(q[i, a8] - q[i, e32]) <= tie_tol_q
     same = a8 == e32
     agree = ok8 & (same | tie)
+    judged = valid[i, a32]
     return Agreement(
         raw=float(np.mean(a8 == a32)),
-        decision=float(np.mean(agree)),
+        decision=float(np.mean(agree[judged])) if judged.any() else 0.0,
         rows=n,
         tie_tol_q=float(tie_tol_q) if q_values_NA is not None else None,
         tie_tol_logit=float(tie_tol_logit),
         masked_picks=int(np.sum(~ok8)),
-        ties=int(np.sum(agree & ~same)),
-        fp32_masked_picks=int(np.sum(~valid[i, a32])),
+        ties=int(np.sum(agree & judged & ~same)),
+        fp32_masked_picks=int(np.sum(~judged)),
+        decision_all=float(np.mean(agree)),
     )
 
 
