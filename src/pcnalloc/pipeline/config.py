@@ -41,11 +41,22 @@ def _teacher_config(value: Any) -> Any:
     return value if isinstance(value, TeacherConfig) else TeacherConfig.model_validate(value)
 
 
+def _distill_config(value: Any) -> Any:
+    """``value`` as a :class:`~pcnalloc.distill.config.DistillConfig` (imported here, when
+    a run config is built: the distill package loads torch, which the CLI must not at start)."""
+    from pcnalloc.distill.config import DistillConfig
+
+    return value if isinstance(value, DistillConfig) else DistillConfig.model_validate(value)
+
+
 if TYPE_CHECKING:
+    from pcnalloc.distill.config import DistillConfig as DistillOverrides
     from pcnalloc.teacher.config import TeacherConfig as TeacherStage
 else:
     TeacherStage = Annotated[Any, BeforeValidator(_teacher_config)]
     """The teacher stage: a TeacherConfig, validated when the run config is (see above)."""
+    DistillOverrides = Annotated[Any, BeforeValidator(_distill_config)]
+    """The distillation settings: a DistillConfig, validated when the run config is."""
 
 
 class LibraryStage(_Frozen):
@@ -65,17 +76,35 @@ class LibraryStage(_Frozen):
 
 
 class DistillStage(_Frozen):
-    """Constrained distillation into the edge student."""
+    """Constrained distillation into the edge student.
+
+    ``config`` is a :class:`~pcnalloc.distill.config.DistillConfig` built from the section's
+    overrides (a bad key fails when the file is read); it dumps back to those overrides, so
+    the stage's key material is the section's as written. Its seed is the run's unless the
+    section sets one (:meth:`distill_config`).
+    """
 
     student: Literal["edge", "latent"] = Field("edge", description="student kind")
-    config: dict[str, Any] = Field(
-        default_factory=dict, description="DistillConfig overrides (tau, lambda_hard, epochs …)"
+    config: DistillOverrides = Field(
+        default_factory=dict,
+        validate_default=True,
+        description="DistillConfig overrides (tau, lambda_hard, epochs …)",
     )
     ablation: bool = Field(True, description="also train KL-only, +hard, +hard+soft")
     eval_seeds: tuple[Seed, ...] = Field((300, 301), description="closed-loop fidelity seeds")
     eval_requests: int = Field(
         1000, ge=1, le=REQUESTS_MAX, description="decisions per closed-loop episode"
     )
+
+    @field_serializer("config")
+    def _config_overrides(self, config: Any, info: SerializationInfo) -> dict[str, Any]:
+        return dict(config.model_dump(mode=info.mode, include=config.model_fields_set))
+
+    def distill_config(self, seed: int) -> DistillOverrides:
+        """The distillation config with the run's ``seed`` unless the section set its own."""
+        if "seed" in self.config.model_fields_set:
+            return self.config
+        return self.config.model_copy(update={"seed": seed})
 
 
 CompileStage = CompileConfig

@@ -41,10 +41,9 @@ def _executor(cfg: RunConfig) -> Any:
 def validate(cfg: RunConfig) -> None:
     """Fail before any long work: unknown cases or policies, bad stage configs."""
     from pcnalloc.baselines.registry import make_policy
-    from pcnalloc.distill.config import distill_config
     from pcnalloc.network import cached_network
 
-    distill_config(**{"seed": cfg.seed, **cfg.distill.config})
+    cfg.distill.distill_config(cfg.seed)
     for case in {
         cfg.env.network.case,
         *cfg.library.cases,

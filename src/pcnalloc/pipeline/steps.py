@@ -90,10 +90,9 @@ class _Reporter:
 def distill_stage(cfg: RunConfig, teacher: dict, library: dict, d: Path, bar: Any) -> dict:
     """Distill the student from the library in ``d``; return it and its held-out scores."""
     from pcnalloc.baselines.registry import make_policy
-    from pcnalloc.distill.config import distill_config
     from pcnalloc.distill.run import run_distillation
 
-    dc = distill_config(**{"seed": cfg.seed, **cfg.distill.config})
+    dc = cfg.distill.distill_config(cfg.seed)
     report = run_distillation(
         library["folder"],
         kind=cfg.distill.student,
