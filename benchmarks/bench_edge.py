@@ -19,6 +19,9 @@ Usage::
    pre-change decision path (``edge_reference.ReferenceEdgeAgent``: ``before``), the order of
    old and new alternating per state, so before and after come from one run; a third
    variant runs the model with the compiled MLP runtime (``runtime="compiled"``).
+   ``round_start`` (and ``round_start_compiled_mlp``) is the audited decision as of commit
+   ec78127 (``edge_reference.RoundStartEdgeAgent``), its decisions and audit bodies compared
+   with ``after``'s the same way.
    ``previous`` (and ``previous_compiled_mlp``) is the audited decision just before the
    fixed-layout audit encoder (``edge_reference.PreviousEdgeAgent`` with a
    ``GenericAuditLog``); its decisions and its audit records' bodies are compared with
@@ -63,6 +66,7 @@ from edge_reference import (  # benchmarks/ is not a package
     GenericAuditLog,
     PreviousEdgeAgent,
     ReferenceEdgeAgent,
+    RoundStartEdgeAgent,
 )
 
 TARGETS = {
@@ -194,6 +198,24 @@ def decisions(
                 runtime="compiled",
             ),
         ),
+        "round_start": (
+            RoundStartEdgeAgent(art_dir, pub, cfg, network=env.net),
+            RoundStartEdgeAgent(
+                art_dir, pub, cfg, network=env.net, rules=engine, audit=audit("round_start")
+            ),
+        ),
+        "round_start_compiled_mlp": (
+            RoundStartEdgeAgent(art_dir, pub, cfg, network=env.net, runtime="compiled"),
+            RoundStartEdgeAgent(
+                art_dir,
+                pub,
+                cfg,
+                network=env.net,
+                rules=engine,
+                audit=audit("round_start_compiled_mlp"),
+                runtime="compiled",
+            ),
+        ),
         "before": (
             ReferenceEdgeAgent(art_dir, pub, cfg, network=env.net),
             ReferenceEdgeAgent(
@@ -213,7 +235,7 @@ def decisions(
     outcomes: dict[str, int] = {}
     whole = {k: (np.empty(n), np.empty(n)) for k in agents}
     clock = time.perf_counter_ns
-    same = same_mlp = same_prev = 0
+    same = same_mlp = same_prev = same_round = 0
     intercepted = dict.fromkeys(agents, 0)
     for i in range(n):
         local = LocalState.from_env(env)
@@ -233,6 +255,9 @@ def decisions(
             got["after_compiled_mlp"] == got["previous_compiled_mlp"]
         )
         same_mlp += got["after_compiled_mlp"] == got["after"]
+        same_round += got["after"] == got["round_start"] and (
+            got["after_compiled_mlp"] == got["round_start_compiled_mlp"]
+        )
         _, _, _, _, info = env.step(got["after"][0].action)
         outcomes[info["outcome"]] = outcomes.get(info["outcome"], 0) + 1
     for log in logs:
@@ -243,13 +268,28 @@ def decisions(
             for ln in (tmp / f"audit-{case}-{k}.jsonl").read_bytes().splitlines()
             if b'"type":"decision"' in ln
         ]
-        for k in ("previous", "after", "previous_compiled_mlp", "after_compiled_mlp")
+        for k in (
+            "previous",
+            "after",
+            "previous_compiled_mlp",
+            "after_compiled_mlp",
+            "round_start",
+            "round_start_compiled_mlp",
+        )
     }
     same_bodies = sum(
         a == b for a, b in zip(bodies["previous"], bodies["after"], strict=True)
     ) + sum(
         a == b
         for a, b in zip(bodies["previous_compiled_mlp"], bodies["after_compiled_mlp"], strict=True)
+    )
+    same_round_bodies = sum(
+        a == b for a, b in zip(bodies["round_start"], bodies["after"], strict=True)
+    ) + sum(
+        a == b
+        for a, b in zip(
+            bodies["round_start_compiled_mlp"], bodies["after_compiled_mlp"], strict=True
+        )
     )
     out: dict[str, Any] = {
         "sites": env.net.n_sites,
@@ -260,6 +300,8 @@ def decisions(
         "same_decisions_compiled_mlp_vs_onnxruntime": f"{same_mlp}/{n}",
         "same_decisions_previous_after": f"{same_prev}/{n}",
         "same_audit_bodies_previous_after": f"{same_bodies}/{2 * len(bodies['after'])}",
+        "same_decisions_round_start_after": f"{same_round}/{n}",
+        "same_audit_bodies_round_start_after": (f"{same_round_bodies}/{2 * len(bodies['after'])}"),
     }
     for k, (plain, guarded) in agents.items():
         p, g = plain.latency_us(), guarded.latency_us()
@@ -419,13 +461,21 @@ def main() -> None:
             "after (network from the artifact)": edge_process(cfg, art_dir, pub, "artifact"),
         }
     for c, r in per_case.items():
-        for k in ("before", "previous", "after", "previous_compiled_mlp", "after_compiled_mlp"):
+        for k in (
+            "before",
+            "previous",
+            "round_start",
+            "after",
+            "previous_compiled_mlp",
+            "round_start_compiled_mlp",
+            "after_compiled_mlp",
+        ):
             g, w = r[k]["with_rules_and_audit"], r[k]["whole_decision"]
             stages = "  ".join(
                 f"{s} {g[s]['p50_us']}" for s in ("features", "model", "rules", "audit")
             )
             print(
-                f"{c} {k:21s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
+                f"{c} {k:24s}: whole_decision p50 {w['p50_us']} µs p99 {w['p99_us']} µs | "
                 f"stages p50 µs: {stages} | load {' '.join(map(str, w['load_avg']))}",
                 flush=True,
             )

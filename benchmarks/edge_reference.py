@@ -10,6 +10,8 @@ to the current agent on the same live states, so before and after come from one 
 
 :class:`PreviousEdgeAgent` with :class:`GenericAuditLog` is the audited decision just before
 the fixed-layout audit encoder (commit 0c7876e), timed as ``previous``.
+:class:`RoundStartEdgeAgent` is the audited decision as of commit ec78127, timed as
+``round_start`` (and ``round_start_compiled_mlp``).
 Never imported by the package.
 """
 
@@ -36,8 +38,8 @@ from pcnalloc.envs.features import (
 from pcnalloc.envs.observation import LIM, ObservationBuilder
 from pcnalloc.network.paths import shared_path_cache
 from pcnalloc.rules.engine import RequestContext, RuleEngine, build_engine
-from pcnalloc.rules.guard import PHYSICAL_MASK, Decision, Guard, _best
-from pcnalloc.rules.program import NOTES, choose
+from pcnalloc.rules.guard import PHYSICAL_MASK, Decision, Guard, _best, allowed_decision
+from pcnalloc.rules.program import NOTES, choose, run_program
 from pcnalloc.traffic.catalog import load_catalog
 from pcnalloc.traffic.generator import KINDS
 
@@ -479,3 +481,97 @@ class PreviousEdgeAgent(EdgeAgent):
             priority=prio,
             note="substituted",
         )
+
+
+# ---------------------------------------------------------------------------- round start
+# The audited decision as of commit ec78127 (before the request-fields audit append, the
+# checker's per-context cache and the shared intercepted decisions): ``bench_edge.py`` times
+# it as ``round_start`` next to ``after`` on the same states, so that round's before and
+# after come from one run.
+
+
+def round_start_check(checker: Any, tables: Any, mask_A: np.ndarray, ctx: Any, fields: Any) -> int:
+    """``TableChecker.check`` as of commit ec78127 (plan lookup, ``run_program``)."""
+    plan, prog = checker._program(ctx)
+    out = checker.out
+    if prog is not None:
+        run_program(prog, tables, mask_A, out)
+        return plan.priority
+    return checker.check(tables, mask_A, ctx, fields)
+
+
+def round_start_decide_tables(
+    guard: Guard, proposal: int, scores_A: np.ndarray, checker: Any, ev: Any, ctx: Any
+) -> Decision:
+    """``Guard.decide_tables`` as of commit ec78127 (a fresh Decision per interception)."""
+    prio = round_start_check(checker, ev.tables, ev.mask_A, ctx, ev.fields)
+    out = checker.out
+    if not out.blocked_A.item(proposal) and not guard.rerank_soft:
+        return allowed_decision(proposal, bool(ev.needs_preempt_A.item(proposal)), prio)
+    eng = guard.engine
+    ranked = np.asarray(scores_A, dtype=float) - guard.soft_weight * (
+        out.soft_SA.T @ eng._weights_S
+    )
+    pre = ev.needs_preempt_A
+    action, code = choose(ranked, out.blocked_A, pre, proposal, prio <= guard.critical_priority)
+    reject = out.blocked_A.shape[0] - 1
+    intercepted = bool(out.blocked_A[proposal])
+    rule_ids: tuple[str, ...] = ()
+    reasons: tuple[tuple[str, str], ...] = ()
+    if intercepted:
+        ids, broken = eng.rule_ids, out.viol_RA[:, proposal].nonzero()[0].tolist()
+        rule_ids = tuple([ids[j] for j in broken])
+        if proposal != reject and ev.mask_A[proposal] == 0:
+            rule_ids += (PHYSICAL_MASK,)
+        if guard.explain:
+            reasons = tuple(checker.explain(ev.fields, ctx, proposal, broken))
+    sids = eng.soft_ids
+    soft = tuple([sids[j] for j in out.soft_SA[:, action].nonzero()[0].tolist()])
+    return Decision(
+        int(action),
+        proposal,
+        intercepted,
+        bool(pre[action]) and action != reject,
+        rule_ids,
+        reasons,
+        soft,
+        prio,
+        NOTES[code],
+    )
+
+
+class RoundStartEdgeAgent(EdgeAgent):
+    """``EdgeAgent.decide`` as of commit ec78127 (same results, same audit bytes)."""
+
+    def decide(self, local: LocalState) -> Decision:
+        clock = time.perf_counter_ns
+        t0 = clock()
+        ev = self.features(local)
+        t1 = clock()
+        logits = self._run_model()
+        proposal = int(logits.argmax())
+        t2 = clock()
+        ctx = self._ctx
+        guard = self.guard
+        if guard is not None:
+            d = round_start_decide_tables(guard, proposal, logits, self._checker, ev, ctx)
+        else:
+            d = self._mask_check(proposal, logits, ev, ctx)
+        t3 = clock()
+        audit = self.audit
+        if audit is not None:
+            engine = self.engine
+            audit.append_decision(
+                request=self._request_record(local.request, ctx),
+                decision=d,
+                ruleset_sha256=engine.sha256 if engine is not None else "",
+                model_sha256=self.model_sha256,
+            )
+        t4 = clock()
+        n = self.n_decisions
+        i = (n % self.timings_ns.shape[0]) * 4
+        tm = self._timings_flat
+        tm[i], tm[i + 1], tm[i + 2], tm[i + 3] = t1 - t0, t2 - t1, t3 - t2, t4 - t3
+        self.n_decisions = n + 1
+        self.last_evaluation = ev
+        return d
