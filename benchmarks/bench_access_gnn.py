@@ -12,7 +12,7 @@ For every training seed: the MLP teacher and the gnn teacher (``gnn_top_k`` edge
 and mode) with the same budget and seed, each timed; then ``twolayer.compare`` of
 ``teacher@gnn``, ``teacher@mlp`` and ``matching`` on the evaluation seeds (per-seed paired
 differences with 95 % t intervals and the verdict of :mod:`pcnalloc.evaluate.stats`). For
-training seed 0 also: the gnn teacher's library and distilled student (the ordinary
+the first training seed also: the gnn teacher's library and distilled student (the ordinary
 ``twolayer.library`` stages) played as ``student@`` against the same three. Finally the cost
 of the full graph (every device–subchannel pair, ``gnn_top_k = 0``): seconds per training
 episode after the warm-up, next to the top-k graph's and the MLP's. Load averages are
@@ -88,6 +88,9 @@ def main() -> None:
     ap.add_argument("--full-episodes", type=int, default=5)
     ap.add_argument("--library-episodes", type=int, default=40)
     ap.add_argument("--first-train-seed", type=int, default=0)
+    ap.add_argument("--encoders", default="mlp,gnn", help="teachers to train, of mlp,gnn")
+    ap.add_argument("--mlp-batch-size", type=int, default=None, help="default: the config's")
+    ap.add_argument("--mlp-updates", type=int, default=None, help="default: the config's")
     ap.add_argument("--gnn-batch-epochs", type=int, default=None, help="default: the config's")
     ap.add_argument("--gnn-updates", type=int, default=None, help="default: the config's")
     ap.add_argument("--out", type=Path, default=None)
@@ -109,9 +112,14 @@ def main() -> None:
         for ts in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
             run: dict[str, Any] = {"train_seed": ts}
             paths = {}
-            for enc in ("mlp", "gnn"):
+            encoders = [e for e in ("mlp", "gnn") if e in args.encoders.split(",")]
+            for enc in encoders:
                 paths[enc] = root / f"{enc}{ts}.pt"
                 extra: dict[str, Any] = {}
+                if args.mlp_batch_size is not None:
+                    extra["batch_size"] = args.mlp_batch_size
+                if args.mlp_updates is not None:
+                    extra["updates_per_epoch"] = args.mlp_updates
                 if args.gnn_batch_epochs is not None:
                     extra["gnn_batch_epochs"] = args.gnn_batch_epochs
                 if args.gnn_updates is not None:
@@ -120,17 +128,17 @@ def main() -> None:
                     episodes=args.episodes, seed=ts, encoder=enc, gnn_top_k=args.top_k, **extra
                 )
                 run[f"train_{enc}"] = train(cfg, paths[enc])
-            specs = [f"teacher@{paths['gnn']}", f"teacher@{paths['mlp']}", "matching"]
-            if ts == args.first_train_seed and args.library_episodes > 0:
+            specs = [f"teacher@{paths[e]}" for e in reversed(encoders)] + ["matching"]
+            if "gnn" in paths and ts == args.first_train_seed and args.library_episodes > 0:
                 from pcnalloc.twolayer.library import build_access_library, distill_access_student
 
                 t0 = time.perf_counter()
                 man = build_access_library(
-                    paths["gnn"], access_config(), root / "lib0", episodes=args.library_episodes
+                    paths["gnn"], access_config(), root / f"lib{ts}", episodes=args.library_episodes
                 )
                 t_lib = time.perf_counter() - t0
                 t0 = time.perf_counter()
-                summ = distill_access_student(root / "lib0", root / "student0")
+                summ = distill_access_student(root / f"lib{ts}", root / f"student{ts}")
                 run["gnn_student"] = {
                     "library_rows": man["rows"],
                     "library_s": t_lib,
@@ -138,7 +146,7 @@ def main() -> None:
                     "student": summ,
                     "loadavg": loadavg(),
                 }
-                specs.insert(1, f"student@{root / 'student0'}")  # first seed's student
+                specs.insert(1, f"student@{root / f'student{ts}'}")
             t0 = time.perf_counter()
             run["compare"] = brief(compare(specs, access_config(), seeds))
             run["compare"]["wall_s"] = time.perf_counter() - t0
@@ -152,10 +160,10 @@ def main() -> None:
     out["wall_s"] = time.perf_counter() - t_all
     out["loadavg_end"] = loadavg()
     text = json.dumps(out, indent=2, default=str)
-    for name in ("mlp", "gnn"):
-        for ts in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
+    for ts in range(args.first_train_seed, args.first_train_seed + args.train_seeds):
+        for name in ("mlp", "gnn"):
             text = text.replace(str(root / f"{name}{ts}.pt"), f"{name.upper()}{ts}")
-    text = text.replace(str(root / "student0"), "GNN_STUDENT0")
+        text = text.replace(str(root / f"student{ts}"), f"GNN_STUDENT{ts}")
     if args.out:
         from pcnalloc.fileio import write_atomic
 
