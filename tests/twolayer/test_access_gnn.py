@@ -215,3 +215,37 @@ def test_access_train_cli_gnn_smoke_and_bad_encoder(
     assert err.startswith("error:") and "\n" not in err
     assert "encoder" in err and "'mlp'" in err and "'gnn'" in err and "transformer" in err
     assert not bad.exists()
+
+
+def test_checkpoint_encoder_is_checked(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from pcnalloc.access.errors import AccessConfigError
+    from pcnalloc.twolayer.gnn import GraphQNetwork
+    from pcnalloc.twolayer.teacher import (
+        AccessTeacherConfig,
+        build_q_network,
+        load_teacher,
+        save_teacher,
+    )
+
+    tc = AccessTeacherConfig(encoder="gnn", gnn_hidden=8, gnn_top_k=2, hidden=(8,))
+    net = build_q_network(tc)
+    path = tmp_path / "t.pt"
+    save_teacher(path, net, cfg=tc, env_config=access_config(SMALL), log=[])
+    loaded, _ = load_teacher(path)
+    assert isinstance(loaded, GraphQNetwork) and loaded.top_k == 2
+    ck = torch.load(path, weights_only=True)
+    # a checkpoint from before the encoder field holds an MLP and still loads as one
+    mlp_tc = AccessTeacherConfig(hidden=(8,))
+    save_teacher(path, build_q_network(mlp_tc), cfg=mlp_tc, env_config=access_config(SMALL), log=[])
+    old = torch.load(path, weights_only=True)
+    del old["encoder"]
+    torch.save(old, path)
+    assert not isinstance(load_teacher(path)[0], GraphQNetwork)
+    # planted faults: an unknown encoder, and gnn weights labelled as an MLP
+    torch.save({**ck, "encoder": "transformer"}, path)
+    with pytest.raises(AccessConfigError, match="encoder 'transformer'; accepted: mlp, gnn"):
+        load_teacher(path)
+    torch.save({**ck, "encoder": "mlp"}, path)
+    with pytest.raises(AccessConfigError, match="cannot load access teacher"):
+        load_teacher(path)

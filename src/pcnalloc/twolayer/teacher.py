@@ -23,7 +23,7 @@ next rows, plus a reference to the episode's static subchannel/edge arrays) and 
 graph batch of ``gnn_batch_epochs`` sampled epochs at update time, ``gnn_updates_per_epoch``
 times per env step. A batch of whole epochs is correlated (its I rows share one state), so it
 needs more epochs than ⌈batch_size / I⌉ (3 at I = 100): measured with 3 epochs and 4 steps the
-graph teacher was behind the MLP one, with 8 epochs and 2 steps it was not (docs/access.md).
+graph teacher was behind the MLP one, with 8 epochs and 2 steps ahead of it (docs/access.md).
 """
 
 from __future__ import annotations
