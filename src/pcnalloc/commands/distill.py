@@ -9,8 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from pcnalloc.commands._common import console, progress_bar
+from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, EPOCHS_MAX, REQUESTS_MAX, SEED_MAX
+from pcnalloc.pipeline.config import GeneraliseStage
+
+_G = GeneraliseStage
+_GEN = GeneraliseStage()
+"""The defaults of ``generalise``: the generalise stage's fields (written once there)."""
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -186,48 +192,57 @@ def register(app: typer.Typer) -> None:
     def generalise(
         out: Annotated[Path, typer.Option(help="output folder (libraries, students, report)")],
         families: Annotated[
-            str, typer.Option(help="training scenario families, one teacher + specialist each")
-        ] = "normal,storm,fiber-cut",
+            str, typer.Option(help=field_help(_G, "families", "comma-separated"))
+        ] = list_text(_GEN.families),
         teachers: Annotated[
             str,
             typer.Option(
-                help="family=spec pairs separated by ';' (e.g. normal=cspf-pe:4;storm=llp:4); "
-                "families left out get the best heuristic at K tuned on that family"
+                help=field_help(
+                    _G,
+                    "teachers",
+                    "family=spec pairs separated by ';' (e.g. normal=cspf-pe:4;storm=llp:4)",
+                )
             ),
-        ] = "",
-        train_cases: Annotated[str, typer.Option(help="grids the libraries use (A)")] = "case30",
+        ] = ";".join(f"{f}={spec}" for f, spec in _GEN.teachers.items()),
+        train_cases: Annotated[
+            str, typer.Option(help=field_help(_G, "train_cases", "comma-separated"))
+        ] = list_text(_GEN.train_cases),
         test_cases: Annotated[
-            str, typer.Option(help="held-out grids of the report (B)")
-        ] = "case57",
+            str, typer.Option(help=field_help(_G, "test_cases", "comma-separated"))
+        ] = list_text(_GEN.test_cases),
         test_families: Annotated[
             str | None, typer.Option(help="families of the report (default: families + mixed)")
         ] = None,
-        load: Annotated[float, typer.Option(min=0.01, help="offered load ρ")] = 1.0,
-        k: Annotated[int, typer.Option(min=1, help="candidate paths K of the action layout")] = 4,
+        load: Annotated[float, typer.Option(min=0.01, help=field_help(_G, "load"))] = _GEN.load,
+        k: Annotated[int, typer.Option(min=1, max=16, help=field_help(_G, "k"))] = _GEN.k,
         episodes: Annotated[
-            int, typer.Option(min=1, max=EPISODES_MAX, help="library episodes per family")
-        ] = 16,
+            int, typer.Option(min=1, max=EPISODES_MAX, help=field_help(_G, "episodes"))
+        ] = _GEN.episodes,
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per library episode")
-        ] = 300,
+            int, typer.Option(min=1, max=REQUESTS_MAX, help=field_help(_G, "requests"))
+        ] = _GEN.requests,
         config: Annotated[Path | None, typer.Option(help="DistillConfig YAML")] = None,
         sets: SetOption = None,
         epochs: Annotated[
-            int, typer.Option(min=1, max=EPOCHS_MAX, help="distillation epochs")
-        ] = 20,
-        student: Annotated[str, typer.Option(help="edge or latent")] = "edge",
+            int, typer.Option(min=1, max=EPOCHS_MAX, help=field_help(_G, "epochs"))
+        ] = _GEN.epochs,
+        student: Annotated[str, typer.Option(help=field_help(_G, "student"))] = _GEN.student,
         arch: Annotated[str | None, typer.Option(help="student arch (see distill)")] = None,
-        eval_seeds: Annotated[str, typer.Option(help="evaluation seeds (< 1000)")] = "300-307",
+        eval_seeds: Annotated[
+            str, typer.Option(help=field_help(_G, "eval_seeds", "300-307, 1,3,7 …"))
+        ] = seeds_text(_GEN.eval_seeds),
         eval_requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per evaluation episode")
-        ] = 500,
+            int, typer.Option(min=1, max=REQUESTS_MAX, help=field_help(_G, "eval_requests"))
+        ] = _GEN.eval_requests,
         heuristics: Annotated[
-            str, typer.Option(help="heuristics tuned for the teachers and the cell baselines")
-        ] = "cspf-pe,llp,lcr,trunk,ksp-ff",
-        tune_seeds: Annotated[str, typer.Option(help="tuning seeds (≥ 1000)")] = "5000,5001",
+            str, typer.Option(help=field_help(_G, "heuristics", "comma-separated"))
+        ] = list_text(_GEN.heuristics),
+        tune_seeds: Annotated[
+            str, typer.Option(help=field_help(_G, "tune_seeds", "5000,5001 or 5000-5001"))
+        ] = seeds_text(_GEN.tune_seeds),
         tune_requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per tuning run")
-        ] = 300,
+            int, typer.Option(min=1, max=REQUESTS_MAX, help=field_help(_G, "tune_requests"))
+        ] = _GEN.tune_requests,
         overwrite: Annotated[bool, typer.Option(help="replace an existing --out")] = False,
     ) -> None:
         """Multi-policy distillation: a generalist student from scenario-specific teachers,
@@ -241,30 +256,50 @@ def register(app: typer.Typer) -> None:
         def names(text: str) -> list[str]:
             return [x.strip() for x in text.split(",") if x.strip()]
 
+        from pcnalloc.config import build
+
+        raw = {
+            "families": names(families),
+            "teachers": parse_teachers(teachers),
+            "train_cases": names(train_cases),
+            "test_cases": names(test_cases),
+            "load": load,
+            "k": k,
+            "episodes": episodes,
+            "requests": requests,
+            "epochs": epochs,
+            "student": student,
+            "eval_seeds": parse_seeds(eval_seeds),
+            "eval_requests": eval_requests,
+            "heuristics": names(heuristics),
+            "tune_seeds": parse_seeds(tune_seeds),
+            "tune_requests": tune_requests,
+        }
+        gs = build(GeneraliseStage, raw, "generalise")
         check_output(out, kind="dir", overwrite=overwrite)  # staged by run_generalise
-        cfg = distill_config(config, sets=sets or (), epochs=epochs)
+        cfg = distill_config(config, sets=sets or (), epochs=gs.epochs)
         # the config file's log folder; this run's output is DIR/student/NAME
         tb = tensorboard_output(cfg.tensorboard, tb_run(out), overwrite=overwrite)
         with tb, progress_bar() as bar:
             report = run_generalise(
                 out,
-                families=names(families),
-                teachers=parse_teachers(teachers),
-                train_cases=names(train_cases),
-                test_cases=names(test_cases),
+                families=gs.families,
+                teachers=gs.teachers,
+                train_cases=gs.train_cases,
+                test_cases=gs.test_cases,
                 test_families=None if test_families is None else names(test_families),
-                load=load,
-                k=k,
-                episodes=episodes,
-                requests=requests,
+                load=gs.load,
+                k=gs.k,
+                episodes=gs.episodes,
+                requests=gs.requests,
                 cfg=cfg,
-                student=student,
+                student=gs.student,
                 arch=arch,
-                eval_seeds=parse_seeds(eval_seeds),
-                eval_requests=eval_requests,
-                heuristics=names(heuristics),
-                tune_seeds=parse_seeds(tune_seeds),
-                tune_requests=tune_requests,
+                eval_seeds=gs.eval_seeds,
+                eval_requests=gs.eval_requests,
+                heuristics=gs.heuristics,
+                tune_seeds=gs.tune_seeds,
+                tune_requests=gs.tune_requests,
                 reporter=_BarReporter(bar),
                 overwrite=overwrite,
             )

@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from pcnalloc.config import EnvConfig, _Frozen, build, read_yaml
-from pcnalloc.core.limits import EPISODES_MAX, REQUESTS_MAX, SEED_MAX
+from pcnalloc.core.limits import EPISODES_MAX, EPOCHS_MAX, REQUESTS_MAX, SEED_MAX
 from pcnalloc.core.overrides import apply_sets
 from pcnalloc.export.config import CompileConfig
 
@@ -105,6 +105,56 @@ class DistillStage(_Frozen):
         if "seed" in self.config.model_fields_set:
             return self.config
         return self.config.model_copy(update={"seed": seed})
+
+
+class GeneraliseStage(_Frozen):
+    """``pcnalloc generalise``: a generalist student from scenario-specific teachers,
+    compared with each specialist and the best tuned heuristic on trained and held-out cells.
+
+    The command line takes its option defaults and help texts from these fields; they are
+    :func:`pcnalloc.distill.generalise.run_generalise`'s keyword defaults too (the library
+    function cannot import this module, a layer above it; a test holds the two equal).
+    """
+
+    families: tuple[str, ...] = Field(
+        ("normal", "storm", "fiber-cut"),
+        min_length=1,
+        description="training scenario families, one teacher + specialist each",
+    )
+    teachers: dict[str, str] = Field(
+        default_factory=dict,
+        description="family → classical teacher spec at K; families left out get the best "
+        "heuristic at K tuned on that family",
+    )
+    train_cases: tuple[str, ...] = Field(
+        ("case30",), min_length=1, description="grids the libraries use (A)"
+    )
+    test_cases: tuple[str, ...] = Field(
+        ("case57",), min_length=1, description="held-out grids of the report (B)"
+    )
+    load: Load = Field(1.0, description="offered load ρ of libraries and cells")
+    k: int = Field(4, ge=1, le=16, description="candidate paths K of the action layout")
+    episodes: int = Field(16, ge=1, le=EPISODES_MAX, description="library episodes per family")
+    requests: int = Field(300, ge=1, le=REQUESTS_MAX, description="decisions per library episode")
+    epochs: int = Field(20, ge=1, le=EPOCHS_MAX, description="distillation epochs")
+    student: Literal["edge", "latent"] = Field("edge", description="student kind: edge or latent")
+    eval_seeds: tuple[Annotated[int, Field(ge=0, lt=1000)], ...] = Field(
+        tuple(range(300, 308)),
+        min_length=1,
+        description="evaluation seeds (< 1000; the same for every policy and cell)",
+    )
+    eval_requests: int = Field(
+        500, ge=1, le=REQUESTS_MAX, description="decisions per evaluation episode"
+    )
+    heuristics: tuple[str, ...] = Field(
+        ("cspf-pe", "llp", "lcr", "trunk", "ksp-ff"),
+        min_length=1,
+        description="heuristics tuned for the teachers and the cell baselines",
+    )
+    tune_seeds: tuple[TrainSeed, ...] = Field(
+        (5000, 5001), min_length=1, description="tuning seeds (≥ 1000)"
+    )
+    tune_requests: int = Field(300, ge=1, le=REQUESTS_MAX, description="decisions per tuning run")
 
 
 CompileStage = CompileConfig
