@@ -12,7 +12,11 @@ from pcnalloc.commands._common import console, progress_bar
 from pcnalloc.commands._fields import field_help, list_text, seeds_text
 from pcnalloc.commands._sets import SetOption
 from pcnalloc.core.limits import EPISODES_MAX, EPOCHS_MAX, REQUESTS_MAX, SEED_MAX
-from pcnalloc.pipeline.config import GeneraliseStage
+from pcnalloc.pipeline.config import DistillStage, GeneraliseStage
+
+_DS = DistillStage.model_construct()
+"""The defaults of ``distill``: the distill stage's fields (built without validation: its
+``config`` field validates through the distill package, which loads torch)."""
 
 _G = GeneraliseStage
 _GEN = GeneraliseStage()
@@ -91,8 +95,8 @@ def register(app: typer.Typer) -> None:
         library: Annotated[Path, typer.Option(help="trajectory library folder or .parquet file")],
         out: Annotated[Path, typer.Option(help="output folder (student.pt, reports, plots)")],
         student: Annotated[
-            str, typer.Option(help="edge (reads the compact vector) or latent (teacher state)")
-        ] = "edge",
+            str, typer.Option(help=field_help(DistillStage, "student"))
+        ] = _DS.student,
         arch: Annotated[
             str | None,
             typer.Option(
@@ -114,11 +118,15 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="teacher checkpoint (.pt or folder) for the closed-loop runs"),
         ] = None,
         eval_seeds: Annotated[
-            str, typer.Option(help="closed-loop env seeds, e.g. 100-104 (needs --teacher)")
-        ] = "100-104",
+            str,
+            typer.Option(
+                help=field_help(DistillStage, "eval_seeds", "e.g. 300-304; needs --teacher")
+            ),
+        ] = seeds_text(_DS.eval_seeds),
         requests: Annotated[
-            int, typer.Option(min=1, max=REQUESTS_MAX, help="decisions per closed-loop episode")
-        ] = 1000,
+            int,
+            typer.Option(min=1, max=REQUESTS_MAX, help=field_help(DistillStage, "eval_requests")),
+        ] = _DS.eval_requests,
         epochs: Annotated[
             int | None, typer.Option(min=1, max=EPOCHS_MAX, help="override config epochs")
         ] = None,
@@ -139,11 +147,18 @@ def register(app: typer.Typer) -> None:
         """Distil LIBRARY into a STUDENT; report held-out and closed-loop fidelity."""
         from pcnalloc.commands._common import write_json
         from pcnalloc.commands._tboutput import tensorboard_output
+        from pcnalloc.config import build
         from pcnalloc.distill import distill_config
         from pcnalloc.distill.fidelity import ablation_table, fidelity_table
         from pcnalloc.distill.run import run_distillation
         from pcnalloc.fileio import check_output, staged_dir
 
+        stage = {
+            "student": student,
+            "eval_seeds": parse_seeds(eval_seeds),
+            "eval_requests": requests,
+        }
+        build(DistillStage, stage, "distill")
         check_output(out, kind="dir", overwrite=overwrite)
         if json_out is not None:
             check_output(json_out, kind="file", overwrite=overwrite, flag="--json")

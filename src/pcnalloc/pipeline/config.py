@@ -76,7 +76,13 @@ class LibraryStage(_Frozen):
 
 
 class DistillStage(_Frozen):
-    """Constrained distillation into the edge student.
+    """Constrained distillation into the edge student (``pcnalloc distill`` and the main job).
+
+    The command line takes its student, closed-loop seeds and requests from these fields.
+    ``eval_seeds`` 300-304: five paired seeds in the fidelity range (300+, apart from the main
+    job's evaluation seeds 100+); the command line used 100-104, inside that range, and this
+    class 300-301, until both read this field. ``run_default.yaml`` sets the main job's one
+    seed (300) and 500 requests.
 
     ``config`` is a :class:`~pcnalloc.distill.config.DistillConfig` built from the section's
     overrides (a bad key fails when the file is read); it dumps back to those overrides, so
@@ -84,14 +90,19 @@ class DistillStage(_Frozen):
     section sets one (:meth:`distill_config`).
     """
 
-    student: Literal["edge", "latent"] = Field("edge", description="student kind")
+    student: Literal["edge", "latent"] = Field(
+        "edge",
+        description="student kind: edge (reads the compact vector) or latent (teacher state)",
+    )
     config: DistillOverrides = Field(
         default_factory=dict,
         validate_default=True,
         description="DistillConfig overrides (tau, lambda_hard, epochs …)",
     )
     ablation: bool = Field(True, description="also train KL-only, +hard, +hard+soft")
-    eval_seeds: tuple[Seed, ...] = Field((300, 301), description="closed-loop fidelity seeds")
+    eval_seeds: tuple[Seed, ...] = Field(
+        (300, 301, 302, 303, 304), description="closed-loop fidelity seeds"
+    )
     eval_requests: int = Field(
         1000, ge=1, le=REQUESTS_MAX, description="decisions per closed-loop episode"
     )
