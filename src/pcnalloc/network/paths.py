@@ -592,8 +592,10 @@ class PathCache:
         prim = _pack(primaries, self.net)
         backups: list[list[int]] = []
         # without two link-disjoint routes no primary has a backup and no pair exists (the
-        # searches below would all fail); the reference engine searches anyway
-        pairable = self.engine == "reference" or self.two_edge_connected(src, dst, failed)
+        # searches below would all fail); failing links only take such routes away, so the
+        # intact topology's answer holds under any cut (one bridge search per cache, not per
+        # cut state: ~0.2 s on case9241pegase). The reference engine searches anyway.
+        pairable = self.engine == "reference" or self.two_edge_connected(src, dst)
         for i in range(len(primaries)):
             own = prim.links_PH[i][prim.links_PH[i] < self.net.n_links]
             alt = self._search(src, dst, 1, (*failed, *own.tolist())) if pairable else []
