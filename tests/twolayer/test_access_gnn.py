@@ -236,7 +236,7 @@ def test_checkpoint_encoder_is_checked(tmp_path: Path) -> None:
     assert isinstance(loaded, GraphQNetwork) and loaded.top_k == 2
     ck = torch.load(path, weights_only=True)
     # a checkpoint from before the encoder field holds an MLP and still loads as one
-    mlp_tc = AccessTeacherConfig(hidden=(8,))
+    mlp_tc = AccessTeacherConfig(hidden=(8,), encoder="mlp")
     save_teacher(path, build_q_network(mlp_tc), cfg=mlp_tc, env_config=access_config(SMALL), log=[])
     old = torch.load(path, weights_only=True)
     del old["encoder"]

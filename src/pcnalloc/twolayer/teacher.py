@@ -14,9 +14,10 @@ Q gap. The TD target is the project's :func:`pcnalloc.teacher.dqn.double_dqn_tar
 training seeds start at :data:`pcnalloc.teacher.TRAIN_SEED_BASE`, disjoint from evaluation
 seeds. Transitions always bootstrap: the queues go on after the last epoch of an episode.
 
-Two encoders (``AccessTeacherConfig.encoder``): ``mlp`` (the default), the shared MLP on each
-device's row; ``gnn``, a GATv2 network over the device–subchannel graph
-(:mod:`.graph`, :mod:`.gnn`) whose output is the same per-device (Q(PLC), Q(5G)), so exploration,
+Two encoders (``AccessTeacherConfig.encoder``): ``gnn`` (the default, ahead of the MLP teacher
+on three of three trainings, docs/access.md), a GATv2 network over the device–subchannel graph
+(:mod:`.graph`, :mod:`.gnn`); ``mlp``, the shared MLP on each device's row (about a third of the
+training time). Both output the same per-device (Q(PLC), Q(5G)), so exploration,
 the C3/C4 cap, the TD target and everything downstream (library, student, artifact) are
 shared. The graph teacher's replay holds whole epochs (the I device rows, modes, rewards and
 next rows, plus a reference to the episode's static subchannel/edge arrays) and builds the
@@ -75,9 +76,9 @@ class AccessTeacherConfig(BaseModel):
         (64, 64), description="hidden widths of the Q network (of its head with encoder gnn)"
     )
     encoder: Literal["mlp", "gnn"] = Field(
-        "mlp",
-        description="mlp: the shared per-device MLP on the device rows; gnn: GATv2 message "
-        "passing over the device–subchannel graph, then the per-device head",
+        "gnn",
+        description="gnn: GATv2 message passing over the device–subchannel graph, then the "
+        "per-device head; mlp: the shared per-device MLP on the device rows (faster to train)",
     )
     gnn_hidden: int = Field(32, ge=1, description="node embedding width of the gnn encoder")
     gnn_rounds: int = Field(
