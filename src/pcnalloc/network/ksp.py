@@ -76,6 +76,7 @@ def _astar(  # noqa: C901 - one compiled search with its tie check
     node_off: np.ndarray,
     link_off: np.ndarray,
     scratch: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    cap: float,
 ) -> tuple[np.ndarray, bool]:
     """Shortest path ``src`` → ``dst`` avoiding flagged sites and links (A*, heuristic ``h``
     = distance to ``dst`` on a supergraph, so consistent).
@@ -84,7 +85,8 @@ def _astar(  # noqa: C901 - one compiled search with its tie check
     one: a site on it is reached by two routes of latency within :data:`TIE_RTOL`. Every
     site that can lie on an equally short route has f ≤ the path's latency, so the search
     goes on popping up to that bound before it answers. ``scratch`` = (g, pred, closed,
-    tie) arrays of length N, returned to their initial state (inf, -1, 0, 0).
+    tie) arrays of length N, returned to their initial state (inf, -1, 0, 0). A route
+    longer than ``cap`` counts as none.
     """
     g, pred, closed, tie_N = scratch
     touched = List()
@@ -93,7 +95,7 @@ def _astar(  # noqa: C901 - one compiled search with its tie check
     heap = [(h[src], 0, src)]
     seq = 1
     found = False
-    bound = np.inf
+    bound = cap  # no route longer than this is wanted
     while heap:
         f, _, u = heapq.heappop(heap)
         if f > bound:
@@ -103,7 +105,7 @@ def _astar(  # noqa: C901 - one compiled search with its tie check
         closed[u] = 1
         if u == dst and not found:
             found = True
-            bound = g[dst] * (1.0 + TIE_RTOL)
+            bound = min(bound, g[dst] * (1.0 + TIE_RTOL))
             continue
         gu = g[u]
         for j in range(indptr[u], indptr[u + 1]):
@@ -157,6 +159,14 @@ def _arc_link(indptr: np.ndarray, nbr: np.ndarray, lnk: np.ndarray, a: int, b: i
 
 
 @njit(cache=True, nogil=True)
+def _arc_w(indptr: np.ndarray, nbr: np.ndarray, wt: np.ndarray, a: int, b: int) -> float:
+    for j in range(indptr[a], indptr[a + 1]):
+        if nbr[j] == b:
+            return wt[j]
+    return np.inf
+
+
+@njit(cache=True, nogil=True)
 def _cost(indptr: np.ndarray, nbr: np.ndarray, wt: np.ndarray, p: np.ndarray) -> float:
     c = 0.0
     for i in range(p.size - 1):
@@ -201,7 +211,7 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
         ``(sites_PL, n_P, tie)``: path p is ``sites_PL[p, :n_P[p]]`` (padded with -1),
         P ≤ k; ``tie`` when the answer may depend on how ties are broken — a search met two
         routes of equal latency, or two of the K + 1 shortest paths are equally long (the
-        (K+1)-th is searched for that check).
+        last round only looks for a route as short as the K-th: spur searches capped there).
     """
     N = indptr.size - 1
     A = List()
@@ -243,7 +253,7 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
                 v = tree_pred[v]
     else:
         tie = False
-        p0, tie = _astar(indptr, nbr, wt, lnk, src, dst, h, node_off, link_off, scratch)
+        p0, tie = _astar(indptr, nbr, wt, lnk, src, dst, h, node_off, link_off, scratch, np.inf)
     if p0.size == 0:
         return empty[0], empty[1], False
     A.append(p0)
@@ -263,8 +273,21 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
     blocked.pop()
     for _ in range(1, k + 1):
         prev = A[len(A) - 1]
+        # the round after the K-th path only asks whether a route as short as it exists
+        # (a tie over which path is K-th): spur searches capped at that latency
+        last = len(A) == k
+        c_k = A_cost[len(A) - 1]
+        if last:
+            for c in B_cost:
+                if c - c_k <= TIE_RTOL * c:
+                    tie = True
+            if tie:
+                break
+        root = 0.0
         for i in range(prev.size - 1):
             spur = prev[i]
+            if i > 0:
+                root += _arc_w(indptr, nbr, wt, prev[i - 1], spur)
             if bridge_E[_arc_link(indptr, nbr, lnk, spur, prev[i + 1])]:
                 continue
             for j in range(i):
@@ -281,7 +304,10 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
                         if not link_off[e]:
                             link_off[e] = 1
                             blocked.append(e)
-            sp, sp_tie = _astar(indptr, nbr, wt, lnk, spur, dst, h, node_off, link_off, scratch)
+            cap = c_k * (1.0 + 2.0 * TIE_RTOL) - root if last else np.inf
+            sp, sp_tie = _astar(
+                indptr, nbr, wt, lnk, spur, dst, h, node_off, link_off, scratch, cap
+            )
             for j in range(i):
                 node_off[prev[j]] = 0
             for e in blocked:
@@ -292,6 +318,12 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
             cand = np.empty(i + sp.size, dtype=np.int64)
             cand[:i] = prev[:i]
             cand[i:] = sp
+            cost = _cost(indptr, nbr, wt, cand)
+            if last:
+                if cost - c_k <= TIE_RTOL * cost:
+                    tie = True
+                    break
+                continue
             dup = False
             for q in B:
                 if q.size == cand.size and (q == cand).all():
@@ -299,9 +331,9 @@ def tree_yen(  # noqa: C901 - one compiled Yen loop
                     break
             if not dup:
                 B.append(cand)
-                B_cost.append(_cost(indptr, nbr, wt, cand))
+                B_cost.append(cost)
                 B_tie.append(sp_tie)
-        if len(B) == 0:
+        if last or len(B) == 0:
             break
         best = 0
         for j in range(1, len(B)):
