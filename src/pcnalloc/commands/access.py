@@ -25,15 +25,15 @@ def _compile_help(field: str) -> str:
 
 def _teacher_help(field: str) -> str:
     """An ``access train`` option's help: the access teacher config field's description
-    (read from the pydantic schema without importing torch)."""
-    from pcnalloc.twolayer.teacher import AccessTeacherConfig
+    (read from the pydantic schema without importing torch or the access model)."""
+    from pcnalloc.twolayer.teacher_config import AccessTeacherConfig
 
     return str(AccessTeacherConfig.model_fields[field].description)
 
 
 def _teacher_default(field: str) -> str:
     """An ``access train`` option's default: the access teacher config field's."""
-    from pcnalloc.twolayer.teacher import AccessTeacherConfig
+    from pcnalloc.twolayer.teacher_config import AccessTeacherConfig
 
     return str(AccessTeacherConfig.model_fields[field].default)
 
