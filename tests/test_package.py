@@ -28,6 +28,29 @@ def test_import_pcnalloc_is_cheap_and_registers_the_env() -> None:
     assert out == "[] True"
 
 
+CLI_HEAVY = ("torch", "pandapower", "pcnalloc.envs", "scipy.stats", "pcnalloc.access.model")
+"""Modules the command line must not load to start (each costs 0.3-10 s of start-up)."""
+
+
+def _cli_heavy(extra: str = "") -> list[str]:
+    return eval(
+        _run(
+            f"import sys\n{extra}import pcnalloc.cli\n"
+            f"print([m for m in {CLI_HEAVY!r} if m in sys.modules])"
+        )
+    )
+
+
+def test_the_command_line_starts_without_the_heavy_stacks() -> None:
+    """Option defaults and help texts come from light config modules (the first message
+    within a second): a verb that reads them through a heavy module slows every command."""
+    assert _cli_heavy() == []
+
+
+def test_the_start_check_catches_a_planted_heavy_import() -> None:
+    assert _cli_heavy("import scipy.stats\n") == ["scipy.stats"]
+
+
 def test_gym_make_after_import_pcnalloc_only() -> None:
     out = _run(
         "import pcnalloc, gymnasium as gym\n"
