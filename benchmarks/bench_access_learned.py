@@ -98,6 +98,12 @@ def main() -> None:
     ap.add_argument("--episodes", type=int, default=120)
     ap.add_argument("--library-episodes", type=int, default=40)
     ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument(
+        "--encoder",
+        choices=("mlp", "gnn"),
+        default=AccessTeacherConfig.model_fields["encoder"].default,
+        help="access teacher encoder (the documented tables before the gnn teacher: mlp)",
+    )
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     seeds = list(range(args.seeds))
@@ -106,6 +112,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "eval_seeds": seeds,
+        "encoder": args.encoder,
         "loadavg_start": loadavg(),
         "runs": [],
     }
@@ -117,7 +124,7 @@ def main() -> None:
             rep = train_pipeline(
                 folder,
                 access_config(),
-                AccessTeacherConfig(episodes=args.episodes, seed=ts),
+                AccessTeacherConfig(episodes=args.episodes, seed=ts, encoder=args.encoder),
                 library_episodes=args.library_episodes,
             )
             run: dict[str, Any] = {
